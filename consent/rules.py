@@ -1,0 +1,88 @@
+"""The rules: how a consent history changes and what it allows at processing time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from consent.model import GENESIS, ConsentRevision, ConsentState, Evidence
+from hub.errors import ConflictError
+
+
+def next_revision(
+    history: Sequence[ConsentRevision],
+    *,
+    person_id: str,
+    recipient: str,
+    event_type: str,
+    state: ConsentState,
+    evidence: Evidence,
+) -> ConsentRevision:
+    """The revision that records ``state``, chained after ``history`` (oldest first).
+
+    Withdrawing a consent that is not in force is refused: the record would claim a change that
+    did not happen. Granting twice is allowed; it renews the evidence.
+    """
+    previous = history[-1] if history else None
+    if state is ConsentState.WITHDRAWN and (previous is None or previous.state is not ConsentState.GIVEN):
+        raise ConflictError(
+            f"there is no consent in force for recipient {recipient!r} and event type "
+            f"{event_type!r} to withdraw; run 'tellonce consent show' to see what is recorded"
+        )
+    seq = previous.seq + 1 if previous else 1
+    prev_hash = previous.hash if previous else GENESIS
+    return ConsentRevision(
+        person_id=person_id,
+        recipient=recipient,
+        event_type=event_type,
+        seq=seq,
+        state=state,
+        evidence=evidence,
+        prev_hash=prev_hash,
+        hash=ConsentRevision.digest(
+            person_id=person_id,
+            recipient=recipient,
+            event_type=event_type,
+            seq=seq,
+            state=state,
+            evidence=evidence,
+            prev_hash=prev_hash,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentDecision:
+    """Send, or withhold with a reason code; ``revision`` is what the decision relied on."""
+
+    send: bool
+    reason: str
+    revision: ConsentRevision | None
+
+
+def decide_disclosure(
+    history: Sequence[ConsentRevision], *, recipient_linked: bool
+) -> ConsentDecision:
+    """Decide from the consent history (oldest first) of one (person, recipient, event type).
+
+    Only the latest revision counts: consent is evaluated when the event is processed, so a
+    withdrawal recorded before processing stops the disclosure.
+    """
+    latest = history[-1] if history else None
+    if latest is None:
+        return ConsentDecision(send=False, reason="no_consent", revision=None)
+    if latest.state is ConsentState.WITHDRAWN:
+        return ConsentDecision(send=False, reason="consent_withdrawn", revision=latest)
+    if not recipient_linked:
+        return ConsentDecision(send=False, reason="no_identity_link", revision=latest)
+    return ConsentDecision(send=True, reason="consent_given", revision=latest)
+
+
+def verify_history(history: Sequence[ConsentRevision]) -> int | None:
+    """Index of the first revision whose hash or link is broken, or None when all verify."""
+    previous: ConsentRevision | None = None
+    for index, revision in enumerate(history):
+        if not revision.verifies(previous):
+            return index
+        previous = revision
+    return None

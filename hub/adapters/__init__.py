@@ -1,0 +1,1 @@
+"""Adapters: the only modules that import Kafka, SQL, Avro or crypto libraries."""

@@ -1,0 +1,190 @@
+"""kafka-python adapters: producer, bounded consumer source, topic admin.
+
+Consumers never auto-commit and start from the earliest record; they read committed records
+only. Tansu completes a consumer-group join only after the rebalance timeout, which kafka-python
+ties to ``max_poll_interval_ms`` (300 s by default: no join in 15 s; 5 s joins in about 3 s),
+so the settings pass a short interval and keep batches small enough to fit in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from hub.errors import BrokerError
+from hub.model import Headers, InboundMessage
+from hub.ports import OffsetLookup
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerTuning:
+    max_poll_interval_ms: int = 5_000
+    session_timeout_ms: int = 6_000
+    heartbeat_interval_ms: int = 1_000
+    request_timeout_ms: int = 15_000
+
+
+class KafkaSink:
+    """hub.ports.Producer on kafka-python: idempotent, acks=all, ordered per key."""
+
+    def __init__(self, bootstrap: str, *, client_id: str = "tellonce") -> None:
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                client_id=client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                retries=5,
+            )
+        except KafkaError as exc:
+            raise BrokerError(f"cannot connect a producer to {bootstrap}: {exc}") from exc
+        self._futures: list[Any] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+        try:
+            self._futures.append(self._producer.send(topic, key=key, value=value, headers=headers))
+        except KafkaError as exc:
+            raise BrokerError(f"cannot publish to {topic}: {exc}") from exc
+
+    def flush(self) -> None:
+        futures, self._futures = self._futures, []
+        try:
+            self._producer.flush(timeout=30)
+            for future in futures:
+                future.get(timeout=30)
+        except KafkaError as exc:
+            raise BrokerError(f"the broker did not acknowledge a publish: {exc}") from exc
+
+    def close(self) -> None:
+        self._producer.close(timeout=5)
+
+
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("partitions revoked", count=len(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._source.seek_stored(assigned)
+
+
+class KafkaSource:
+    """hub.ports.MessageSource: a consumer-group member that positions itself.
+
+    With ``offset_lookup`` the positions come from the caller (the hub's database); without it
+    they come from offsets committed to Kafka (connectors, whose sinks dedupe).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Iterable[str],
+        *,
+        group_id: str,
+        offset_lookup: OffsetLookup | None = None,
+        tuning: ConsumerTuning | None = None,
+        client_id: str = "tellonce",
+    ) -> None:
+        tuning = tuning or ConsumerTuning()
+        self._lookup = offset_lookup
+        try:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=bootstrap,
+                client_id=client_id,
+                group_id=group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                max_poll_interval_ms=tuning.max_poll_interval_ms,
+                session_timeout_ms=tuning.session_timeout_ms,
+                heartbeat_interval_ms=tuning.heartbeat_interval_ms,
+                request_timeout_ms=tuning.request_timeout_ms,
+            )
+            self._consumer.subscribe(list(topics), listener=_SeekToStored(self))
+        except KafkaError as exc:
+            raise BrokerError(f"cannot connect a consumer to {bootstrap}: {exc}") from exc
+
+    def seek_stored(self, partitions: Iterable[TopicPartition]) -> None:
+        if self._lookup is None:
+            return
+        for tp in partitions:
+            stored = self._lookup(tp.topic, tp.partition)
+            if stored is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, stored)
+            log.info("partition positioned", topic=tp.topic, partition=tp.partition, offset=stored)
+
+    def poll(self, max_records: int, timeout_ms: int) -> list[InboundMessage]:
+        try:
+            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise BrokerError(f"polling failed: {exc}") from exc
+        out = [
+            InboundMessage(
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                key=r.key,
+                value=r.value,
+                headers=[(k, v if v is not None else b"") for k, v in (r.headers or [])],
+            )
+            for records in batches.values()
+            for r in records
+        ]
+        out.sort(key=lambda m: (m.topic, m.partition, m.offset))
+        return out
+
+    @property
+    def assigned(self) -> int:
+        return len(self._consumer.assignment())
+
+    def rewind(self) -> None:
+        self.seek_stored(self._consumer.assignment())
+
+    def commit(self) -> None:
+        try:
+            self._consumer.commit()
+        except KafkaError as exc:
+            raise BrokerError(f"offset commit failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) -> None:
+    """Create the topics that do not exist yet (idempotent)."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tellonce-admin")
+    except KafkaError as exc:
+        raise BrokerError(
+            f"cannot reach the broker at {bootstrap}: {exc}; is it running? "
+            "('tellonce broker' starts one)"
+        ) from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass
+            log.info("topics created", topics=missing)
+    except KafkaError as exc:
+        raise BrokerError(f"cannot create topics on {bootstrap}: {exc}") from exc
+    finally:
+        admin.close()

@@ -1,0 +1,484 @@
+"""The Store port on SQLAlchemy 2.x: SQLite (embedded default) or PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+
+from consent.model import ConsentRevision, ConsentState, Evidence, IdentityLink
+from hub.adapters.sql import migrate
+from hub.adapters.sql.tables import (
+    audit_log,
+    consent_revisions,
+    consumer_offsets,
+    decisions,
+    events,
+    identity_links,
+    outbox,
+    persons,
+    rejections,
+)
+from hub.errors import ConfigError, StoreError
+from hub.model import (
+    AcceptedEvent,
+    AuditRecord,
+    Decision,
+    Outcome,
+    OutboxMessage,
+    RejectionRecord,
+)
+
+log = structlog.get_logger(__name__)
+
+# Bound IN lists; SQLite allows 32k parameters, PostgreSQL 65k, and plans stay small.
+CHUNK = 500
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain postgresql:// URLs and use the psycopg 3 driver tellonce installs."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything tellonce stores is UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+class SqlStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate_schema: bool = True) -> SqlStore:
+        try:
+            parsed = make_url(normalise_url(url))
+        except ArgumentError as exc:
+            raise ConfigError(
+                f"store URL is not a database URL ({exc}); use e.g. sqlite:///tellonce.db or "
+                "postgresql://user@host:5432/dbname"
+            ) from None
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed, connect_args={"timeout": 30})
+            _sqlite_pragmas(engine)
+        else:
+            try:
+                engine = create_engine(parsed, pool_pre_ping=True)
+            except (ArgumentError, ModuleNotFoundError) as exc:
+                raise ConfigError(
+                    f"cannot use database driver for {parsed.drivername}: {exc}; "
+                    "for PostgreSQL install tellonce[postgres]"
+                ) from None
+        store = cls(engine)
+        if migrate_schema:
+            try:
+                migrate.upgrade(engine)
+            except DBAPIError as exc:
+                raise StoreError(
+                    f"cannot reach or migrate the database at {parsed.render_as_string()}: "
+                    f"{exc.orig.__class__.__name__}; check the store URL and that it is running"
+                ) from exc
+        return store
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        try:
+            with self.engine.begin() as connection:
+                yield SqlTransaction(connection)
+        except IntegrityError as exc:
+            # A concurrent writer took the same sequence number or id: safe to retry.
+            raise StoreError(
+                f"a concurrent write conflicted ({exc.orig.__class__.__name__}); retry"
+            ) from exc
+        except DBAPIError as exc:
+            raise StoreError(
+                f"database error ({exc.orig.__class__.__name__}); the batch was rolled back",
+                retriable=True,
+            ) from exc
+
+    # -- queries for reports and tests -------------------------------------------------------
+
+    def _all(self, statement: Any) -> list[Row[Any]]:
+        with self.engine.connect() as connection:
+            return list(connection.execute(statement))
+
+    def events(self) -> list[AcceptedEvent]:
+        return [_event(r) for r in self._all(select(events).order_by(events.c.id))]
+
+    def decisions(self) -> list[Decision]:
+        return [_decision(r) for r in self._all(select(decisions).order_by(decisions.c.id))]
+
+    def rejections(self) -> list[RejectionRecord]:
+        return [_rejection(r) for r in self._all(select(rejections).order_by(rejections.c.id))]
+
+    def audit_records(self) -> Iterator[AuditRecord]:
+        with self.engine.connect() as connection:
+            result = connection.execution_options(yield_per=1000).execute(
+                select(audit_log).order_by(audit_log.c.seq)
+            )
+            for row in result:
+                yield _audit(row)
+
+    def outbox_backlog(self) -> int:
+        query = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+        return int(self._all(query)[0][0])
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" below issue BEGIN IMMEDIATE: the write lock is taken up front,
+        # so two writers queue on busy_timeout instead of failing on a lock upgrade.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlTransaction:
+    """Implements hub.ports.Transaction on one open connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    # -- offsets -----------------------------------------------------------------------------
+
+    def offsets(self, group: str, topic: str) -> dict[int, int]:
+        rows = self._c.execute(
+            select(consumer_offsets.c.kafka_partition, consumer_offsets.c.next_offset).where(
+                consumer_offsets.c.group_id == group, consumer_offsets.c.topic == topic
+            )
+        )
+        return {int(p): int(o) for p, o in rows}
+
+    def save_offsets(self, group: str, topic: str, next_offsets: dict[int, int]) -> None:
+        current = self.offsets(group, topic)
+        for partition, next_offset in next_offsets.items():
+            if partition in current:
+                self._c.execute(
+                    update(consumer_offsets)
+                    .where(
+                        consumer_offsets.c.group_id == group,
+                        consumer_offsets.c.topic == topic,
+                        consumer_offsets.c.kafka_partition == partition,
+                    )
+                    .values(next_offset=next_offset)
+                )
+            else:
+                self._c.execute(
+                    insert(consumer_offsets).values(
+                        group_id=group,
+                        topic=topic,
+                        kafka_partition=partition,
+                        next_offset=next_offset,
+                    )
+                )
+
+    # -- identity and consent ----------------------------------------------------------------
+
+    def persons_for(self, program: str, local_ids: Iterable[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(local_ids))):
+            rows = self._c.execute(
+                select(identity_links.c.local_id, identity_links.c.person_id).where(
+                    identity_links.c.program == program, identity_links.c.local_id.in_(chunk)
+                )
+            )
+            found.update({local: person for local, person in rows})
+        return found
+
+    def links_of(self, person_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        for chunk in _chunks(sorted(set(person_ids))):
+            rows = self._c.execute(
+                select(
+                    identity_links.c.person_id,
+                    identity_links.c.program,
+                    identity_links.c.local_id,
+                ).where(identity_links.c.person_id.in_(chunk))
+            )
+            for person, program, local in rows:
+                found.setdefault(person, {})[program] = local
+        return found
+
+    def link_records(self, person_id: str) -> list[IdentityLink]:
+        rows = self._c.execute(
+            select(identity_links)
+            .where(identity_links.c.person_id == person_id)
+            .order_by(identity_links.c.id)
+        )
+        return [
+            IdentityLink(
+                person_id=r.person_id,
+                program=r.program,
+                local_id=r.local_id,
+                evidence=Evidence(r.channel, r.actor, datetime.fromisoformat(r.recorded_at)),
+            )
+            for r in rows
+        ]
+
+    def person_exists(self, person_id: str) -> bool:
+        query = select(persons.c.person_id).where(persons.c.person_id == person_id)
+        return self._c.execute(query).first() is not None
+
+    def add_person(self, person_id: str, at: datetime) -> None:
+        self._c.execute(insert(persons).values(person_id=person_id, created_at=at))
+
+    def add_link(self, link: IdentityLink) -> None:
+        self._c.execute(
+            insert(identity_links).values(
+                person_id=link.person_id,
+                program=link.program,
+                local_id=link.local_id,
+                channel=link.evidence.channel,
+                actor=link.evidence.actor,
+                recorded_at=link.evidence.recorded_at.isoformat(),
+            )
+        )
+
+    def consent_history(
+        self, person_ids: Iterable[str]
+    ) -> dict[tuple[str, str, str], list[ConsentRevision]]:
+        found: dict[tuple[str, str, str], list[ConsentRevision]] = {}
+        for chunk in _chunks(sorted(set(person_ids))):
+            rows = self._c.execute(
+                select(consent_revisions)
+                .where(consent_revisions.c.person_id.in_(chunk))
+                .order_by(consent_revisions.c.seq)
+            )
+            for r in rows:
+                revision = ConsentRevision(
+                    person_id=r.person_id,
+                    recipient=r.recipient,
+                    event_type=r.event_type,
+                    seq=r.seq,
+                    state=ConsentState(r.state),
+                    evidence=Evidence(r.channel, r.actor, datetime.fromisoformat(r.recorded_at)),
+                    prev_hash=r.prev_hash,
+                    hash=r.hash,
+                )
+                key = (revision.person_id, revision.recipient, revision.event_type)
+                found.setdefault(key, []).append(revision)
+        return found
+
+    def add_consent(self, revision: ConsentRevision) -> None:
+        self._c.execute(
+            insert(consent_revisions).values(
+                person_id=revision.person_id,
+                recipient=revision.recipient,
+                event_type=revision.event_type,
+                seq=revision.seq,
+                state=revision.state.value,
+                channel=revision.evidence.channel,
+                actor=revision.evidence.actor,
+                recorded_at=revision.evidence.recorded_at.isoformat(),
+                prev_hash=revision.prev_hash,
+                hash=revision.hash,
+            )
+        )
+
+    # -- processing results ------------------------------------------------------------------
+
+    def known_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(sorted(set(keys))):
+            rows = self._c.execute(
+                select(events.c.source, events.c.event_id).where(
+                    tuple_(events.c.source, events.c.event_id).in_(chunk)
+                )
+            )
+            found.update((s, e) for s, e in rows)
+        return found
+
+    def add_event(self, event: AcceptedEvent) -> None:
+        self._c.execute(
+            insert(events).values(
+                source=event.source,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                event_time=event.time,
+                person_id=event.person_id,
+                kafka_topic=event.topic,
+                kafka_partition=event.partition,
+                kafka_offset=event.offset,
+                processed_at=event.processed_at,
+            )
+        )
+
+    def add_decision(self, decision: Decision) -> None:
+        self._c.execute(
+            insert(decisions).values(
+                source=decision.source,
+                event_id=decision.event_id,
+                recipient=decision.recipient,
+                outcome=decision.outcome.value,
+                reason=decision.reason,
+                consent_revision=decision.consent_revision,
+                notification_id=decision.notification_id,
+                fields=list(decision.fields),
+                decided_at=decision.decided_at,
+            )
+        )
+
+    def add_rejection(self, rejection: RejectionRecord) -> None:
+        self._c.execute(
+            insert(rejections).values(
+                kafka_topic=rejection.topic,
+                kafka_partition=rejection.partition,
+                kafka_offset=rejection.offset,
+                reason=rejection.reason,
+                detail=rejection.detail,
+                source=rejection.source,
+                event_id=rejection.event_id,
+                rejected_at=rejection.rejected_at,
+            )
+        )
+
+    def add_outbox(self, message: OutboxMessage) -> None:
+        self._c.execute(
+            insert(outbox).values(
+                message_id=message.message_id,
+                topic=message.topic,
+                key=message.key,
+                value=message.value,
+                headers=[[k, base64.b64encode(v).decode()] for k, v in message.headers],
+                created_at=message.created_at,
+            )
+        )
+
+    def last_audit(self) -> AuditRecord | None:
+        row = self._c.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
+        return _audit(row) if row else None
+
+    def add_audit(self, record: AuditRecord) -> None:
+        self._c.execute(
+            insert(audit_log).values(
+                seq=record.seq,
+                kind=record.kind,
+                data=record.data,
+                recorded_at=record.recorded_at.isoformat(),
+                prev_hash=record.prev_hash,
+                hash=record.hash,
+            )
+        )
+
+    # -- relay -------------------------------------------------------------------------------
+
+    def pending_outbox(self, limit: int) -> list[OutboxMessage]:
+        rows = self._c.execute(
+            select(outbox)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(limit)
+        )
+        return [
+            OutboxMessage(
+                message_id=r.message_id,
+                topic=r.topic,
+                key=r.key,
+                value=r.value,
+                headers=[(k, base64.b64decode(v)) for k, v in r.headers],
+                created_at=_utc(r.created_at),
+                seq=r.seq,
+            )
+            for r in rows
+        ]
+
+    def mark_published(self, message_ids: Sequence[str], at: datetime) -> None:
+        for chunk in _chunks(list(message_ids)):
+            self._c.execute(
+                update(outbox).where(outbox.c.message_id.in_(chunk)).values(published_at=at)
+            )
+
+
+# -- row mappers -----------------------------------------------------------------------------
+
+
+def _event(r: Row[Any]) -> AcceptedEvent:
+    return AcceptedEvent(
+        source=r.source,
+        event_id=r.event_id,
+        event_type=r.event_type,
+        time=_utc(r.event_time),
+        person_id=r.person_id,
+        topic=r.kafka_topic,
+        partition=r.kafka_partition,
+        offset=r.kafka_offset,
+        processed_at=_utc(r.processed_at),
+    )
+
+
+def _decision(r: Row[Any]) -> Decision:
+    return Decision(
+        source=r.source,
+        event_id=r.event_id,
+        recipient=r.recipient,
+        outcome=Outcome(r.outcome),
+        reason=r.reason,
+        consent_revision=r.consent_revision,
+        notification_id=r.notification_id,
+        fields=tuple(r.fields),
+        decided_at=_utc(r.decided_at),
+    )
+
+
+def _rejection(r: Row[Any]) -> RejectionRecord:
+    return RejectionRecord(
+        topic=r.kafka_topic,
+        partition=r.kafka_partition,
+        offset=r.kafka_offset,
+        reason=r.reason,
+        detail=r.detail,
+        source=r.source,
+        event_id=r.event_id,
+        rejected_at=_utc(r.rejected_at),
+    )
+
+
+def _audit(r: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        seq=int(r.seq),
+        kind=r.kind,
+        data=dict(r.data),
+        recorded_at=datetime.fromisoformat(r.recorded_at),
+        prev_hash=r.prev_hash,
+        hash=r.hash,
+    )
+
+
+__all__ = ["SQLAlchemyError", "SqlStore", "SqlTransaction", "normalise_url"]

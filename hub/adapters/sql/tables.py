@@ -1,0 +1,164 @@
+"""Table definitions. Unique constraints make duplicates impossible, not unlikely.
+
+The schema is created and evolved by the Alembic migrations beside this module; these Table
+objects are what the store queries with, and a test checks they match the migrated database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Stable constraint names so migrations can refer to them on every database.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(36)
+PROGRAM = String(63)
+LOCAL_ID = String(64)
+EVENT_ID = String(256)
+HASH = String(64)
+# Times that are hashed (audit, consent) are kept as the exact ISO text that was hashed.
+HASHED_TIME = String(40)
+
+persons = Table(
+    "persons",
+    metadata,
+    Column("person_id", ID, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+identity_links = Table(
+    "identity_links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("person_id", ID, ForeignKey("persons.person_id"), nullable=False),
+    Column("program", PROGRAM, nullable=False),
+    Column("local_id", LOCAL_ID, nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("recorded_at", HASHED_TIME, nullable=False),
+    UniqueConstraint("program", "local_id"),
+    UniqueConstraint("person_id", "program"),
+)
+
+consent_revisions = Table(
+    "consent_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("person_id", ID, ForeignKey("persons.person_id"), nullable=False),
+    Column("recipient", PROGRAM, nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("recorded_at", HASHED_TIME, nullable=False),
+    Column("prev_hash", HASH, nullable=False),
+    Column("hash", HASH, nullable=False, unique=True),
+    UniqueConstraint("person_id", "recipient", "event_type", "seq"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", PROGRAM, nullable=False),
+    Column("event_id", EVENT_ID, nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("person_id", ID, nullable=True),
+    Column("kafka_topic", String(249), nullable=False),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source", "event_id"),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", PROGRAM, nullable=False),
+    Column("event_id", EVENT_ID, nullable=False),
+    Column("recipient", PROGRAM, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("consent_revision", HASH, nullable=True),
+    Column("notification_id", ID, nullable=True, unique=True),
+    Column("fields", JSON, nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source", "event_id", "recipient"),
+    ForeignKeyConstraint(["source", "event_id"], ["events.source", "events.event_id"]),
+)
+
+rejections = Table(
+    "rejections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kafka_topic", String(249), nullable=False),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("source", String(256), nullable=True),
+    Column("event_id", String(256), nullable=True),
+    Column("rejected_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("kafka_topic", "kafka_partition", "kafka_offset"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", ID, nullable=False, unique=True),
+    Column("topic", String(249), nullable=False),
+    Column("key", LargeBinary, nullable=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    Index(None, "published_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("recorded_at", HASHED_TIME, nullable=False),
+    Column("prev_hash", HASH, nullable=False),
+    Column("hash", HASH, nullable=False, unique=True),
+)
+
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("group_id", String(255), nullable=False),
+    Column("topic", String(249), nullable=False),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    PrimaryKeyConstraint("group_id", "topic", "kafka_partition"),
+)

@@ -1,0 +1,166 @@
+"""The directory: jurisdictions, their programs, and each program's sharing agreements.
+
+Loaded from a TOML file (see ``hub/resources/directory.toml`` for the documented example). A
+program may publish some event types and subscribe to others; a subscription lists the payload
+fields the program may receive and cites the legal authority for receiving them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Iterable
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hub.errors import ConfigError, NotFoundError
+from hub.events import EVENT_TYPES
+
+# Program ids become Kafka topic names (tellonce.notify.<id>.v1): keep them topic-safe.
+PROGRAM_ID = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+
+
+class Level(StrEnum):
+    FEDERAL = "federal"
+    PROVINCIAL = "provincial"
+    TERRITORIAL = "territorial"
+    MUNICIPAL = "municipal"
+
+
+class Jurisdiction(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    name: str
+    level: Level
+
+
+class Subscription(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fields: Annotated[tuple[str, ...], Field(min_length=1)]
+    authority: Annotated[str, Field(min_length=3, description="Legal authority for receiving.")]
+
+
+class Program(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    jurisdiction: str
+    name: str
+    publishes: tuple[str, ...] = ()
+    subscriptions: dict[str, Subscription] = Field(default_factory=dict)
+
+    @property
+    def notify_topic(self) -> str:
+        return f"tellonce.notify.{self.id}.v1"
+
+
+class Directory(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jurisdictions: tuple[Jurisdiction, ...]
+    programs: tuple[Program, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        jurisdictions = {j.id for j in self.jurisdictions}
+        seen: set[str] = set()
+        for program in self.programs:
+            if not PROGRAM_ID.match(program.id):
+                raise ValueError(
+                    f"program id {program.id!r} must be lowercase letters, digits and dashes "
+                    "(it becomes part of a Kafka topic name)"
+                )
+            if program.id in seen:
+                raise ValueError(f"program id {program.id!r} appears twice")
+            seen.add(program.id)
+            if program.jurisdiction not in jurisdictions:
+                raise ValueError(
+                    f"program {program.id!r} names unknown jurisdiction {program.jurisdiction!r}"
+                )
+            for event_type in (*program.publishes, *program.subscriptions):
+                if event_type not in EVENT_TYPES:
+                    raise ValueError(
+                        f"program {program.id!r} names unknown event type {event_type!r}; "
+                        f"known: {', '.join(EVENT_TYPES)}"
+                    )
+            for event_type, sub in program.subscriptions.items():
+                allowed = EVENT_TYPES[event_type].disclosable_fields
+                extra = [f for f in sub.fields if f not in allowed]
+                if extra:
+                    raise ValueError(
+                        f"program {program.id!r} subscribes to {event_type} fields {extra} that "
+                        f"the event does not have; choose from {list(allowed)}"
+                    )
+        return self
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def program(self, program_id: str) -> Program:
+        for program in self.programs:
+            if program.id == program_id:
+                return program
+        raise NotFoundError(
+            f"unknown program {program_id!r}{_did_you_mean(program_id, self.program_ids)}; "
+            "run 'tellonce directory show' to list programs"
+        )
+
+    @property
+    def program_ids(self) -> list[str]:
+        return [p.id for p in self.programs]
+
+    def recipients_of(self, event_type: str, *, origin: str) -> list[Program]:
+        """Programs subscribed to ``event_type``, except the one that reported it."""
+        return [
+            p for p in self.programs if event_type in p.subscriptions and p.id != origin
+        ]
+
+    def subscribers(self) -> Iterable[Program]:
+        return (p for p in self.programs if p.subscriptions)
+
+
+def check_event_type(name: str) -> str:
+    if name not in EVENT_TYPES:
+        raise NotFoundError(
+            f"unknown event type {name!r}{_did_you_mean(name, list(EVENT_TYPES))}; "
+            f"known: {', '.join(EVENT_TYPES)}"
+        )
+    return name
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load_directory(path: Path | None = None) -> Directory:
+    """Read and check a directory file; None means the shipped example."""
+    try:
+        if path is None:
+            text = resources.files("hub").joinpath("resources/directory.toml").read_text()
+            origin = "the shipped example directory"
+        else:
+            text = path.read_text(encoding="utf-8")
+            origin = str(path)
+        raw = tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"directory file {path} does not exist; set TELLONCE_DIRECTORY_PATH to a TOML file "
+            "like hub/resources/directory.toml"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"directory file {path} is not valid TOML: {exc}") from exc
+    try:
+        return Directory.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'directory'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"{origin} is not a valid directory: {problems}") from exc

@@ -1,0 +1,82 @@
+"""Every error tellonce raises on purpose.
+
+The tree::
+
+    TellonceError                 root; ``retriable`` says retry (True) or give up (False)
+    ├── ConfigError               settings, directory or catalog are wrong; fix and restart
+    ├── NotFoundError             a named recipient, person, link or event type does not exist
+    ├── ConflictError             the request contradicts what is already recorded
+    ├── RejectedEvent             an inbound event is invalid; carries a reason code
+    │   ├── DecodeError           bytes are not a valid Avro body for the schema
+    │   └── UnknownSchemaError    the schema id is not in the catalog
+    ├── SchemaCompatibilityError  a published schema changed incompatibly
+    ├── BrokerError               the Kafka broker failed or cannot be reached (retriable)
+    └── StoreError                the database failed (retriable unless said otherwise)
+
+Messages name what was wrong and what to do. They never carry personal data:
+identifiers of programs and events are fine, addresses, names and local ids are not.
+"""
+
+from __future__ import annotations
+
+
+class TellonceError(Exception):
+    """Root of all tellonce errors."""
+
+    retriable: bool = False
+
+    def __init__(self, message: str, *, retriable: bool | None = None) -> None:
+        super().__init__(message)
+        if retriable is not None:
+            self.retriable = retriable
+
+
+class ConfigError(TellonceError):
+    """Settings, the directory or the schema catalog are wrong."""
+
+
+class NotFoundError(TellonceError):
+    """A named recipient, person, identity link or event type does not exist."""
+
+
+class ConflictError(TellonceError):
+    """The request contradicts a record that already exists."""
+
+
+class RejectedEvent(TellonceError):
+    """An inbound event cannot be accepted; ``reason`` is a stable, machine-readable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class DecodeError(RejectedEvent):
+    """The value is not a well-formed Avro body for its schema (or breaks a decode limit)."""
+
+    def __init__(self, detail: str, reason: str = "malformed_avro") -> None:
+        super().__init__(reason, detail)
+
+
+class UnknownSchemaError(RejectedEvent):
+    """The Confluent schema id in the value is not in the catalog."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("unknown_schema", detail)
+
+
+class SchemaCompatibilityError(TellonceError):
+    """A schema in the catalog breaks its compatibility promise."""
+
+
+class BrokerError(TellonceError):
+    """The Kafka broker failed or could not be reached."""
+
+    retriable = True
+
+
+class StoreError(TellonceError):
+    """The database failed."""
+
+    retriable = True

@@ -1,0 +1,107 @@
+"""The hub's message model: what comes in, what is decided, what goes out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+# Topics of the wire contract (DESIGN.md section 3).
+LIFEEVENTS_TOPIC = "tellonce.lifeevents.v1"
+REJECTED_TOPIC = "tellonce.lifeevents.rejected.v1"
+RECEIPTS_TOPIC = "tellonce.receipts.v1"
+HUB_SOURCE = "tellonce-hub"
+
+
+def notify_topic(recipient: str) -> str:
+    return f"tellonce.notify.{recipient}.v1"
+
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One Kafka record as the hub received it; nothing in it is trusted yet."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = field(default_factory=list)
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedEvent:
+    source: str  # ce_source: the program that reported the event
+    event_id: str  # ce_id
+    event_type: str  # EventType.name
+    time: datetime  # ce_time
+    person_id: str | None  # None when the publisher's id is not linked to a person
+    topic: str
+    partition: int
+    offset: int
+    processed_at: datetime
+
+
+class Outcome(StrEnum):
+    DISCLOSED = "disclosed"
+    WITHHELD = "withheld"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether one recipient was told about one event, and why."""
+
+    source: str
+    event_id: str
+    recipient: str
+    outcome: Outcome
+    reason: str
+    consent_revision: str | None  # hash of the revision relied on, when there was one
+    notification_id: str | None
+    fields: tuple[str, ...]  # names of the fields disclosed (never values)
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRecord:
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    detail: str
+    source: str | None
+    event_id: str | None
+    rejected_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A Kafka record written in the batch transaction and published later by the relay."""
+
+    message_id: str  # unique: the notification id, or a rejection id
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    created_at: datetime
+    seq: int | None = None  # assigned by the store; the relay publishes in this order
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    seq: int
+    kind: str  # accepted, rejected, disclosed, withheld, consent_given, ...
+    data: dict[str, Any]  # ids, codes and hashes only: never personal values
+    recorded_at: datetime
+    prev_hash: str
+    hash: str

@@ -1,0 +1,408 @@
+"""One micro-batch of inbound life events, from raw records to decisions and outbox rows.
+
+Everything here happens inside the caller's database transaction: decisions, audit records,
+outbox rows and the next offsets are written together or not at all (DESIGN.md section 9). A bad
+record becomes a rejection, never an exception that stops the batch.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from consent.rules import decide_disclosure
+from hub.audit import AuditChain
+from hub.directory import Directory
+from hub.errors import NotFoundError, RejectedEvent
+from hub.events import BY_SCHEMA, CLOCK_SKEW, EventType, validate_payload
+from hub.model import (
+    HUB_SOURCE,
+    REJECTED_TOPIC,
+    AcceptedEvent,
+    Decision,
+    Headers,
+    InboundMessage,
+    Outcome,
+    OutboxMessage,
+    RejectionRecord,
+    notify_topic,
+)
+from hub.ports import Clock, Codec, Transaction
+
+log = structlog.get_logger(__name__)
+
+REJECTION_SCHEMA = "ca.tellonce.lifeevents.Rejection"
+REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type")
+MAX_HEADER_CHARS = 256
+# uuid5 namespace for notification and rejection ids: the same input always gives the same id,
+# so reprocessing after a crash cannot mint a second notification for one (event, recipient).
+ID_NAMESPACE = uuid.UUID("6f1c3a52-9a43-4d2e-9a51-7f0e2b8c1d10")
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    disclosed: int = 0
+    withheld: int = 0
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    message: InboundMessage
+    source: str
+    event_id: str
+    time: datetime
+    subject: str
+    event_type: EventType
+    record: dict[str, Any]
+
+
+def notification_id(source: str, event_id: str, recipient: str) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, f"{source}\x1f{event_id}\x1f{recipient}"))
+
+
+class BatchProcessor:
+    def __init__(
+        self, *, directory: Directory, codec: Codec, clock: Clock, group_id: str
+    ) -> None:
+        self._directory = directory
+        self._codec = codec
+        self._clock = clock
+        self.group_id = group_id
+
+    def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> BatchSummary:
+        now = self._clock()
+        summary = BatchSummary()
+        chain = AuditChain(tx.last_audit())
+        parsed: list[_Parsed | tuple[InboundMessage, RejectedEvent]] = []
+        for message in messages:
+            try:
+                parsed.append(self._parse(message, now))
+            except RejectedEvent as exc:
+                parsed.append((message, exc))
+
+        good = [p for p in parsed if isinstance(p, _Parsed)]
+        known = tx.known_events((p.source, p.event_id) for p in good)
+        persons: dict[tuple[str, str], str] = {}
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for p in good:
+            by_source[p.source].append(p.subject)
+        for source, subjects in by_source.items():
+            for subject, person in tx.persons_for(source, subjects).items():
+                persons[(source, subject)] = person
+        person_ids = set(persons.values())
+        links = tx.links_of(person_ids)
+        histories = tx.consent_history(person_ids)
+
+        for item in parsed:
+            message = item.message if isinstance(item, _Parsed) else item[0]
+            position = (message.topic, message.partition)
+            summary.next_offsets[position] = max(
+                summary.next_offsets.get(position, 0), message.offset + 1
+            )
+            if not isinstance(item, _Parsed):
+                self._reject(tx, chain, message, item[1], now)
+                summary.rejected += 1
+                continue
+            key = (item.source, item.event_id)
+            if key in known:
+                summary.duplicates += 1
+                log.info("duplicate event ignored", source=item.source, event_id=item.event_id)
+                continue
+            known.add(key)
+            person = persons.get((item.source, item.subject))
+            tx.add_event(
+                AcceptedEvent(
+                    source=item.source,
+                    event_id=item.event_id,
+                    event_type=item.event_type.name,
+                    time=item.time,
+                    person_id=person,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    processed_at=now,
+                )
+            )
+            chain.append(
+                "accepted",
+                {
+                    "event": f"{item.source}/{item.event_id}",
+                    "type": item.event_type.name,
+                    "position": f"{message.topic}/{message.partition}/{message.offset}",
+                    "person": person,
+                },
+                now,
+            )
+            summary.accepted += 1
+            for decision in self._decide(item, person, links, histories, now):
+                tx.add_decision(decision)
+                if decision.outcome is Outcome.DISCLOSED:
+                    summary.disclosed += 1
+                    tx.add_outbox(self._notice(item, decision, links[person or ""], now))
+                    chain.append(
+                        "disclosed",
+                        {
+                            "event": f"{item.source}/{item.event_id}",
+                            "recipient": decision.recipient,
+                            "notification": decision.notification_id,
+                            "consent": decision.consent_revision,
+                            "fields": list(decision.fields),
+                        },
+                        now,
+                    )
+                else:
+                    summary.withheld += 1
+                    chain.append(
+                        "withheld",
+                        {
+                            "event": f"{item.source}/{item.event_id}",
+                            "recipient": decision.recipient,
+                            "reason": decision.reason,
+                            "consent": decision.consent_revision,
+                        },
+                        now,
+                    )
+
+        for (topic, partition), next_offset in summary.next_offsets.items():
+            tx.save_offsets(self.group_id, topic, {partition: next_offset})
+        for record in chain.pending:
+            tx.add_audit(record)
+        return summary
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _parse(self, message: InboundMessage, now: datetime) -> _Parsed:
+        headers = {name: _header_text(message, name) for name in REQUIRED_HEADERS}
+        missing = [name for name, value in headers.items() if value is None]
+        if missing:
+            raise RejectedEvent(
+                "missing_header",
+                f"CloudEvents headers {', '.join(missing)} are required (Kafka binary mode)",
+            )
+        if headers["ce_specversion"] != "1.0":
+            raise RejectedEvent("bad_header", "ce_specversion must be 1.0")
+        if headers["content-type"] != "application/avro":
+            raise RejectedEvent("bad_header", "content-type must be application/avro")
+        source = str(headers["ce_source"])
+        try:
+            program = self._directory.program(source)
+        except NotFoundError:
+            raise RejectedEvent(
+                "unknown_source", "ce_source is not a program in the directory"
+            ) from None
+        time = _parse_time(str(headers["ce_time"]))
+        if time > now + CLOCK_SKEW:
+            raise RejectedEvent("invalid_event", "ce_time: must not be in the future")
+        if message.key is None:
+            raise RejectedEvent("missing_key", "the key must be the subject's id at the publisher")
+        try:
+            subject = message.key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RejectedEvent("bad_key", "the key is not UTF-8 text") from None
+
+        decoded = self._codec.decode(message.value)
+        event_type = BY_SCHEMA.get(decoded.entry.name)
+        if event_type is None:
+            raise RejectedEvent(
+                "unexpected_schema", f"schema {decoded.entry.name} is not a life event"
+            )
+        if headers["ce_type"] != event_type.ce_type:
+            raise RejectedEvent(
+                "type_mismatch", f"ce_type must be {event_type.ce_type} for this schema id"
+            )
+        if event_type.name not in program.publishes:
+            raise RejectedEvent(
+                "not_authorized", f"program {source} may not publish {event_type.name} events"
+            )
+        payload = validate_payload(event_type, decoded.record, now)
+        ce_subject = _header_text(message, "ce_subject")
+        if payload.subject_id != subject or (ce_subject is not None and ce_subject != subject):
+            raise RejectedEvent(
+                "subject_mismatch", "key, ce_subject and subject_id must name the same client"
+            )
+        return _Parsed(
+            message=message,
+            source=source,
+            event_id=str(headers["ce_id"]),
+            time=time,
+            subject=subject,
+            event_type=event_type,
+            record=decoded.record,
+        )
+
+    def _decide(
+        self,
+        item: _Parsed,
+        person: str | None,
+        links: dict[str, dict[str, str]],
+        histories: dict[tuple[str, str, str], list[Any]],
+        now: datetime,
+    ) -> list[Decision]:
+        decisions = []
+        for program in self._directory.recipients_of(item.event_type.name, origin=item.source):
+            if person is None:
+                send, reason, revision = False, "subject_not_linked", None
+            else:
+                verdict = decide_disclosure(
+                    histories.get((person, program.id, item.event_type.name), []),
+                    recipient_linked=program.id in links.get(person, {}),
+                )
+                send, reason, revision = verdict.send, verdict.reason, verdict.revision
+            fields = program.subscriptions[item.event_type.name].fields if send else ()
+            decisions.append(
+                Decision(
+                    source=item.source,
+                    event_id=item.event_id,
+                    recipient=program.id,
+                    outcome=Outcome.DISCLOSED if send else Outcome.WITHHELD,
+                    reason=reason,
+                    consent_revision=revision.hash if revision else None,
+                    notification_id=(
+                        notification_id(item.source, item.event_id, program.id) if send else None
+                    ),
+                    fields=tuple(fields),
+                    decided_at=now,
+                )
+            )
+        return decisions
+
+    def _notice(
+        self, item: _Parsed, decision: Decision, links: dict[str, str], now: datetime
+    ) -> OutboxMessage:
+        assert decision.notification_id is not None and decision.consent_revision is not None
+        local_id = links[decision.recipient]
+        record: dict[str, Any] = {
+            "notification_id": decision.notification_id,
+            "recipient": decision.recipient,
+            "subject_id": local_id,
+            "event_id": item.event_id,
+            "event_source": item.source,
+            "event_time": item.time,
+            "disclosed_fields": list(decision.fields),
+            "consent_revision": decision.consent_revision,
+        }
+        # Only the fields the agreement grants are copied; the notice's other fields stay null.
+        for name in decision.fields:
+            record[name] = item.record.get(name)
+        schema = item.event_type.notice_schema
+        return OutboxMessage(
+            message_id=decision.notification_id,
+            topic=notify_topic(decision.recipient),
+            key=local_id.encode(),
+            value=self._codec.encode(schema, record),
+            headers=cloudevent_headers(decision.notification_id, schema, now, subject=local_id),
+            created_at=now,
+        )
+
+    def _reject(
+        self,
+        tx: Transaction,
+        chain: AuditChain,
+        message: InboundMessage,
+        error: RejectedEvent,
+        now: datetime,
+    ) -> None:
+        source = _header_or_none(message, "ce_source")
+        event_id = _header_or_none(message, "ce_id")
+        position = f"{message.topic}/{message.partition}/{message.offset}"
+        rejection_id = str(uuid.uuid5(ID_NAMESPACE, f"rejected\x1f{position}"))
+        tx.add_rejection(
+            RejectionRecord(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                reason=error.reason,
+                detail=error.detail,
+                source=source,
+                event_id=event_id,
+                rejected_at=now,
+            )
+        )
+        value = self._codec.encode(
+            REJECTION_SCHEMA,
+            {
+                "reason": error.reason,
+                "detail": error.detail,
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "ce_source": source,
+                "ce_id": event_id,
+                "rejected_at": now,
+            },
+        )
+        tx.add_outbox(
+            OutboxMessage(
+                message_id=rejection_id,
+                topic=REJECTED_TOPIC,
+                key=source.encode() if source else None,
+                value=value,
+                headers=cloudevent_headers(rejection_id, REJECTION_SCHEMA, now),
+                created_at=now,
+            )
+        )
+        chain.append(
+            "rejected",
+            {"position": position, "reason": error.reason, "source": source, "event_id": event_id},
+            now,
+        )
+        log.warning(
+            "event rejected", position=position, reason=error.reason, detail=error.detail
+        )
+
+
+def cloudevent_headers(
+    ce_id: str, ce_type: str, at: datetime, *, subject: str | None = None, source: str = HUB_SOURCE
+) -> Headers:
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", ce_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", ce_type.encode()),
+        ("ce_time", at.isoformat().encode()),
+        ("content-type", b"application/avro"),
+    ]
+    if subject is not None:
+        headers.append(("ce_subject", subject.encode()))
+    return headers
+
+
+def _header_text(message: InboundMessage, name: str) -> str | None:
+    raw = message.header(name)
+    if raw is None:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RejectedEvent("bad_header", f"header {name} is not UTF-8 text") from None
+    if not text or len(text) > MAX_HEADER_CHARS:
+        raise RejectedEvent("bad_header", f"header {name} must be 1 to {MAX_HEADER_CHARS} chars")
+    return text
+
+
+def _header_or_none(message: InboundMessage, name: str) -> str | None:
+    """The header as text for a rejection record, or None when it is itself the problem."""
+    try:
+        return _header_text(message, name)
+    except RejectedEvent:
+        return None
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise RejectedEvent("bad_header", "ce_time must be an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:
+        raise RejectedEvent("bad_header", "ce_time must carry a time zone (e.g. Z)")
+    return parsed
