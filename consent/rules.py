@@ -69,12 +69,13 @@ def decide_disclosure(
     withdrawal recorded before processing stops the disclosure.
     """
     latest = history[-1] if history else None
+    if not recipient_linked:
+        # The client has no account the recipient could match: nothing to send it to.
+        return ConsentDecision(send=False, reason="no_identity_link", revision=latest)
     if latest is None:
         return ConsentDecision(send=False, reason="no_consent", revision=None)
     if latest.state is ConsentState.WITHDRAWN:
         return ConsentDecision(send=False, reason="consent_withdrawn", revision=latest)
-    if not recipient_linked:
-        return ConsentDecision(send=False, reason="no_identity_link", revision=latest)
     return ConsentDecision(send=True, reason="consent_given", revision=latest)
 
 

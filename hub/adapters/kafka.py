@@ -152,7 +152,16 @@ class KafkaSource:
         return len(self._consumer.assignment())
 
     def rewind(self) -> None:
-        self.seek_stored(self._consumer.assignment())
+        assignment = self._consumer.assignment()
+        if self._lookup is not None:
+            self.seek_stored(assignment)
+            return
+        for tp in assignment:
+            committed = self._consumer.committed(tp)
+            if committed is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
 
     def commit(self) -> None:
         try:

