@@ -1,0 +1,472 @@
+"""The ``tellonce`` command.
+
+Exit codes: 0 success; 1 the work failed (a broker or database error, a demo outcome that did not
+match); 2 the request was wrong (usage, settings, unknown program, person or event type).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from hub import logs
+from hub.errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    SchemaCompatibilityError,
+    TellonceError,
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        from hub.settings import Settings
+
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"tellonce: invalid settings: {_pydantic_problems(exc)}", file=sys.stderr)
+        return 2
+    logs.configure(args.log_level or settings.log_level, settings.log_format)
+    try:
+        result: int = args.handler(args)
+        return result
+    except (ConfigError, NotFoundError, ConflictError, SchemaCompatibilityError) as exc:
+        print(f"tellonce: {exc}", file=sys.stderr)
+        return 2
+    except TellonceError as exc:
+        print(f"tellonce: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _pydantic_problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"TELLONCE_{'__'.join(str(p).upper() for p in e['loc'])}: {e['msg']}"
+        for e in exc.errors(include_url=False, include_input=False)
+    )
+
+
+def _app() -> Any:
+    from hub.bootstrap import App
+
+    return App.from_settings()
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def _evidence(args: argparse.Namespace) -> Any:
+    from consent.model import Evidence
+    from hub.bootstrap import utc_now
+
+    return Evidence(channel=args.channel, actor=args.actor, recorded_at=utc_now())
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub.demo import run_demo
+
+    return run_demo(as_json=args.json, keep=args.keep, verbose=args.verbose)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from hub.adapters.broker import EmbeddedBroker
+    from hub.settings import Settings
+
+    settings = Settings()
+    with EmbeddedBroker(
+        settings.broker.tansu_bin, port=args.port, startup_timeout=settings.broker.startup_timeout_s
+    ) as broker:
+        print(f"Tansu broker (memory only) listening on {broker.bootstrap}", flush=True)
+        print(f"export TELLONCE_BROKER__BOOTSTRAP_SERVERS={broker.bootstrap}", flush=True)
+        print("Press Ctrl-C to stop. Topics and offsets are lost when it stops.", flush=True)
+        stop = _stop_on_signals()
+        while not stop.wait(0.5):
+            if broker._process is None or broker._process.poll() is not None:
+                print("tellonce: the broker exited", file=sys.stderr)
+                return 1
+    return 0
+
+
+def cmd_hub_run(args: argparse.Namespace) -> int:
+    app = _app()
+    bootstrap = app.bootstrap_servers()
+    worker = app.hub_worker(bootstrap)
+    stop = _stop_on_signals()
+    try:
+        totals = worker.run(stop, idle_exit_s=args.idle_exit)
+    finally:
+        worker.close()
+        app.close()
+    print(json.dumps({"hub": _fields(totals)}))
+    return 0
+
+
+def cmd_connector_run(args: argparse.Namespace) -> int:
+    app = _app()
+    bootstrap = app.bootstrap_servers()
+    options = dict(_option(o) for o in args.option)
+    runner = app.connector(bootstrap, args.recipient, args.sink, options)
+    stop = _stop_on_signals()
+    try:
+        totals = runner.run(stop, idle_exit_s=args.idle_exit)
+    finally:
+        runner.close()
+    print(json.dumps({"connector": args.recipient, **_fields(totals)}))
+    return 0
+
+
+def cmd_connector_list(_args: argparse.Namespace) -> int:
+    from connectors import available
+
+    for name, origin in sorted(available().items()):
+        print(f"{name:12} {origin}")
+    return 0
+
+
+def cmd_consent_link(args: argparse.Namespace) -> int:
+    app = _app()
+    person = app.consent().link(args.program, args.local_id, _evidence(args), to=args.to)
+    print(person)
+    return 0
+
+
+def _cmd_consent_state(state_name: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        from consent.model import ConsentState
+
+        app = _app()
+        revisions = app.consent().record(
+            args.person, args.recipient, args.event_types, ConsentState(state_name), _evidence(args)
+        )
+        for revision in revisions:
+            print(
+                f"{revision.state.value:9} {revision.recipient} {revision.event_type} "
+                f"revision {revision.seq} {revision.hash[:16]}"
+            )
+        return 0
+
+    return handler
+
+
+def cmd_consent_show(args: argparse.Namespace) -> int:
+    app = _app()
+    view = app.consent().show(args.person)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "person": view.person_id,
+                    "links": view.links,
+                    "consents": [
+                        {
+                            "recipient": recipient,
+                            "event_type": event_type,
+                            "state": revisions[-1].state.value,
+                            "revisions": [
+                                {
+                                    "seq": r.seq,
+                                    "state": r.state.value,
+                                    "channel": r.evidence.channel,
+                                    "actor": r.evidence.actor,
+                                    "recorded_at": r.evidence.recorded_at.isoformat(),
+                                    "hash": r.hash,
+                                }
+                                for r in revisions
+                            ],
+                        }
+                        for (recipient, event_type), revisions in sorted(view.history.items())
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"person {view.person_id}")
+    print("identity links:")
+    for program, local_id in sorted(view.links.items()):
+        print(f"  {program:26} {local_id}")
+    print("consents (latest state; history oldest first):")
+    if not view.history:
+        print("  none recorded")
+    for (recipient, event_type), revisions in sorted(view.history.items()):
+        steps = ", ".join(
+            f"{r.state.value} {r.evidence.recorded_at:%Y-%m-%d %H:%M} via {r.evidence.channel}"
+            for r in revisions
+        )
+        print(f"  {recipient:26} {event_type:15} {revisions[-1].state.value:9} [{steps}]")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from hub.bootstrap import utc_now
+    from hub.publishing import publish_event
+
+    if args.file is not None:
+        text = Path(args.file).read_text(encoding="utf-8")
+    elif args.json is not None:
+        text = args.json
+    else:
+        raise ConfigError("give the event payload with --file PATH or --json TEXT")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"the payload is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    payload = _avro_ready(payload)
+    app = _app()
+    app.directory.program(args.source)
+    producer = app.producer(app.bootstrap_servers())
+    try:
+        event_id = publish_event(
+            producer,
+            app.codec,
+            source=args.source,
+            event_type=args.event_type,
+            payload=payload,
+            at=utc_now(),
+            event_id=args.id,
+        )
+        producer.flush()
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(
+            f"the payload does not fit the {args.event_type} schema ({type(exc).__name__}); "
+            "see schemas/ for its fields"
+        ) from None
+    finally:
+        producer.close()
+    print(event_id)
+    return 0
+
+
+def _avro_ready(payload: Any) -> Any:
+    # JSON has no date type; the schemas use Avro's date logical type for *_date fields.
+    from datetime import date
+
+    if isinstance(payload, dict):
+        out = {}
+        for key, value in payload.items():
+            if isinstance(value, str) and (key.endswith("_date") or key == "date_of_death"):
+                try:
+                    out[key] = date.fromisoformat(value)
+                except ValueError:
+                    raise ConfigError(f"{key} must be a date like 2026-11-22") from None
+            else:
+                out[key] = _avro_ready(value)
+        return out
+    return payload
+
+
+def cmd_schemas_check(args: argparse.Namespace) -> int:
+    from hub.adapters.schema_check import check_catalog
+    from hub.catalog import load_catalog
+
+    catalog = load_catalog(args.dir)
+    findings = check_catalog(catalog)
+    for finding in findings:
+        print(f"FAIL {finding.name} v{finding.version}: {finding.problem}")
+    drafts = [e for e in catalog.entries if e.fingerprint is None]
+    for entry in drafts:
+        print(f"note {entry.name} v{entry.version}: not published yet (no fingerprint)")
+    if findings:
+        raise SchemaCompatibilityError(
+            f"{len(findings)} schema problem(s); published schemas must not change and new "
+            f"versions must be {catalog.compatibility} compatible"
+        )
+    print(f"ok: {len(catalog.entries)} schemas, {catalog.compatibility}")
+    return 0
+
+
+def cmd_schemas_list(args: argparse.Namespace) -> int:
+    from hub.catalog import load_catalog
+
+    catalog = load_catalog(args.dir)
+    for entry in catalog.entries:
+        state = "published" if entry.fingerprint else "draft"
+        print(f"{entry.id:4}  {entry.name} v{entry.version}  {entry.file}  {state}")
+    return 0
+
+
+def cmd_schemas_publish(args: argparse.Namespace) -> int:
+    from hub.adapters.schema_check import check_catalog, record_fingerprints
+    from hub.catalog import load_catalog
+
+    if check_catalog(load_catalog(args.dir)):
+        raise SchemaCompatibilityError("fix 'tellonce schemas check' findings before publishing")
+    for name in record_fingerprints(args.dir):
+        print(f"published {name}")
+    return 0
+
+
+def cmd_db_upgrade(_args: argparse.Namespace) -> int:
+    from hub.adapters.sql import SqlStore
+    from hub.settings import Settings
+
+    SqlStore.open(Settings().store.url, migrate_schema=True).close()
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_directory_show(_args: argparse.Namespace) -> int:
+    from hub.directory import load_directory
+    from hub.settings import Settings
+
+    directory = load_directory(Settings().directory_path)
+    levels = {j.id: j.level.value for j in directory.jurisdictions}
+    for program in directory.programs:
+        print(f"{program.id}  ({levels[program.jurisdiction]}, {program.jurisdiction})  {program.name}")
+        if program.publishes:
+            print(f"    publishes: {', '.join(program.publishes)}")
+        for event_type, sub in program.subscriptions.items():
+            print(f"    receives {event_type}: {', '.join(sub.fields)}  [{sub.authority}]")
+    return 0
+
+
+def _option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--option takes KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tellonce",
+        description="Tell us once: pass a client's life event to every program they agreed to "
+        "tell. Settings come from TELLONCE_* environment variables (see README).",
+    )
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="override the log level"
+    )
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the whole flow on an embedded broker and SQLite")
+    demo.add_argument("--json", action="store_true", help="print one JSON object of counts")
+    demo.add_argument("--keep", type=Path, help="keep the demo's files in this folder")
+    demo.add_argument("--verbose", action="store_true", help="show the hub's logs")
+    demo.set_defaults(handler=cmd_demo)
+
+    broker = sub.add_parser("broker", help="run the embedded Tansu broker in the foreground")
+    broker.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
+    broker.set_defaults(handler=cmd_broker)
+
+    hub = sub.add_parser("hub", help="the hub worker").add_subparsers(metavar="ACTION")
+    run = hub.add_parser("run", help="consume life events, decide, publish notifications")
+    run.add_argument(
+        "--idle-exit", type=float, metavar="SECONDS", help="exit after this long with no work"
+    )
+    run.set_defaults(handler=cmd_hub_run)
+
+    connector = sub.add_parser("connector", help="deliver notifications to a back office")
+    csub = connector.add_subparsers(metavar="ACTION")
+    crun = csub.add_parser("run", help="consume a recipient's topic and deliver through a sink")
+    crun.add_argument("recipient", help="recipient program id from the directory")
+    crun.add_argument(
+        "--sink", default="filedrop", help="sink name, entry point or module:attr (default filedrop)"
+    )
+    crun.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="sink option, e.g. directory=/srv/inbox (filedrop) or url=postgresql://... (sqltable)",
+    )
+    crun.add_argument(
+        "--idle-exit", type=float, metavar="SECONDS", help="exit after this long with no work"
+    )
+    crun.set_defaults(handler=cmd_connector_run)
+    csub.add_parser("list", help="list available sinks").set_defaults(handler=cmd_connector_list)
+
+    consent = sub.add_parser("consent", help="identity links and consents")
+    ksub = consent.add_subparsers(metavar="ACTION")
+
+    def evidence_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--channel", default="counter", help="how it was given (counter, online...)")
+        p.add_argument("--actor", default="cli", help="who recorded it (staff id or 'client')")
+
+    link = ksub.add_parser("link", help="record that PROGRAM knows a client as LOCAL_ID")
+    link.add_argument("program")
+    link.add_argument("local_id")
+    link.add_argument("--to", metavar="PERSON", help="existing person (id or PROGRAM:LOCAL_ID)")
+    evidence_args(link)
+    link.set_defaults(handler=cmd_consent_link)
+    for action, state in (("grant", "given"), ("withdraw", "withdrawn")):
+        p = ksub.add_parser(action, help=f"{action} consent to tell RECIPIENT of EVENT_TYPEs")
+        p.add_argument("person", help="person id or PROGRAM:LOCAL_ID")
+        p.add_argument("recipient", help="recipient program id")
+        p.add_argument("event_types", nargs="+", metavar="EVENT_TYPE")
+        evidence_args(p)
+        p.set_defaults(handler=_cmd_consent_state(state))
+    show = ksub.add_parser("show", help="links and consent history of a person")
+    show.add_argument("person", help="person id or PROGRAM:LOCAL_ID")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_consent_show)
+
+    publish = sub.add_parser("publish", help="publish one life event (as a back office would)")
+    publish.add_argument("source", help="publishing program id (ce_source)")
+    publish.add_argument("event_type", help="AddressChanged, DeathReported or NameChanged")
+    publish.add_argument("--file", help="JSON payload file")
+    publish.add_argument("--json", help="JSON payload text")
+    publish.add_argument("--id", help="ce_id (default: a new UUID)")
+    publish.set_defaults(handler=cmd_publish)
+
+    schemas = sub.add_parser("schemas", help="the Avro schema catalog")
+    ssub = schemas.add_subparsers(metavar="ACTION")
+    for name, handler, text in (
+        ("check", cmd_schemas_check, "fail on a changed published schema or an incompatible one"),
+        ("list", cmd_schemas_list, "list schema ids"),
+        ("publish", cmd_schemas_publish, "record fingerprints of draft versions"),
+    ):
+        p = ssub.add_parser(name, help=text)
+        p.add_argument("--dir", type=Path, help="schema folder (default: the shipped catalog)")
+        p.set_defaults(handler=handler)
+
+    db = sub.add_parser("db", help="the database").add_subparsers(metavar="ACTION")
+    db.add_parser("upgrade", help="create or upgrade the schema").set_defaults(
+        handler=cmd_db_upgrade
+    )
+    directory = sub.add_parser("directory", help="the program directory")
+    directory.add_subparsers(metavar="ACTION").add_parser(
+        "show", help="list programs, what they publish and what they may receive"
+    ).set_defaults(handler=cmd_directory_show)
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
