@@ -28,7 +28,7 @@ class UnknownSinkError(LookupError):
 
 def available() -> dict[str, str]:
     """Every sink name that resolves, with where it comes from."""
-    names = {alias: "built-in" for alias in BUILTIN}
+    names = dict.fromkeys(BUILTIN, "built-in")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         names.setdefault(ep.name, f"entry point ({ep.value})")
     return names

@@ -24,7 +24,9 @@ def next_revision(
     did not happen. Granting twice is allowed; it renews the evidence.
     """
     previous = history[-1] if history else None
-    if state is ConsentState.WITHDRAWN and (previous is None or previous.state is not ConsentState.GIVEN):
+    if state is ConsentState.WITHDRAWN and (
+        previous is None or previous.state is not ConsentState.GIVEN
+    ):
         raise ConflictError(
             f"there is no consent in force for recipient {recipient!r} and event type "
             f"{event_type!r} to withdraw; run 'tellonce consent show' to see what is recorded"

@@ -88,7 +88,12 @@ class App:
     def ensure_topics(self, bootstrap: str) -> None:
         topics = [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC]
         topics += [notify_topic(p.id) for p in self.directory.subscribers()]
-        ensure_topics(bootstrap, topics, self.settings.broker.topic_partitions)
+        ensure_topics(
+            bootstrap,
+            topics,
+            self.settings.broker.topic_partitions,
+            self.settings.broker.replication_factor,
+        )
 
     def _tuning(self) -> ConsumerTuning:
         broker = self.settings.broker

@@ -66,7 +66,9 @@ def load_catalog(path: Path | None = None) -> Catalog:
     try:
         raw = json.loads((folder / "catalog.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"no catalog.json in {folder}; point TELLONCE_SCHEMAS_DIR at it") from None
+        raise ConfigError(
+            f"no catalog.json in {folder}; point TELLONCE_SCHEMAS_DIR at it"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{folder / 'catalog.json'} is not valid JSON: {exc}") from exc
     entries = []
@@ -82,8 +84,8 @@ def load_catalog(path: Path | None = None) -> Catalog:
         try:
             schema = json.loads((folder / file).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read schema file {file} of {name} v{version}: {exc}") from exc
-        entries.append(
-            SchemaEntry(schema_id, name, version, file, schema, item.get("fingerprint"))
-        )
+            raise ConfigError(
+                f"cannot read schema file {file} of {name} v{version}: {exc}"
+            ) from exc
+        entries.append(SchemaEntry(schema_id, name, version, file, schema, item.get("fingerprint")))
     return Catalog(tuple(entries), raw.get("compatibility", "FULL_TRANSITIVE"))

@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
         return result
+    except BrokenPipeError:  # output piped into head or similar
+        return 0
     except (ConfigError, NotFoundError, ConflictError, SchemaCompatibilityError) as exc:
         print(f"tellonce: {exc}", file=sys.stderr)
         return 2
@@ -239,7 +240,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"the payload is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise ConfigError(
+            f"the payload is not valid JSON: {exc.msg} at line {exc.lineno}"
+        ) from None
     payload = _avro_ready(payload)
     app = _app()
     app.directory.program(args.source)
@@ -341,7 +344,8 @@ def cmd_directory_show(_args: argparse.Namespace) -> int:
     directory = load_directory(Settings().directory_path)
     levels = {j.id: j.level.value for j in directory.jurisdictions}
     for program in directory.programs:
-        print(f"{program.id}  ({levels[program.jurisdiction]}, {program.jurisdiction})  {program.name}")
+        where = f"{levels[program.jurisdiction]}, {program.jurisdiction}"
+        print(f"{program.id}  ({where})  {program.name}")
         if program.publishes:
             print(f"    publishes: {', '.join(program.publishes)}")
         for event_type, sub in program.subscriptions.items():
@@ -396,7 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     crun = csub.add_parser("run", help="consume a recipient's topic and deliver through a sink")
     crun.add_argument("recipient", help="recipient program id from the directory")
     crun.add_argument(
-        "--sink", default="filedrop", help="sink name, entry point or module:attr (default filedrop)"
+        "--sink",
+        default="filedrop",
+        help="sink name, entry point or module:attr (default filedrop)",
     )
     crun.add_argument(
         "--option",
@@ -468,5 +474,3 @@ def build_parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-

@@ -177,7 +177,9 @@ class ConnectorRunner:
             RECEIPTS_TOPIC,
             self.recipient.encode(),
             value,
-            cloudevent_headers(receipt_id, RECEIPT_SCHEMA, now, source=f"tellonce-connector/{self.recipient}"),
+            cloudevent_headers(
+                receipt_id, RECEIPT_SCHEMA, now, source=f"tellonce-connector/{self.recipient}"
+            ),
         )
 
     def close(self) -> None:

@@ -135,55 +135,113 @@ def scenario(today: date) -> tuple[list[Step], list[Step]]:
         "mailing_address": None,
     }
     first = [
-        Step("address change", "alex", "bc-service-bc", "AddressChanged", alex_move,
-             disclosed={"cra-individual", "esdc-cpp", "bc-msp", "bc-icbc-licensing"},
-             withheld={"vancouver-property-tax": "no_consent"}, event_id="sbc-2026-000101"),
-        Step("same message again", "alex", "bc-service-bc", "AddressChanged", alex_move,
-             duplicate_of=1, event_id="sbc-2026-000101"),
-        Step("death reported", "sam", "bc-vital-statistics", "DeathReported", {
-            "subject_id": "VS-2026-004417",
-            "date_of_death": today - timedelta(days=6),
-            "province_of_death": "BC",
-            "death_registration_number": "2026-59-004417",
-            "informant_relationship": "SPOUSE",
-        }, disclosed={"cra-individual", "esdc-cpp", "bc-msp"}),
-        Step("postal code of another province", "jordan", "bc-service-bc", "AddressChanged", {
-            "subject_id": "SBC-100877",
-            "effective_date": today,
-            "new_address": _address(["88 Bay Street"], "Toronto", "ON", "V5K 0A1"),
-            "mailing_address": None,
-        }, rejected="invalid_event"),
-        Step("corrupt bytes", "jordan", "bc-service-bc", "AddressChanged", None,
-             rejected="truncated"),
-        Step("address change", "jordan", "bc-service-bc", "AddressChanged", {
-            "subject_id": "SBC-100877",
-            "effective_date": today - timedelta(days=1),
-            "new_address": _address(["455 Granville Street"], "Vancouver", "BC", "V6C 1T2"),
-            "mailing_address": _address(["PO Box 2210 Stn Main"], "Vancouver", "BC", "V6B 3W5"),
-        }, disclosed={"cra-individual", "bc-msp", "bc-icbc-licensing"}),
+        Step(
+            "address change",
+            "alex",
+            "bc-service-bc",
+            "AddressChanged",
+            alex_move,
+            disclosed={"cra-individual", "esdc-cpp", "bc-msp", "bc-icbc-licensing"},
+            withheld={"vancouver-property-tax": "no_consent"},
+            event_id="sbc-2026-000101",
+        ),
+        Step(
+            "same message again",
+            "alex",
+            "bc-service-bc",
+            "AddressChanged",
+            alex_move,
+            duplicate_of=1,
+            event_id="sbc-2026-000101",
+        ),
+        Step(
+            "death reported",
+            "sam",
+            "bc-vital-statistics",
+            "DeathReported",
+            {
+                "subject_id": "VS-2026-004417",
+                "date_of_death": today - timedelta(days=6),
+                "province_of_death": "BC",
+                "death_registration_number": "2026-59-004417",
+                "informant_relationship": "SPOUSE",
+            },
+            disclosed={"cra-individual", "esdc-cpp", "bc-msp"},
+        ),
+        Step(
+            "postal code of another province",
+            "jordan",
+            "bc-service-bc",
+            "AddressChanged",
+            {
+                "subject_id": "SBC-100877",
+                "effective_date": today,
+                "new_address": _address(["88 Bay Street"], "Toronto", "ON", "V5K 0A1"),
+                "mailing_address": None,
+            },
+            rejected="invalid_event",
+        ),
+        Step(
+            "corrupt bytes", "jordan", "bc-service-bc", "AddressChanged", None, rejected="truncated"
+        ),
+        Step(
+            "address change",
+            "jordan",
+            "bc-service-bc",
+            "AddressChanged",
+            {
+                "subject_id": "SBC-100877",
+                "effective_date": today - timedelta(days=1),
+                "new_address": _address(["455 Granville Street"], "Vancouver", "BC", "V6C 1T2"),
+                "mailing_address": _address(["PO Box 2210 Stn Main"], "Vancouver", "BC", "V6B 3W5"),
+            },
+            disclosed={"cra-individual", "bc-msp", "bc-icbc-licensing"},
+        ),
     ]
     second = [
-        Step("moved again after withdrawing", "jordan", "bc-service-bc", "AddressChanged", {
-            "subject_id": "SBC-100877",
-            "effective_date": today,
-            "new_address": _address(["3100 Kingsway"], "Vancouver", "BC", "V5R 5J9"),
-            "mailing_address": None,
-        }, disclosed={"cra-individual", "bc-msp"},
-           withheld={"bc-icbc-licensing": "consent_withdrawn"}),
-        Step("name change", "alex", "bc-service-bc", "NameChanged", {
-            "subject_id": "SBC-100234",
-            "effective_date": today - timedelta(days=10),
-            "given_names": "Alex Jordan",
-            "family_name": "Tremblay-Singh",
-            "reason": "MARRIAGE",
-        }, disclosed={"esdc-cpp"}),
-        Step("address change told to the CRA", "priya", "cra-individual", "AddressChanged", {
-            "subject_id": "CRA-P5L2M8",
-            "effective_date": today - timedelta(days=2),
-            "new_address": _address(["220 King Street West", "Suite 1200"], "Toronto", "ON",
-                                    "M5H 1K4"),
-            "mailing_address": _address(["PO Box 4410 Stn A"], "Toronto", "ON", "M5W 3K1"),
-        }, disclosed={"esdc-cpp", "on-ohip", "toronto-property-tax"}),
+        Step(
+            "moved again after withdrawing",
+            "jordan",
+            "bc-service-bc",
+            "AddressChanged",
+            {
+                "subject_id": "SBC-100877",
+                "effective_date": today,
+                "new_address": _address(["3100 Kingsway"], "Vancouver", "BC", "V5R 5J9"),
+                "mailing_address": None,
+            },
+            disclosed={"cra-individual", "bc-msp"},
+            withheld={"bc-icbc-licensing": "consent_withdrawn"},
+        ),
+        Step(
+            "name change",
+            "alex",
+            "bc-service-bc",
+            "NameChanged",
+            {
+                "subject_id": "SBC-100234",
+                "effective_date": today - timedelta(days=10),
+                "given_names": "Alex Jordan",
+                "family_name": "Tremblay-Singh",
+                "reason": "MARRIAGE",
+            },
+            disclosed={"esdc-cpp"},
+        ),
+        Step(
+            "address change told to the CRA",
+            "priya",
+            "cra-individual",
+            "AddressChanged",
+            {
+                "subject_id": "CRA-P5L2M8",
+                "effective_date": today - timedelta(days=2),
+                "new_address": _address(
+                    ["220 King Street West", "Suite 1200"], "Toronto", "ON", "M5H 1K4"
+                ),
+                "mailing_address": _address(["PO Box 4410 Stn A"], "Toronto", "ON", "M5W 3K1"),
+            },
+            disclosed={"esdc-cpp", "on-ohip", "toronto-property-tax"},
+        ),
     ]
     return first, second
 
@@ -231,8 +289,10 @@ def _run(app: App, bootstrap: str, workdir: Path, started: float) -> dict[str, A
 
     stop = threading.Event()
     worker = app.hub_worker(bootstrap)
-    runners = [_connector(app, bootstrap, p.id, p.jurisdiction, workdir)
-               for p in app.directory.subscribers()]
+    runners = [
+        _connector(app, bootstrap, p.id, p.jurisdiction, workdir)
+        for p in app.directory.subscribers()
+    ]
     threads = [threading.Thread(target=worker.run, args=(stop,), daemon=True)]
     threads += [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in runners]
     for thread in threads:
@@ -242,17 +302,28 @@ def _run(app: App, bootstrap: str, workdir: Path, started: float) -> dict[str, A
     producer = app.producer(bootstrap)
     try:
         _publish(app, producer, first)
-        _wait(lambda: _handled(worker) >= len(first), started, "the hub to process the first events")
-        service.record(f"bc-service-bc:{PEOPLE['jordan'].links['bc-service-bc']}",
-                       "bc-icbc-licensing", ["AddressChanged"], ConsentState.WITHDRAWN,
-                       Evidence("online", "client", utc_now()))
+        _wait(
+            lambda: _handled(worker) >= len(first), started, "the hub to process the first events"
+        )
+        service.record(
+            f"bc-service-bc:{PEOPLE['jordan'].links['bc-service-bc']}",
+            "bc-icbc-licensing",
+            ["AddressChanged"],
+            ConsentState.WITHDRAWN,
+            Evidence("online", "client", utc_now()),
+        )
         _publish(app, producer, second)
         steps = first + second
         _wait(lambda: _handled(worker) >= len(steps), started, "the hub to process every event")
         expected_deliveries = sum(len(s.disclosed) for s in steps)
         receipts: dict[str, dict[str, Any]] = {}
-        _wait(lambda: len(receipts.update(_receipts(bootstrap, app)) or receipts)
-              >= expected_deliveries, started, "connectors to deliver every notification")
+        _wait(
+            lambda: (
+                len(receipts.update(_receipts(bootstrap, app)) or receipts) >= expected_deliveries
+            ),
+            started,
+            "connectors to deliver every notification",
+        )
     finally:
         stop.set()
         for thread in threads:
@@ -264,13 +335,15 @@ def _run(app: App, bootstrap: str, workdir: Path, started: float) -> dict[str, A
     return _report(app, steps, receipts, bootstrap, workdir, started)
 
 
-def _connector(app: App, bootstrap: str, recipient: str, jurisdiction: str,
-               workdir: Path) -> ConnectorRunner:
+def _connector(
+    app: App, bootstrap: str, recipient: str, jurisdiction: str, workdir: Path
+) -> ConnectorRunner:
     if jurisdiction in TABLE_JURISDICTIONS:
         url = f"sqlite:///{workdir / f'backoffice-{recipient}.db'}"
         return app.connector(bootstrap, recipient, "sqltable", {"url": url})
-    return app.connector(bootstrap, recipient, "filedrop",
-                         {"directory": str(workdir / "dropbox" / recipient)})
+    return app.connector(
+        bootstrap, recipient, "filedrop", {"directory": str(workdir / "dropbox" / recipient)}
+    )
 
 
 def _publish(app: App, producer: Any, steps: list[Step]) -> None:
@@ -280,13 +353,22 @@ def _publish(app: App, producer: Any, steps: list[Step]) -> None:
             good = scenario(utc_now().date())[0][0].payload
             assert good is not None
             key, value, headers, ce_id = event_message(
-                app.codec, source=step.source, event_type=step.event_type, payload=good,
-                at=utc_now())
+                app.codec,
+                source=step.source,
+                event_type=step.event_type,
+                payload=good,
+                at=utc_now(),
+            )
             value = value[: len(value) // 2]  # cut mid-record, as a broken client might
         else:
             key, value, headers, ce_id = event_message(
-                app.codec, source=step.source, event_type=step.event_type, payload=payload,
-                at=utc_now(), event_id=step.event_id)
+                app.codec,
+                source=step.source,
+                event_type=step.event_type,
+                payload=payload,
+                at=utc_now(),
+                event_id=step.event_id,
+            )
         step.event_id = ce_id
         producer.send(LIFEEVENTS_TOPIC, key, value, headers)
         producer.flush()  # one at a time: the table reads in publishing order
@@ -305,11 +387,17 @@ def _wait(condition: Any, started: float, what: str) -> None:
 
 
 def _receipts(bootstrap: str, app: App) -> dict[str, dict[str, Any]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             group_id=None, client_id="tellonce-demo")
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        client_id="tellonce-demo",
+    )
     try:
-        partitions = [TopicPartition(RECEIPTS_TOPIC, p)
-                      for p in consumer.partitions_for_topic(RECEIPTS_TOPIC) or ()]
+        partitions = [
+            TopicPartition(RECEIPTS_TOPIC, p)
+            for p in consumer.partitions_for_topic(RECEIPTS_TOPIC) or ()
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning()
         ends = consumer.end_offsets(partitions)
@@ -328,9 +416,15 @@ def _receipts(bootstrap: str, app: App) -> dict[str, dict[str, Any]]:
         consumer.close()
 
 
-def _report(app: App, steps: list[Step], receipts: dict[str, dict[str, Any]], bootstrap: str,
-            workdir: Path, started: float) -> dict[str, Any]:
-    decisions = defaultdict(dict)
+def _report(
+    app: App,
+    steps: list[Step],
+    receipts: dict[str, dict[str, Any]],
+    bootstrap: str,
+    workdir: Path,
+    started: float,
+) -> dict[str, Any]:
+    decisions: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     for d in app.store.decisions():
         decisions[(d.source, d.event_id)][d.recipient] = d
     rejections = {r.offset: r for r in app.store.rejections()}
@@ -338,8 +432,13 @@ def _report(app: App, steps: list[Step], receipts: dict[str, dict[str, Any]], bo
     mismatches: list[str] = []
     rows = []
     for number, step in enumerate(steps, start=1):
-        row: dict[str, Any] = {"n": number, "label": step.label, "type": step.event_type,
-                               "source": step.source, "person": PEOPLE[step.person].name}
+        row: dict[str, Any] = {
+            "n": number,
+            "label": step.label,
+            "type": step.event_type,
+            "source": step.source,
+            "person": PEOPLE[step.person].name,
+        }
         if step.rejected:
             row["rejected"] = step.rejected
             if step.rejected not in rejected_reasons:
@@ -366,7 +465,8 @@ def _report(app: App, steps: list[Step], receipts: dict[str, dict[str, Any]], bo
                     if recipient in step.disclosed or decision.reason != want:
                         mismatches.append(
                             f"#{number}: {recipient} withheld ({decision.reason}), expected "
-                            f"{'disclosure' if recipient in step.disclosed else want}")
+                            f"{'disclosure' if recipient in step.disclosed else want}"
+                        )
             if not got:
                 mismatches.append(f"#{number}: the hub recorded no decisions")
         rows.append(row)
@@ -387,16 +487,25 @@ def _report(app: App, steps: list[Step], receipts: dict[str, dict[str, Any]], bo
         "mismatches": mismatches,
         "seconds": round(time.monotonic() - started, 1),
     }
-    return {"rows": rows, "summary": summary, "bootstrap": bootstrap, "workdir": str(workdir),
-            "sinks": {r.id: ("staging table" if r.jurisdiction in TABLE_JURISDICTIONS
-                             else "file drop") for r in app.directory.subscribers()}}
+    return {
+        "rows": rows,
+        "summary": summary,
+        "bootstrap": bootstrap,
+        "workdir": str(workdir),
+        "sinks": {
+            r.id: ("staging table" if r.jurisdiction in TABLE_JURISDICTIONS else "file drop")
+            for r in app.directory.subscribers()
+        },
+    }
 
 
 def _print(report: dict[str, Any]) -> None:
     s = report["summary"]
     sinks = report["sinks"]
-    print(f"tellonce demo: embedded Tansu broker at {report['bootstrap']}, "
-          f"SQLite store in {report['workdir']}\n")
+    print(
+        f"tellonce demo: embedded Tansu broker at {report['bootstrap']}, "
+        f"SQLite store in {report['workdir']}\n"
+    )
     for row in report["rows"]:
         head = f"{row['n']:>2}. {row['type']:<15} from {row['source']:<20} {row['person']:<7}"
         if "rejected" in row:
@@ -408,17 +517,23 @@ def _print(report: dict[str, Any]) -> None:
         print(f"{head} {row['label']}")
         for recipient, fields, delivered in row["delivered"]:
             mark = "delivered" if delivered else "NOT delivered"
-            print(f"      {mark:<10} {recipient:<24} {', '.join(fields):<48} "
-                  f"via {sinks.get(recipient, '?')}")
+            print(
+                f"      {mark:<10} {recipient:<24} {', '.join(fields):<48} "
+                f"via {sinks.get(recipient, '?')}"
+            )
         for recipient, reason in row["withheld"]:
             print(f"      {'withheld':<10} {recipient:<24} {reason.replace('_', ' ')}")
         if row["n"] == 6:
-            print("\n    -> Jordan withdraws consent to tell bc-icbc-licensing of address "
-                  "changes (online, by the client)\n")
+            print(
+                "\n    -> Jordan withdraws consent to tell bc-icbc-licensing of address "
+                "changes (online, by the client)\n"
+            )
     print()
-    print(f"published {s['published']}, delivered {s['delivered']}, withheld {s['withheld']}, "
-          f"rejected {s['rejected']}, duplicates ignored {s['duplicates_ignored']} "
-          f"({s['seconds']} s)")
+    print(
+        f"published {s['published']}, delivered {s['delivered']}, withheld {s['withheld']}, "
+        f"rejected {s['rejected']}, duplicates ignored {s['duplicates_ignored']} "
+        f"({s['seconds']} s)"
+    )
     verdict = "verified" if s["audit_verified"] else "BROKEN"
     print(f"audit chain: {s['audit_records']} records, {verdict}")
     if s["matched"]:

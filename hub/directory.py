@@ -117,9 +117,7 @@ class Directory(BaseModel):
 
     def recipients_of(self, event_type: str, *, origin: str) -> list[Program]:
         """Programs subscribed to ``event_type``, except the one that reported it."""
-        return [
-            p for p in self.programs if event_type in p.subscriptions and p.id != origin
-        ]
+        return [p for p in self.programs if event_type in p.subscriptions and p.id != origin]
 
     def subscribers(self) -> Iterable[Program]:
         return (p for p in self.programs if p.subscriptions)

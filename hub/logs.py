@@ -7,8 +7,12 @@ import sys
 
 import structlog
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def configure(level: str = "info", fmt: str = "json") -> None:
@@ -29,6 +33,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         cache_logger_on_first_use=False,
     )
     # kafka-python logs through the standard library; keep its chatter out unless debugging.
-    logging.basicConfig(level=logging.WARNING if level != "debug" else logging.DEBUG,
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if level != "debug" else logging.DEBUG, stream=sys.stderr
+    )
     logging.getLogger("kafka").setLevel(logging.ERROR if level != "debug" else logging.DEBUG)

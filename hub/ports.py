@@ -89,8 +89,10 @@ class MessageSource(Protocol):
     def poll(self, max_records: int, timeout_ms: int) -> list[InboundMessage]: ...
     def rewind(self) -> None:
         """Go back to the offsets the lookup gives (after a failed batch)."""
+
     def commit(self) -> None:
         """Commit consumed positions to the broker (for sources that keep offsets there)."""
+
     def close(self) -> None: ...
 
 

@@ -28,8 +28,8 @@ from hub.model import (
     Decision,
     Headers,
     InboundMessage,
-    Outcome,
     OutboxMessage,
+    Outcome,
     RejectionRecord,
     notify_topic,
 )
@@ -71,9 +71,7 @@ def notification_id(source: str, event_id: str, recipient: str) -> str:
 
 
 class BatchProcessor:
-    def __init__(
-        self, *, directory: Directory, codec: Codec, clock: Clock, group_id: str
-    ) -> None:
+    def __init__(self, *, directory: Directory, codec: Codec, clock: Clock, group_id: str) -> None:
         self._directory = directory
         self._codec = codec
         self._clock = clock
@@ -97,8 +95,8 @@ class BatchProcessor:
         for p in good:
             by_source[p.source].append(p.subject)
         for source, subjects in by_source.items():
-            for subject, person in tx.persons_for(source, subjects).items():
-                persons[(source, subject)] = person
+            for subject, person_id in tx.persons_for(source, subjects).items():
+                persons[(source, subject)] = person_id
         person_ids = set(persons.values())
         links = tx.links_of(person_ids)
         histories = tx.consent_history(person_ids)
@@ -279,7 +277,8 @@ class BatchProcessor:
     def _notice(
         self, item: _Parsed, decision: Decision, links: dict[str, str], now: datetime
     ) -> OutboxMessage:
-        assert decision.notification_id is not None and decision.consent_revision is not None
+        assert decision.notification_id is not None
+        assert decision.consent_revision is not None
         local_id = links[decision.recipient]
         record: dict[str, Any] = {
             "notification_id": decision.notification_id,
@@ -356,9 +355,7 @@ class BatchProcessor:
             {"position": position, "reason": error.reason, "source": source, "event_id": event_id},
             now,
         )
-        log.warning(
-            "event rejected", position=position, reason=error.reason, detail=error.detail
-        )
+        log.warning("event rejected", position=position, reason=error.reason, detail=error.detail)
 
 
 def cloudevent_headers(

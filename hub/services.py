@@ -66,7 +66,9 @@ class ConsentService:
                     raise ConflictError(f"this person already has an id at program {program!r}")
             tx.add_link(IdentityLink(person, program, local_id, evidence))
             chain = AuditChain(tx.last_audit())
-            chain.append("identity_linked", {"person": person, "program": program}, evidence.recorded_at)
+            chain.append(
+                "identity_linked", {"person": person, "program": program}, evidence.recorded_at
+            )
             for record in chain.pending:
                 tx.add_audit(record)
         return person

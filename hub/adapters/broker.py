@@ -111,7 +111,9 @@ class EmbeddedBroker:
             log.info("embedded broker started", bootstrap=self.bootstrap, pid=self._process.pid)
             return self
         self.stop()
-        raise BrokerError(f"tansu did not answer on {self.bootstrap} within {self.startup_timeout}s")
+        raise BrokerError(
+            f"tansu did not answer on {self.bootstrap} within {self.startup_timeout}s"
+        )
 
     def stop(self) -> None:
         process, self._process = self._process, None

@@ -8,6 +8,7 @@ so the settings pass a short interval and keep batches small enough to fit in it
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -173,7 +174,9 @@ class KafkaSource:
         self._consumer.close(autocommit=False)
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) -> None:
+def ensure_topics(
+    bootstrap: str, topics: Iterable[str], partitions: int = 3, replication: int = 1
+) -> None:
     """Create the topics that do not exist yet (idempotent)."""
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tellonce-admin")
@@ -186,12 +189,14 @@ def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) ->
         existing = set(admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            try:
+            # Another process may create them at the same moment; that is the outcome we want.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                    [
+                        NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                        for t in missing
+                    ]
                 )
-            except TopicAlreadyExistsError:
-                pass
             log.info("topics created", topics=missing)
     except KafkaError as exc:
         raise BrokerError(f"cannot create topics on {bootstrap}: {exc}") from exc

@@ -31,7 +31,8 @@ class Finding:
 
 
 def _compatible(reader: dict[str, Any], writer: dict[str, Any]) -> list[str]:
-    result = ReaderWriterCompatibilityChecker().get_compatibility(
+    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+    result = checker.get_compatibility(
         avro.schema.parse(json.dumps(reader)), avro.schema.parse(json.dumps(writer))
     )
     if result.compatibility is SchemaCompatibilityType.compatible:

@@ -42,8 +42,8 @@ from hub.model import (
     AcceptedEvent,
     AuditRecord,
     Decision,
-    Outcome,
     OutboxMessage,
+    Outcome,
     RejectionRecord,
 )
 
@@ -219,7 +219,7 @@ class SqlTransaction:
                     identity_links.c.program == program, identity_links.c.local_id.in_(chunk)
                 )
             )
-            found.update({local: person for local, person in rows})
+            found.update(dict(rows.tuples()))
         return found
 
     def links_of(self, person_ids: Iterable[str]) -> dict[str, dict[str, str]]:
