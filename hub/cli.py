@@ -246,7 +246,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     payload = _avro_ready(payload)
     app = _app()
     app.directory.program(args.source)
-    producer = app.producer(app.bootstrap_servers())
+    bootstrap = app.bootstrap_servers()
+    app.ensure_topics(bootstrap)
+    producer = app.producer(bootstrap)
     try:
         event_id = publish_event(
             producer,

@@ -90,7 +90,10 @@ class ConnectorRunner:
         while not stop.is_set():
             messages = self._source.poll(self._batch_size, self._poll_timeout_ms)
             if not messages:
-                if idle_exit_s is not None and time.monotonic() - last_activity > idle_exit_s:
+                if not self._source.ready:
+                    # Idle time counts from the group join, which can take seconds.
+                    last_activity = time.monotonic()
+                elif idle_exit_s is not None and time.monotonic() - last_activity > idle_exit_s:
                     break
                 continue
             last_activity = time.monotonic()

@@ -87,6 +87,10 @@ class MessageSource(Protocol):
     """Polls records of subscribed topics; positions are set by the caller's offset lookup."""
 
     def poll(self, max_records: int, timeout_ms: int) -> list[InboundMessage]: ...
+    @property
+    def ready(self) -> bool:
+        """True once partitions are assigned (a group join can take seconds)."""
+
     def rewind(self) -> None:
         """Go back to the offsets the lookup gives (after a failed batch)."""
 

@@ -103,6 +103,9 @@ class HubWorker:
                     last_activity = time.monotonic()
                     if on_batch:
                         on_batch(self.totals)
+                elif not self._source.ready:
+                    # Idle time counts from the group join, which can take seconds.
+                    last_activity = time.monotonic()
                 elif idle_exit_s is not None and time.monotonic() - last_activity > idle_exit_s:
                     break
             except TellonceError as exc:

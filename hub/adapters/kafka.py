@@ -149,8 +149,8 @@ class KafkaSource:
         return out
 
     @property
-    def assigned(self) -> int:
-        return len(self._consumer.assignment())
+    def ready(self) -> bool:
+        return bool(self._consumer.assignment())
 
     def rewind(self) -> None:
         assignment = self._consumer.assignment()

@@ -3,8 +3,9 @@
 It keeps the promises of the SQL store (``hub.adapters.sql.store``): a transaction works on a
 copy of the data and is applied only when its block exits normally, so an exception leaves
 nothing behind; the unique and foreign-key constraints of ``hub.adapters.sql.tables`` are
-enforced and a violation raises StoreError; outbox rows get increasing sequence numbers.
-Transactions are serialized by one lock (they are not reentrant: never nest them).
+enforced and a violation raises StoreError and dooms the transaction (as PostgreSQL does);
+outbox rows get increasing sequence numbers. Transactions are serialized by one lock (they are
+not reentrant: never nest them), so a violation is never a race and is not retriable.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class MemoryStore:
             tx = MemoryTransaction(self._state.copy())
             try:
                 yield tx
+                if tx.doomed:  # the block caught a violation and carried on
+                    raise StoreError(tx.doomed, retriable=False)
                 self._state = tx.state  # reached only when the block exits normally
             finally:
                 tx.closed = True
@@ -106,6 +109,7 @@ class MemoryTransaction:
     def __init__(self, state: _State) -> None:
         self._state = state
         self.closed = False
+        self.doomed = ""  # why the transaction must roll back, once a constraint failed
 
     @property
     def state(self) -> _State:
@@ -117,17 +121,16 @@ class MemoryTransaction:
         """Take ``key`` under a unique constraint, like an INSERT would."""
         taken = self.state.unique.setdefault(constraint, set())
         if key in taken:
-            raise StoreError(
-                f"unique constraint {constraint} violated; the batch was rolled back",
-                retriable=False,
-            )
+            self._violated(f"unique constraint {constraint}")
         taken.add(key)
 
     def _require(self, present: bool, constraint: str) -> None:
         if not present:
-            raise StoreError(
-                f"foreign key {constraint} violated; the batch was rolled back", retriable=False
-            )
+            self._violated(f"foreign key {constraint}")
+
+    def _violated(self, constraint: str) -> None:
+        self.doomed = f"{constraint} violated; the transaction was rolled back"
+        raise StoreError(self.doomed, retriable=False)
 
     # -- offsets -----------------------------------------------------------------------------
 

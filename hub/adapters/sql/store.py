@@ -219,7 +219,7 @@ class SqlTransaction:
                     identity_links.c.program == program, identity_links.c.local_id.in_(chunk)
                 )
             )
-            found.update(dict(rows.tuples()))
+            found.update((str(local), str(person)) for local, person in rows)
         return found
 
     def links_of(self, person_ids: Iterable[str]) -> dict[str, dict[str, str]]:

@@ -1,0 +1,32 @@
+"""E2E helpers: run the installed ``tellonce`` command as a user would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TELLONCE = shutil.which("tellonce", path=str(Path(sys.executable).parent)) or "tellonce"
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [TELLONCE, *args], capture_output=True, text=True, env=full_env, timeout=timeout
+    )
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    yield {
+        "TELLONCE_STORE__URL": f"sqlite:///{tmp_path / 'hub.db'}",
+        "TELLONCE_LOG_LEVEL": "warning",
+    }
