@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,8 @@ def run(
 
 
 @pytest.fixture
-def sqlite_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    yield {
+def sqlite_env(tmp_path: Path) -> dict[str, str]:
+    return {
         "TELLONCE_STORE__URL": f"sqlite:///{tmp_path / 'hub.db'}",
         "TELLONCE_LOG_LEVEL": "warning",
     }
