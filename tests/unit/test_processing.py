@@ -1,0 +1,492 @@
+"""BatchProcessor on the memory store: what recipients are told, what is withheld or rejected."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from consent.model import ConsentRevision, ConsentState, Evidence, IdentityLink
+from consent.rules import next_revision
+from hub.adapters.avro import AvroCodec
+from hub.adapters.memory import MemoryStore
+from hub.audit import verify_chain
+from hub.directory import Directory
+from hub.model import (
+    LIFEEVENTS_TOPIC,
+    REJECTED_TOPIC,
+    Decision,
+    InboundMessage,
+    OutboxMessage,
+    Outcome,
+    notify_topic,
+)
+from hub.processing import BatchProcessor, BatchSummary
+
+PUBLISHER = "bc-service-bc"
+SUBJECT = "SBC-1001"  # the client's id at Service BC
+PERSON = "person-7f3a"
+ADDRESS_CHANGED = "ca.tellonce.lifeevents.AddressChanged"
+POSTAL_CODE = "V5K 0A1"
+GROUP = "tellonce-hub"
+
+# recipient -> the client's id there; bc-msp has consent but no link
+LINKS = {
+    PUBLISHER: SUBJECT,
+    "cra-individual": "CRA-000123",
+    "bc-icbc-licensing": "DL-4455",
+    "esdc-cpp": "CPP-9876",
+    "vancouver-property-tax": "FOLIO-31",
+}
+GIVEN_TO = ("cra-individual", "bc-icbc-licensing", "esdc-cpp", "bc-msp")
+WITHDRAWN_FROM = ("esdc-cpp",)
+
+
+def address(postal_code: str = POSTAL_CODE, lines: tuple[str, ...] = ("3 Oak St",)) -> Any:
+    return {
+        "lines": list(lines),
+        "municipality": "Vancouver",
+        "province": "BC",
+        "postal_code": postal_code,
+    }
+
+
+def address_changed(subject: str = SUBJECT, postal_code: str = POSTAL_CODE) -> dict[str, Any]:
+    return {
+        "subject_id": subject,
+        "effective_date": date(2025, 3, 1),
+        "new_address": address(postal_code),
+        "mailing_address": address("V6B 1A1", ("PO Box 88",)),
+    }
+
+
+class Publisher:
+    """Builds inbound records the way a publishing back office would."""
+
+    def __init__(self, codec: AvroCodec, now: datetime) -> None:
+        self.codec = codec
+        self.now = now
+        self.offsets: Counter[int] = Counter()
+
+    def message(
+        self,
+        ce_id: str,
+        *,
+        record: dict[str, Any] | None = None,
+        key: str = SUBJECT,
+        partition: int = 0,
+        drop: tuple[str, ...] = (),
+        **headers: str,
+    ) -> InboundMessage:
+        values = {
+            "ce_specversion": "1.0",
+            "ce_id": ce_id,
+            "ce_source": PUBLISHER,
+            "ce_type": ADDRESS_CHANGED,
+            "ce_time": (self.now - timedelta(minutes=3)).isoformat().replace("+00:00", "Z"),
+            "ce_subject": key,
+            "content-type": "application/avro",
+        } | headers
+        offset = self.offsets[partition]
+        self.offsets[partition] += 1
+        return InboundMessage(
+            topic=LIFEEVENTS_TOPIC,
+            partition=partition,
+            offset=offset,
+            key=key.encode(),
+            value=self.codec.encode(ADDRESS_CHANGED, record or address_changed(key)),
+            headers=[(k, v.encode()) for k, v in values.items() if k not in drop],
+        )
+
+
+@pytest.fixture
+def publisher(codec: AvroCodec, now: datetime) -> Publisher:
+    return Publisher(codec, now)
+
+
+@pytest.fixture
+def processor(
+    directory: Directory, codec: AvroCodec, clock: Callable[[], datetime]
+) -> BatchProcessor:
+    return BatchProcessor(directory=directory, codec=codec, clock=clock, group_id=GROUP)
+
+
+@pytest.fixture
+def linked_store(store: MemoryStore, now: datetime) -> MemoryStore:
+    """One client, linked at some programs, who consented to some of them."""
+    evidence = Evidence("counter", "staff-042", now - timedelta(days=30))
+    with store.transaction() as tx:
+        tx.add_person(PERSON, evidence.recorded_at)
+        for program, local_id in LINKS.items():
+            tx.add_link(IdentityLink(PERSON, program, local_id, evidence))
+        history: dict[str, list[ConsentRevision]] = {}
+        changes = [(r, ConsentState.GIVEN) for r in GIVEN_TO]
+        changes += [(r, ConsentState.WITHDRAWN) for r in WITHDRAWN_FROM]
+        for recipient, state in changes:
+            revision = next_revision(
+                history.get(recipient, []),
+                person_id=PERSON,
+                recipient=recipient,
+                event_type="AddressChanged",
+                state=state,
+                evidence=evidence,
+            )
+            tx.add_consent(revision)
+            history.setdefault(recipient, []).append(revision)
+    return store
+
+
+def run(store: MemoryStore, processor: BatchProcessor, *messages: InboundMessage) -> BatchSummary:
+    with store.transaction() as tx:
+        return processor.process(tx, messages)
+
+
+def outbox(store: MemoryStore) -> list[OutboxMessage]:
+    with store.transaction() as tx:
+        return tx.pending_outbox(10_000)
+
+
+def by_recipient(store: MemoryStore) -> dict[str, Decision]:
+    return {d.recipient: d for d in store.decisions()}
+
+
+def header(message: OutboxMessage, name: str) -> bytes | None:
+    return dict(message.headers).get(name)
+
+
+# -- disclosure ------------------------------------------------------------------------------
+
+
+FIELDS = {
+    "cra-individual": ("effective_date", "new_address", "mailing_address"),
+    "bc-icbc-licensing": ("new_address",),
+}
+
+
+@pytest.mark.parametrize("recipient", FIELDS)
+def test_consenting_linked_recipient_gets_only_its_fields(
+    linked_store: MemoryStore,
+    processor: BatchProcessor,
+    publisher: Publisher,
+    codec: AvroCodec,
+    recipient: str,
+) -> None:
+    """A recipient told of a move gets its agreed fields under its own id, nothing else."""
+    run(linked_store, processor, publisher.message("evt-1"))
+    notices = [m for m in outbox(linked_store) if m.topic == notify_topic(recipient)]
+    assert len(notices) == 1
+    notice = notices[0]
+    local_id = LINKS[recipient]
+    assert notice.key == local_id.encode()
+    assert header(notice, "ce_subject") == local_id.encode()
+    decoded = codec.decode(notice.value)
+    assert decoded.entry.name == "ca.tellonce.notify.AddressChangeNotice"
+    record = decoded.record
+    assert record["subject_id"] == local_id
+    assert record["recipient"] == recipient
+    assert (record["event_source"], record["event_id"]) == (PUBLISHER, "evt-1")
+    assert tuple(record["disclosed_fields"]) == FIELDS[recipient]
+    sent = address_changed()
+    for name in ("effective_date", "new_address", "mailing_address"):
+        assert record[name] == (sent[name] if name in FIELDS[recipient] else None)
+    assert SUBJECT.encode() not in notice.value  # the publisher's id for the client stays home
+
+
+def test_disclosure_is_recorded_with_the_consent_relied_on(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher, codec: AvroCodec
+) -> None:
+    """The decision names the consent revision and the field names that the notice carries."""
+    run(linked_store, processor, publisher.message("evt-1"))
+    decision = by_recipient(linked_store)["bc-icbc-licensing"]
+    assert decision.outcome is Outcome.DISCLOSED
+    assert decision.reason == "consent_given"
+    assert decision.fields == ("new_address",)
+    notice = next(m for m in outbox(linked_store) if m.message_id == decision.notification_id)
+    assert codec.decode(notice.value).record["consent_revision"] == decision.consent_revision
+
+
+@pytest.mark.parametrize(
+    ("recipient", "reason"),
+    [
+        ("esdc-cpp", "consent_withdrawn"),
+        ("bc-msp", "no_identity_link"),
+        ("vancouver-property-tax", "no_consent"),
+    ],
+)
+def test_recipient_without_usable_consent_is_not_told(
+    linked_store: MemoryStore,
+    processor: BatchProcessor,
+    publisher: Publisher,
+    recipient: str,
+    reason: str,
+) -> None:
+    """Withdrawn consent, no link at the recipient, or no consent: withheld, no notice."""
+    run(linked_store, processor, publisher.message("evt-1"))
+    decision = by_recipient(linked_store)[recipient]
+    assert (decision.outcome, decision.reason) == (Outcome.WITHHELD, reason)
+    assert decision.notification_id is None
+    assert decision.fields == ()
+    assert not [m for m in outbox(linked_store) if m.topic == notify_topic(recipient)]
+
+
+def test_unlinked_subject_is_accepted_but_nobody_is_told(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
+) -> None:
+    """An event about a client the hub cannot identify is recorded, and withheld from all."""
+    summary = run(linked_store, processor, publisher.message("evt-1", key="SBC-UNKNOWN"))
+    assert (summary.accepted, summary.disclosed) == (1, 0)
+    assert linked_store.events()[0].person_id is None
+    assert {d.reason for d in linked_store.decisions()} == {"subject_not_linked"}
+    assert outbox(linked_store) == []
+
+
+def test_one_decision_per_recipient_per_event(
+    linked_store: MemoryStore,
+    processor: BatchProcessor,
+    publisher: Publisher,
+    directory: Directory,
+) -> None:
+    """Every subscriber except the publisher gets exactly one decision per accepted event."""
+    summary = run(linked_store, processor, publisher.message("evt-1"), publisher.message("evt-2"))
+    expected = {p.id for p in directory.recipients_of("AddressChanged", origin=PUBLISHER)}
+    counts = Counter((d.event_id, d.recipient) for d in linked_store.decisions())
+    assert set(counts) == {(e, r) for e in ("evt-1", "evt-2") for r in expected}
+    assert set(counts.values()) == {1}
+    assert summary.disclosed + summary.withheld == len(counts)
+    assert summary.disclosed == 2 * len(FIELDS)
+
+
+# -- duplicates ------------------------------------------------------------------------------
+
+
+def test_duplicate_in_the_same_batch_is_ignored(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
+) -> None:
+    """A redelivered event (same ce_source and ce_id) in one batch is counted, not re-sent."""
+    summary = run(linked_store, processor, publisher.message("evt-1"), publisher.message("evt-1"))
+    assert (summary.accepted, summary.duplicates) == (1, 1)
+    assert len(linked_store.events()) == 1
+    assert len(outbox(linked_store)) == len(FIELDS)
+    assert summary.next_offsets == {(LIFEEVENTS_TOPIC, 0): 2}
+
+
+def test_duplicate_in_a_later_batch_is_ignored(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
+) -> None:
+    """An event seen in an earlier batch adds no decision and no outbox row."""
+    run(linked_store, processor, publisher.message("evt-1"))
+    decisions, rows = len(linked_store.decisions()), len(outbox(linked_store))
+    summary = run(linked_store, processor, publisher.message("evt-1"))
+    assert (summary.accepted, summary.duplicates) == (0, 1)
+    assert len(linked_store.decisions()) == decisions
+    assert len(outbox(linked_store)) == rows
+    with linked_store.transaction() as tx:
+        assert tx.offsets(GROUP, LIFEEVENTS_TOPIC) == {0: 2}
+
+
+# -- rejections ------------------------------------------------------------------------------
+
+
+Headers = Callable[[Publisher], dict[str, Any]]
+
+BAD: dict[str, tuple[Headers, str]] = {
+    "missing-header": (lambda p: {"drop": ("ce_id",)}, "missing_header"),
+    "unknown-source": (lambda p: {"ce_source": "bc-nowhere"}, "unknown_source"),
+    "wrong-type": (lambda p: {"ce_type": "ca.tellonce.lifeevents.NameChanged"}, "type_mismatch"),
+    "future-time": (
+        lambda p: {"ce_time": (p.now + timedelta(hours=1)).isoformat()},
+        "invalid_event",
+    ),
+    "postal-code-of-ontario": (
+        lambda p: {"record": address_changed(postal_code="K1A 0B1")},
+        "invalid_event",
+    ),
+    "wrong-content-type": (lambda p: {"content-type": "application/json"}, "bad_header"),
+    "key-is-someone-else": (lambda p: {"ce_subject": "SBC-2002"}, "subject_mismatch"),
+}
+
+
+@pytest.mark.parametrize(("bad", "reason"), BAD.values(), ids=BAD.keys())
+def test_bad_event_is_rejected_and_good_ones_still_flow(
+    linked_store: MemoryStore,
+    processor: BatchProcessor,
+    publisher: Publisher,
+    codec: AvroCodec,
+    bad: Headers,
+    reason: str,
+) -> None:
+    """A bad record becomes a rejection on the rejected topic; the rest of the batch goes on."""
+    summary = run(
+        linked_store,
+        processor,
+        publisher.message("evt-1"),
+        publisher.message("evt-bad", **bad(publisher)),
+        publisher.message("evt-3"),
+    )
+    assert (summary.accepted, summary.rejected) == (2, 1)
+    [stored] = linked_store.rejections()
+    assert (stored.reason, stored.offset) == (reason, 1)
+    [published] = [m for m in outbox(linked_store) if m.topic == REJECTED_TOPIC]
+    decoded = codec.decode(published.value)
+    assert decoded.entry.name == "ca.tellonce.lifeevents.Rejection"
+    assert decoded.record["reason"] == reason
+    assert (decoded.record["topic"], decoded.record["offset"]) == (LIFEEVENTS_TOPIC, 1)
+    for personal in (POSTAL_CODE, "K1A 0B1", SUBJECT, "3 Oak St", "PO Box 88"):
+        assert personal.encode() not in published.value
+        assert personal not in stored.detail
+    told = {d.event_id for d in linked_store.decisions() if d.outcome is Outcome.DISCLOSED}
+    assert told == {"evt-1", "evt-3"}
+
+
+def test_undecodable_value_is_rejected(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
+) -> None:
+    """A value that is not framed Avro is rejected with the decoder's reason."""
+    good = publisher.message("evt-1")
+    bad = InboundMessage(good.topic, 0, 5, good.key, b"not avro", good.headers)
+    summary = run(linked_store, processor, bad)
+    assert summary.rejected == 1
+    assert linked_store.rejections()[0].reason == "bad_framing"
+
+
+# -- offsets and audit -----------------------------------------------------------------------
+
+
+def test_offsets_saved_are_the_next_to_read_per_partition(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
+) -> None:
+    """After a batch the stored offset of each partition is its last offset + 1."""
+    messages = [
+        publisher.message("evt-1", partition=0),
+        publisher.message("evt-2", partition=1),
+        publisher.message("evt-3", partition=0),
+        publisher.message("evt-4", partition=0, drop=("ce_type",)),  # rejected still counts
+        publisher.message("evt-1", partition=1),  # duplicate still counts
+    ]
+    summary = run(linked_store, processor, *messages)
+    with linked_store.transaction() as tx:
+        assert tx.offsets(GROUP, LIFEEVENTS_TOPIC) == {0: 3, 1: 2}
+    assert summary.next_offsets == {(LIFEEVENTS_TOPIC, 0): 3, (LIFEEVENTS_TOPIC, 1): 2}
+
+
+def test_audit_chain_verifies_and_reconciles_after_processing(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
+) -> None:
+    """Across batches the audit chain verifies and holds one record per fact."""
+    first = run(linked_store, processor, publisher.message("evt-1"))
+    second = run(
+        linked_store,
+        processor,
+        publisher.message("evt-2"),
+        publisher.message("evt-1"),
+        publisher.message("evt-x", ce_source="bc-nowhere"),
+    )
+    records = list(linked_store.audit_records())
+    assert verify_chain(records) is None
+    kinds = Counter(r.kind for r in records)
+    assert kinds == {
+        "accepted": first.accepted + second.accepted,
+        "rejected": first.rejected + second.rejected,
+        "disclosed": first.disclosed + second.disclosed,
+        "withheld": first.withheld + second.withheld,
+    }
+    for record in records:
+        assert POSTAL_CODE not in str(record.data)
+        assert SUBJECT not in str(record.data)
+
+
+def test_failed_batch_leaves_no_trace(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
+) -> None:
+    """If the batch transaction fails, no decision, notice or offset survives it."""
+
+    def process_then_fail() -> None:
+        with linked_store.transaction() as tx:
+            processor.process(tx, [publisher.message("evt-1")])
+            raise RuntimeError("database went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        process_then_fail()
+    assert linked_store.decisions() == []
+    assert outbox(linked_store) == []
+    with linked_store.transaction() as tx:
+        assert tx.offsets(GROUP, LIFEEVENTS_TOPIC) == {}
+
+
+def test_death_report_reaches_each_recipient_with_its_own_fields(
+    store: MemoryStore, processor: BatchProcessor, codec: AvroCodec, now: datetime
+) -> None:
+    """A death reported by vital statistics reaches CPP with all four fields, ICBC with one."""
+    evidence = Evidence("counter", "staff-042", now - timedelta(days=400))
+    local = {"bc-vital-statistics": "REG-2025-1", "esdc-cpp": "CPP-1", "bc-icbc-licensing": "DL-1"}
+    with store.transaction() as tx:
+        tx.add_person(PERSON, evidence.recorded_at)
+        for program, local_id in local.items():
+            tx.add_link(IdentityLink(PERSON, program, local_id, evidence))
+        for recipient in ("esdc-cpp", "bc-icbc-licensing"):
+            tx.add_consent(
+                next_revision(
+                    [],
+                    person_id=PERSON,
+                    recipient=recipient,
+                    event_type="DeathReported",
+                    state=ConsentState.GIVEN,
+                    evidence=evidence,
+                )
+            )
+    reported = {
+        "subject_id": "REG-2025-1",
+        "date_of_death": now.date() - timedelta(days=2),
+        "province_of_death": "BC",
+        "death_registration_number": "2025-59-000123",
+        "informant_relationship": "SPOUSE",
+    }
+    message = InboundMessage(
+        topic=LIFEEVENTS_TOPIC,
+        partition=0,
+        offset=0,
+        key=b"REG-2025-1",
+        value=codec.encode("ca.tellonce.lifeevents.DeathReported", reported),
+        headers=[
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"death-1"),
+            ("ce_source", b"bc-vital-statistics"),
+            ("ce_type", b"ca.tellonce.lifeevents.DeathReported"),
+            ("ce_time", now.isoformat().encode()),
+            ("content-type", b"application/avro"),
+        ],
+    )
+    assert run(store, processor, message).disclosed == 2
+    notices = {m.topic: codec.decode(m.value).record for m in outbox(store)}
+    cpp = notices[notify_topic("esdc-cpp")]
+    assert cpp["subject_id"] == "CPP-1"
+    for name, value in reported.items():
+        if name != "subject_id":
+            assert cpp[name] == value
+    icbc = notices[notify_topic("bc-icbc-licensing")]
+    assert icbc["date_of_death"] == reported["date_of_death"]
+    assert icbc["province_of_death"] is None
+    assert icbc["death_registration_number"] is None
+    assert icbc["informant_relationship"] is None
+
+
+def test_logs_carry_ids_never_personal_values(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
+) -> None:
+    """Neither accepted, duplicate nor rejected events put addresses or client ids in logs."""
+    with capture_logs() as logs:
+        run(
+            linked_store,
+            processor,
+            publisher.message("evt-1"),
+            publisher.message("evt-1"),
+            publisher.message("evt-2", record=address_changed(postal_code="K1A 0B1")),
+        )
+    assert {entry["event"] for entry in logs} >= {"event rejected", "duplicate event ignored"}
+    for entry in logs:
+        for personal in (POSTAL_CODE, "K1A 0B1", SUBJECT, "3 Oak St", *LINKS.values()):
+            assert personal not in str(entry)
