@@ -1,0 +1,86 @@
+"""Fixtures of the integration tier: a fresh Tansu broker per test, and a fresh store per test
+on each backend (an SQLite file; a new database on the PostgreSQL server).
+
+A missing service fails the test when CI=true and skips it with the reason elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from hub.adapters.broker import EmbeddedBroker
+from hub.bootstrap import App
+from hub.errors import ConfigError
+
+from .harness import Harness, settings_for
+
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+def unavailable(reason: str) -> None:
+    """Fail in CI, where every service must be there; skip with the reason elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def broker() -> Iterator[EmbeddedBroker]:
+    try:
+        embedded = EmbeddedBroker()
+    except ConfigError as exc:
+        unavailable(f"no Tansu broker binary: {exc}")
+    with embedded:  # starts it; stops it and closes its log after the test
+        yield embedded
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store nobody used before: an SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hub.db'}"
+        return
+    name = f"tellonce_it_{uuid.uuid4().hex[:16]}"
+    try:
+        admin = psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        unavailable(f"PostgreSQL is not reachable at {POSTGRES_SERVER}: {exc}")
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def staging_url(store_url: str, tmp_path: Path) -> str:
+    """The sqltable recipient's own database: another SQLite file, or the test's PG database."""
+    if store_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'recipient.db'}"
+    return store_url
+
+
+@pytest.fixture
+def app(store_url: str, broker: EmbeddedBroker) -> Iterator[App]:
+    application = App.from_settings(settings_for(store_url, broker.bootstrap))
+    application.ensure_topics(broker.bootstrap)
+    try:
+        yield application
+    finally:
+        application.close()
+
+
+@pytest.fixture
+def harness(app: App, broker: EmbeddedBroker, tmp_path: Path) -> Harness:
+    return Harness(app, broker.bootstrap, tmp_path)

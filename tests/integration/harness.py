@@ -1,0 +1,206 @@
+"""What the integration tests do over and over: link clients, publish, run the hub and
+connectors until they have handled what was sent, and read topics back.
+
+Runs stop as soon as they have handled the expected records (``on_batch`` sets the stop event);
+the idle exit (counted from the group join, which takes Tansu about 3 s) bounds them when the
+records never come, and is the whole run when the point is that nothing (more) arrives.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from consent.model import ConsentState, Evidence
+from hub.bootstrap import App
+from hub.delivery import DeliveryTotals
+from hub.model import notify_topic
+from hub.publishing import publish_event
+from hub.settings import BrokerSettings, Settings, StoreSettings
+from hub.worker import Totals
+
+PUBLISHER = "bc-service-bc"
+EVENT_TYPE = "AddressChanged"
+
+# Idle exit of a run that stops once the expected records are handled: reached on failure only.
+BOUND_IDLE_S = 5.0
+# Idle exit of a run whose point is that nothing (more) comes.
+QUIET_IDLE_S = 2.5
+
+
+def settings_for(store_url: str, bootstrap: str) -> Settings:
+    return Settings(
+        store=StoreSettings(url=store_url),
+        broker=BrokerSettings(bootstrap_servers=bootstrap),
+    )
+
+
+def address(street: str = "1 Main St", municipality: str = "Victoria") -> dict[str, Any]:
+    return {
+        "lines": [street],
+        "municipality": municipality,
+        "province": "BC",
+        "postal_code": "V8W 1A1",
+    }
+
+
+def address_payload(subject: str, **changes: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "subject_id": subject,
+        "effective_date": date(2025, 1, 1),
+        "new_address": address(),
+        "mailing_address": address("PO Box 12", "Victoria"),
+    }
+    payload.update(changes)
+    return payload
+
+
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[ConsumerRecord]:
+    """Every record of ``topic`` up to its current end, without joining a group."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        client_id="tellonce-it-reader",
+    )
+    deadline = time.monotonic() + timeout_s
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topic {topic} does not exist on {bootstrap}")
+            time.sleep(0.1)
+            partitions = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        records: list[ConsumerRecord] = []
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end within {timeout_s}s")
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        consumer.close()
+
+
+@dataclass
+class Harness:
+    """One App on one store and one broker, with the steps tests are made of."""
+
+    app: App
+    bootstrap: str
+    workdir: Path
+
+    @property
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def evidence(self) -> Evidence:
+        return Evidence("counter", "staff-1", self.now)
+
+    def client(self, ids: dict[str, str], consents: Iterable[str] = ()) -> str:
+        """A person known under ``ids`` (program -> local id) who consented for ``consents``."""
+        service = self.app.consent()
+        programs = iter(ids.items())
+        first, first_id = next(programs)
+        person = service.link(first, first_id, self.evidence())
+        for program, local_id in programs:
+            service.link(program, local_id, self.evidence(), to=person)
+        for recipient in consents:
+            service.record(person, recipient, [EVENT_TYPE], ConsentState.GIVEN, self.evidence())
+        return person
+
+    def withdraw(self, person: str, recipient: str) -> str:
+        """Withdraw ``recipient``'s consent; returns the hash of the withdrawal revision."""
+        (revision,) = self.app.consent().record(
+            person, recipient, [EVENT_TYPE], ConsentState.WITHDRAWN, self.evidence()
+        )
+        return revision.hash
+
+    def publish(self, payloads: Iterable[dict[str, Any]], event_id: str | None = None) -> list[str]:
+        """Publish AddressChanged events from the publisher; returns their ce_ids."""
+        producer = self.app.producer(self.bootstrap)
+        try:
+            ids = [
+                publish_event(
+                    producer,
+                    self.app.codec,
+                    source=PUBLISHER,
+                    event_type=EVENT_TYPE,
+                    payload=payload,
+                    at=self.now,
+                    event_id=event_id,
+                )
+                for payload in payloads
+            ]
+            producer.flush()
+        finally:
+            producer.close()
+        return ids
+
+    def run_worker(self, records: int | None) -> Totals:
+        """One hub worker run: until it handled ``records`` inbound records, or (None) until
+        it was idle for QUIET_IDLE_S after the join and its last batch."""
+        worker = self.app.hub_worker(self.bootstrap)
+        stop = threading.Event()
+
+        def on_batch(totals: Totals) -> None:
+            handled = totals.accepted + totals.rejected + totals.duplicates
+            if records is not None and handled >= records:
+                stop.set()
+
+        idle = QUIET_IDLE_S if records is None else BOUND_IDLE_S
+        try:
+            return worker.run(stop, idle_exit_s=idle, on_batch=on_batch)
+        finally:
+            worker.close()
+
+    def run_connectors(
+        self, sinks: dict[str, tuple[str, dict[str, str]]]
+    ) -> dict[str, DeliveryTotals]:
+        """Run one connector per recipient, side by side, until each handled its whole topic."""
+        expected = {r: len(read_topic(self.bootstrap, notify_topic(r))) for r in sinks}
+        runners = {
+            r: self.app.connector(self.bootstrap, r, name, options)
+            for r, (name, options) in sinks.items()
+        }
+
+        def run(recipient: str) -> DeliveryTotals:
+            stop = threading.Event()
+
+            def on_batch(totals: DeliveryTotals) -> None:
+                handled = totals.delivered + totals.duplicates + totals.failed
+                if handled >= expected[recipient]:
+                    stop.set()
+
+            if expected[recipient] == 0:
+                return runners[recipient].run(stop, idle_exit_s=QUIET_IDLE_S)
+            return runners[recipient].run(stop, idle_exit_s=BOUND_IDLE_S, on_batch=on_batch)
+
+        try:
+            with ThreadPoolExecutor(max_workers=len(runners)) as pool:
+                futures = {r: pool.submit(run, r) for r in runners}
+                return {r: f.result(timeout=60) for r, f in futures.items()}
+        finally:
+            for runner in runners.values():
+                runner.close()
+
+    def read(self, topic: str) -> list[ConsumerRecord]:
+        return read_topic(self.bootstrap, topic)
+
+    def decode(self, value: bytes) -> dict[str, Any]:
+        record: dict[str, Any] = self.app.codec.decode(value).record
+        return record
