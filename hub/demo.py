@@ -348,27 +348,19 @@ def _connector(
 
 def _publish(app: App, producer: Any, steps: list[Step]) -> None:
     for step in steps:
-        payload = step.payload
-        if payload is None:
-            good = scenario(utc_now().date())[0][0].payload
-            assert good is not None
-            key, value, headers, ce_id = event_message(
-                app.codec,
-                source=step.source,
-                event_type=step.event_type,
-                payload=good,
-                at=utc_now(),
-            )
-            value = value[: len(value) // 2]  # cut mid-record, as a broken client might
-        else:
-            key, value, headers, ce_id = event_message(
-                app.codec,
-                source=step.source,
-                event_type=step.event_type,
-                payload=payload,
-                at=utc_now(),
-                event_id=step.event_id,
-            )
+        # The corrupt step sends a good event cut short, as a broken client might.
+        payload = step.payload or scenario(utc_now().date())[0][0].payload
+        assert payload is not None
+        key, value, headers, ce_id = event_message(
+            app.codec,
+            source=step.source,
+            event_type=step.event_type,
+            payload=payload,
+            at=utc_now(),
+            event_id=step.event_id,
+        )
+        if step.payload is None:
+            value = value[: len(value) // 2]
         step.event_id = ce_id
         producer.send(LIFEEVENTS_TOPIC, key, value, headers)
         producer.flush()  # one at a time: the table reads in publishing order
