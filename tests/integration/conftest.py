@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 import pytest
@@ -24,7 +25,7 @@ from .harness import Harness, settings_for
 POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Fail in CI, where every service must be there; skip with the reason elsewhere."""
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
@@ -82,5 +83,5 @@ def app(store_url: str, broker: EmbeddedBroker) -> Iterator[App]:
 
 
 @pytest.fixture
-def harness(app: App, broker: EmbeddedBroker, tmp_path: Path) -> Harness:
-    return Harness(app, broker.bootstrap, tmp_path)
+def harness(app: App, broker: EmbeddedBroker) -> Harness:
+    return Harness(app, broker.bootstrap)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -35,6 +35,8 @@ EVENT_TYPE = "AddressChanged"
 BOUND_IDLE_S = 5.0
 # Idle exit of a run whose point is that nothing (more) comes.
 QUIET_IDLE_S = 2.5
+# Longest any one run may take.
+RUN_LIMIT_S = 45.0
 
 
 def settings_for(store_url: str, bootstrap: str) -> Settings:
@@ -62,6 +64,25 @@ def address_payload(subject: str, **changes: Any) -> dict[str, Any]:
     }
     payload.update(changes)
     return payload
+
+
+@contextmanager
+def watchdog(stop: threading.Event, what: str) -> Iterator[None]:
+    """Stop a run that is still going after RUN_LIMIT_S (a retry loop never idles), and fail."""
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        stop.set()
+
+    timer = threading.Timer(RUN_LIMIT_S, expire)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+    if expired.is_set():
+        raise AssertionError(f"{what} was still running after {RUN_LIMIT_S}s; stopped it")
 
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[ConsumerRecord]:
@@ -102,7 +123,6 @@ class Harness:
 
     app: App
     bootstrap: str
-    workdir: Path
 
     @property
     def now(self) -> datetime:
@@ -163,10 +183,11 @@ class Harness:
                 stop.set()
 
         idle = QUIET_IDLE_S if records is None else BOUND_IDLE_S
-        try:
-            return worker.run(stop, idle_exit_s=idle, on_batch=on_batch)
-        finally:
-            worker.close()
+        with watchdog(stop, "the hub worker"):
+            try:
+                return worker.run(stop, idle_exit_s=idle, on_batch=on_batch)
+            finally:
+                worker.close()
 
     def run_connectors(
         self, sinks: dict[str, tuple[str, dict[str, str]]]
@@ -186,14 +207,15 @@ class Harness:
                 if handled >= expected[recipient]:
                     stop.set()
 
-            if expected[recipient] == 0:
-                return runners[recipient].run(stop, idle_exit_s=QUIET_IDLE_S)
-            return runners[recipient].run(stop, idle_exit_s=BOUND_IDLE_S, on_batch=on_batch)
+            with watchdog(stop, f"the {recipient} connector"):
+                if expected[recipient] == 0:
+                    return runners[recipient].run(stop, idle_exit_s=QUIET_IDLE_S)
+                return runners[recipient].run(stop, idle_exit_s=BOUND_IDLE_S, on_batch=on_batch)
 
         try:
             with ThreadPoolExecutor(max_workers=len(runners)) as pool:
                 futures = {r: pool.submit(run, r) for r in runners}
-                return {r: f.result(timeout=60) for r, f in futures.items()}
+                return {r: f.result() for r, f in futures.items()}
         finally:
             for runner in runners.values():
                 runner.close()

@@ -27,6 +27,7 @@ TELLONCE = shutil.which("tellonce", path=str(Path(sys.executable).parent)) or "t
 PEOPLE = 5
 EVENTS = 400
 BEFORE_KILL = 200  # published before the kill; the rest while the hub is down
+KILL_AT = 60  # events in the store when the kill is sent: a few batches in, relay under way
 START_BOUND_S = 60.0
 EXIT_BOUND_S = 120.0
 SINKS = ("cra-individual", "bc-msp")
@@ -58,8 +59,7 @@ def start_hub(harness: Harness, log: Path, *extra: str) -> subprocess.Popen[byte
 def test_sigkill_mid_stream_then_restart_has_exactly_once_effect(
     harness: Harness, tmp_path: Path
 ) -> None:
-    """After kill -9 and a restart: every event once, one decision per recipient, and each
-    notification delivered exactly once by the connectors, whatever the relay repeated."""
+    """After kill -9 and a restart: each event once, one decision each, one delivery each."""
     app = harness.app
     # Person i consents to cra-individual; the even ones to bc-msp as well.
     for i in range(PEOPLE):
@@ -73,12 +73,11 @@ def test_sigkill_mid_stream_then_restart_has_exactly_once_effect(
     ]
     log = tmp_path / "hub.log"
 
-    print("T start", time.monotonic())
     hub = start_hub(harness, log)
     try:
         published = harness.publish(payloads[:BEFORE_KILL])
         deadline = time.monotonic() + START_BOUND_S
-        while event_count(app) == 0:
+        while event_count(app) < KILL_AT:
             assert hub.poll() is None, f"the hub exited early: {log.read_text()[-2000:]}"
             assert time.monotonic() < deadline, "the hub processed nothing within the bound"
             time.sleep(0.005)
@@ -89,7 +88,6 @@ def test_sigkill_mid_stream_then_restart_has_exactly_once_effect(
             hub.kill()
             hub.wait(timeout=10)
     at_kill = event_count(app)
-    print("T at_kill", at_kill, time.monotonic())
     assert 0 < at_kill < EVENTS
 
     published += harness.publish(payloads[BEFORE_KILL:])
@@ -101,7 +99,6 @@ def test_sigkill_mid_stream_then_restart_has_exactly_once_effect(
             hub.kill()
             hub.wait(timeout=10)
     assert code == 0, log.read_text()[-2000:]
-    print("T restart done", time.monotonic(), log.read_text()[-3000:])
 
     stored = app.store.events()
     assert len(stored) == len(published) == EVENTS
@@ -118,7 +115,7 @@ def test_sigkill_mid_stream_then_restart_has_exactly_once_effect(
 
     disclosed = {
         r: {
-            d.notification_id
+            str(d.notification_id)
             for d in decisions
             if d.recipient == r and d.outcome is Outcome.DISCLOSED
         }
@@ -133,10 +130,8 @@ def test_sigkill_mid_stream_then_restart_has_exactly_once_effect(
         }
         assert on_topic == disclosed[recipient]
 
-    print("T checks done", time.monotonic())
     drops = {r: tmp_path / r for r in SINKS}
     harness.run_connectors({r: ("filedrop", {"directory": str(drops[r])}) for r in SINKS})
-    print("T connectors done", time.monotonic())
     receipts = [harness.decode(r.value) for r in harness.read(RECEIPTS_TOPIC)]
     for recipient in SINKS:
         files = {p.stem for p in drops[recipient].glob("*.json")}

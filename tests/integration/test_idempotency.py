@@ -24,8 +24,11 @@ def outbox_rows(app: App) -> int:
         return int(connection.execute(select(func.count()).select_from(outbox)).scalar_one())
 
 
-def test_exact_duplicate_has_one_effect(harness: Harness) -> None:
+@pytest.mark.parametrize("batch_size", [1, 200], ids=["across_batches", "in_one_batch"])
+def test_exact_duplicate_has_one_effect(harness: Harness, batch_size: int) -> None:
     """The same ce_source + ce_id twice gives one event, one decision and one notice each."""
+    # One record per batch: the copy meets the stored event; otherwise both meet in one batch.
+    harness.app.settings.hub.batch_size = batch_size
     harness.client(
         {PUBLISHER: "SBC-3", "cra-individual": "CRA-3", "bc-msp": "MSP-3"}, consents=CONSENTING
     )
@@ -55,7 +58,7 @@ def test_new_worker_resumes_from_the_stored_offsets(harness: Harness) -> None:
 
     fresh = App.from_settings(settings_for(harness.app.settings.store.url, harness.bootstrap))
     try:
-        rerun = Harness(fresh, harness.bootstrap, harness.workdir)
+        rerun = Harness(fresh, harness.bootstrap)
         (later,) = rerun.publish([address_payload("SBC-4")])
         totals = rerun.run_worker(records=None)
         # Only the new event: a re-read of the old ones would count as duplicates.

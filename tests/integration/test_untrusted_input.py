@@ -60,8 +60,7 @@ def address_body(*, province: int = PROVINCE_BC, lines: int | None = None) -> by
 
 
 def test_malformed_records_are_rejected_and_do_not_block(harness: Harness, tmp_path: Path) -> None:
-    """Each malformed record lands on the rejected topic with its reason and no personal data;
-    the good event after them on the same partition is accepted and delivered."""
+    """Bad records are rejected by reason, without personal data; the good one behind them flows."""
     harness.client({PUBLISHER: SUBJECT, "cra-individual": "CRA-5"}, consents=["cra-individual"])
     good = address_body()
     payload = address_payload(
