@@ -11,7 +11,9 @@ The tree::
     │   └── UnknownSchemaError    the schema id is not in the catalog
     ├── SchemaCompatibilityError  a published schema changed incompatibly
     ├── BrokerError               the Kafka broker failed or cannot be reached (retriable)
-    └── StoreError                the database failed (retriable unless said otherwise)
+    ├── StoreError                the database failed (retriable unless said otherwise)
+    ├── SignerError               the audit signing key cannot be used (retriable: fail closed)
+    └── VerificationError         a bundle, proof or receipt does not verify
 
 Messages name what was wrong and what to do. They never carry personal data:
 identifiers of programs and events are fine, addresses, names and local ids are not.
@@ -80,3 +82,13 @@ class StoreError(TellonceError):
     """The database failed."""
 
     retriable = True
+
+
+class SignerError(TellonceError):
+    """The signing key cannot be loaded or used. The hub stops accepting events until it can."""
+
+    retriable = True
+
+
+class VerificationError(TellonceError):
+    """An audit bundle, a proof or a consent receipt does not verify."""

@@ -1,0 +1,172 @@
+"""Ed25519 signing from a key file: the ``Signer`` port for audit checkpoints and receipts.
+
+The key file is read again on every ``sign`` call. Checkpoints are infrequent, and re-reading is
+what makes "the signer is unavailable" a real state: a removed, unreadable or corrupt key file
+fails the signature (``SignerError``, retriable, so the hub fails closed) and the hub recovers on
+its own once the file is back. A file that now holds a *different* key is refused too: signing
+with a key the verifiers do not know would produce checkpoints nobody can check.
+
+Error messages name the file and the fix, never key material.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from hub.errors import ConfigError, SignerError, VerificationError
+from hub.ports import SignatureCheck
+
+KEY_ID_PREFIX = "ed25519:"
+_MISSING_FIX = (
+    "run `tellonce audit keygen` or set TELLONCE_AUDIT__SIGNING_KEY to an existing key file"
+)
+
+
+def load_public_key(public_key_pem: str) -> Ed25519PublicKey:
+    """The Ed25519 public key in a PEM text; VerificationError for anything else."""
+    try:
+        key = serialization.load_pem_public_key(public_key_pem.encode("utf-8"))
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise VerificationError(
+            "the public key is not a readable PEM public key; "
+            "give the hub's Ed25519 public key as PEM (-----BEGIN PUBLIC KEY-----)"
+        ) from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise VerificationError(
+            f"the public key is a {type(key).__name__}, not an Ed25519 key; "
+            "give the hub's Ed25519 public key"
+        )
+    return key
+
+
+def _key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return KEY_ID_PREFIX + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _public_pem(public_key: Ed25519PublicKey) -> str:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+def key_id_for(public_key_pem: str) -> str:
+    """Stable id of a key: ``ed25519:`` + 16 hex digits of SHA-256 of the raw 32-byte key.
+
+    Derived from the key itself, so verifiers compute it without being told and two hubs never
+    disagree about which key signed what.
+    """
+    return _key_id(load_public_key(public_key_pem))
+
+
+def create_key(path: Path) -> None:
+    """Write a new Ed25519 key as unencrypted PKCS8 PEM, mode 0600, atomically.
+
+    Never overwrites: replacing the audit key would orphan every checkpoint signed so far.
+    The temp file lives in the same directory so ``os.replace`` is an atomic rename.
+    """
+    if path.exists():
+        raise ConfigError(
+            f"signing key file {path} already exists; refusing to overwrite it. "
+            "Remove it yourself if you really mean to retire that key."
+        )
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the signing key in {path.parent} ({exc.strerror}); "
+            "create the directory or choose another path"
+        ) from exc
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), 0o600)
+            out.write(pem)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise ConfigError(f"cannot write the signing key {path} ({exc.strerror})") from exc
+
+
+def public_key_check(public_key_pem: str) -> SignatureCheck:
+    """A ``check(message, signature)`` for one public key; False for any bad signature."""
+    key = load_public_key(public_key_pem)
+
+    def check(message: bytes, signature: bytes) -> bool:
+        try:
+            key.verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    return check
+
+
+class FileSigner:
+    """The ``Signer`` port over a PEM key file, re-read on each signature (see module doc)."""
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        self._path = path
+        if create and not path.exists():
+            create_key(path)
+        public_key = self._load().public_key()
+        self._key_id = _key_id(public_key)
+        self._public_key_pem = _public_pem(public_key)
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id
+
+    def public_key_pem(self) -> str:
+        return self._public_key_pem
+
+    def sign(self, message: bytes) -> bytes:
+        key = self._load()
+        found = _key_id(key.public_key())
+        if found != self._key_id:
+            raise SignerError(
+                f"signing key changed: key id {self._key_id} expected, {found} found in "
+                f"{self._path}; put the original key back, or restart the hub to adopt the new "
+                "key and publish its public key to verifiers"
+            )
+        return key.sign(message)
+
+    def _load(self) -> Ed25519PrivateKey:
+        path = self._path
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise SignerError(f"signing key file {path} does not exist; {_MISSING_FIX}") from exc
+        except OSError as exc:
+            raise SignerError(
+                f"signing key file {path} cannot be read ({exc.strerror}); "
+                "check that it is a file the hub's user may read"
+            ) from exc
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise SignerError(
+                f"signing key file {path} is not an unencrypted PEM private key (corrupt, "
+                "truncated or password-protected); restore it from backup"
+            ) from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SignerError(
+                f"signing key file {path} holds a {type(key).__name__}, not an Ed25519 key; "
+                f"{_MISSING_FIX}"
+            )
+        return key
