@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from consent.model import GENESIS, ConsentRevision, ConsentState, Evidence
+from consent.model import (
+    GENESIS,
+    ConsentRevision,
+    ConsentState,
+    ConsentTerms,
+    Evidence,
+    digest,
+    revision_body,
+)
 from hub.errors import ConflictError
 
 
@@ -17,40 +27,49 @@ def next_revision(
     event_type: str,
     state: ConsentState,
     evidence: Evidence,
+    terms: ConsentTerms | None = None,
 ) -> ConsentRevision:
     """The revision that records ``state``, chained after ``history`` (oldest first).
 
     Withdrawing a consent that is not in force is refused: the record would claim a change that
-    did not happen. Granting twice is allowed; it renews the evidence.
+    did not happen. Granting twice is allowed; it renews the evidence (and the expiry).
+    A withdrawal keeps the terms of the grant it ends unless others are given.
     """
     previous = history[-1] if history else None
+    if state is ConsentState.EXPIRED:
+        raise ConflictError("expiry is not recorded; give an expiry time when granting")
     if state is ConsentState.WITHDRAWN and (
-        previous is None or previous.state is not ConsentState.GIVEN
+        previous is None or previous.state_at(evidence.recorded_at) is not ConsentState.GIVEN
     ):
         raise ConflictError(
             f"there is no consent in force for recipient {recipient!r} and event type "
-            f"{event_type!r} to withdraw; run 'tellonce consent show' to see what is recorded"
+            f"{event_type!r} to withdraw; run 'tellonce consent history' to see what is recorded"
         )
-    seq = previous.seq + 1 if previous else 1
-    prev_hash = previous.hash if previous else GENESIS
-    return ConsentRevision(
+    if terms is None:
+        terms = previous.terms if previous and state is ConsentState.WITHDRAWN else ConsentTerms()
+    body = revision_body(
         person_id=person_id,
         recipient=recipient,
         event_type=event_type,
-        seq=seq,
+        seq=previous.seq + 1 if previous else 1,
         state=state,
         evidence=evidence,
-        prev_hash=prev_hash,
-        hash=ConsentRevision.digest(
-            person_id=person_id,
-            recipient=recipient,
-            event_type=event_type,
-            seq=seq,
-            state=state,
-            evidence=evidence,
-            prev_hash=prev_hash,
-        ),
+        terms=terms,
+        prev_hash=previous.hash if previous else GENESIS,
     )
+    return ConsentRevision(**body_fields(body), evidence=evidence, terms=terms, hash=digest(body))
+
+
+def body_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments a hashed body holds directly."""
+    return {
+        "person_id": body["person_id"],
+        "recipient": body["recipient"],
+        "event_type": body["event_type"],
+        "seq": body["seq"],
+        "state": ConsentState(body["state"]),
+        "prev_hash": body["prev_hash"],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +82,7 @@ class ConsentDecision:
 
 
 def decide_disclosure(
-    history: Sequence[ConsentRevision], *, recipient_linked: bool
+    history: Sequence[ConsentRevision], *, recipient_linked: bool, now: datetime
 ) -> ConsentDecision:
     """Decide from the consent history (oldest first) of one (person, recipient, event type).
 
@@ -76,8 +95,11 @@ def decide_disclosure(
         return ConsentDecision(send=False, reason="no_identity_link", revision=latest)
     if latest is None:
         return ConsentDecision(send=False, reason="no_consent", revision=None)
-    if latest.state is ConsentState.WITHDRAWN:
+    state = latest.state_at(now)
+    if state is ConsentState.WITHDRAWN:
         return ConsentDecision(send=False, reason="consent_withdrawn", revision=latest)
+    if state is ConsentState.EXPIRED:
+        return ConsentDecision(send=False, reason="consent_expired", revision=latest)
     return ConsentDecision(send=True, reason="consent_given", revision=latest)
 
 

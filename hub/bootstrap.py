@@ -9,18 +9,32 @@ from datetime import UTC, datetime
 
 from hub.adapters.avro import AvroCodec
 from hub.adapters.broker import EmbeddedBroker
+from hub.adapters.jws import sign_compact
 from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_topics
+from hub.adapters.signing import FileSigner, public_key_check
 from hub.adapters.sql import SqlStore
+from hub.audit import CheckpointPolicy, Notary
 from hub.catalog import Catalog, load_catalog
+from hub.consent_events import ConsentIntake
+from hub.deliveries import DeliveryIntake
 from hub.delivery import ConnectorRunner
 from hub.directory import Directory, load_directory
 from hub.errors import ConfigError
-from hub.model import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, REJECTED_TOPIC, notify_topic
+from hub.model import (
+    CONSENT_TOPIC,
+    LIFEEVENTS_TOPIC,
+    RECEIPTS_TOPIC,
+    REJECTED_TOPIC,
+    notify_topic,
+)
+from hub.oversight import verify_store
+from hub.ports import SignatureCheck
 from hub.processing import BatchProcessor
 from hub.relay import Relay
 from hub.services import ConsentService
 from hub.settings import Settings
-from hub.worker import HubWorker, stored_offsets
+from hub.verification import Verdict
+from hub.worker import HubWorker, Intake, stored_offsets
 
 
 def utc_now() -> datetime:
@@ -34,6 +48,7 @@ class App:
     catalog: Catalog
     codec: AvroCodec
     _store: SqlStore | None = field(default=None, repr=False)
+    _signer: FileSigner | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> App:
@@ -56,8 +71,38 @@ class App:
             )
         return self._store
 
+    # -- signing ---------------------------------------------------------------------------
+
+    def signer(self) -> FileSigner:
+        """The audit signing key; created on first use when the settings allow it."""
+        if self._signer is None:
+            audit = self.settings.audit
+            self._signer = FileSigner(audit.signing_key, create=audit.create_key)
+        return self._signer
+
+    def notary(self) -> Notary:
+        audit = self.settings.audit
+        policy = CheckpointPolicy(audit.checkpoint_every_leaves, audit.checkpoint_every_s)
+        return Notary(self.signer(), policy)
+
+    @staticmethod
+    def signature_check(public_key_pem: str) -> SignatureCheck:
+        return public_key_check(public_key_pem)
+
+    def verify_audit(self) -> Verdict:
+        """The live audit log checked against this hub's own public key."""
+        signer = self.signer()
+        check = public_key_check(signer.public_key_pem())
+        return verify_store(self.store, check, signer.key_id)
+
     def consent(self) -> ConsentService:
-        return ConsentService(self.store, self.directory)
+        return ConsentService(
+            self.store,
+            self.directory,
+            clock=utc_now,
+            issue=lambda claims: sign_compact(self.signer(), claims),
+            issuer=self.settings.audit.issuer,
+        )
 
     # -- broker ------------------------------------------------------------------------------
 
@@ -86,7 +131,7 @@ class App:
                 self.settings.broker.bootstrap_servers = None
 
     def ensure_topics(self, bootstrap: str) -> None:
-        topics = [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC]
+        topics = [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC, CONSENT_TOPIC]
         topics += [notify_topic(p.id) for p in self.directory.subscribers()]
         ensure_topics(
             bootstrap,
@@ -109,9 +154,10 @@ class App:
         hub = self.settings.hub
         store = self.store
         self.ensure_topics(bootstrap)
+        intakes = self.intakes()
         source = KafkaSource(
             bootstrap,
-            HubWorker.topics,
+            [LIFEEVENTS_TOPIC, *(intake.topic for intake in intakes)],
             group_id=hub.group_id,
             offset_lookup=stored_offsets(store, hub.group_id),
             tuning=self._tuning(),
@@ -126,9 +172,25 @@ class App:
             ),
             relay=Relay(store, producer, utc_now, hub.relay_batch),
             clock=utc_now,
+            notary=self.notary(),
+            intakes=intakes,
             batch_size=hub.batch_size,
             poll_timeout_ms=hub.poll_timeout_ms,
         )
+
+    def intakes(self) -> list[Intake]:
+        """Topics the hub worker handles besides life events."""
+        group = self.settings.hub.group_id
+        return [
+            DeliveryIntake(codec=self.codec, clock=utc_now, group_id=group),
+            ConsentIntake(
+                directory=self.directory,
+                codec=self.codec,
+                clock=utc_now,
+                group_id=group,
+                service=self.consent(),
+            ),
+        ]
 
     def connector(
         self, bootstrap: str, recipient: str, sink_name: str, options: dict[str, str]

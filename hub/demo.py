@@ -19,14 +19,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-
 from consent.model import ConsentState, Evidence
 from hub import logs
-from hub.audit import verify_chain
 from hub.bootstrap import App, utc_now
 from hub.delivery import ConnectorRunner
-from hub.model import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, Outcome
+from hub.model import LIFEEVENTS_TOPIC, Outcome
+from hub.oversight import reconcile
 from hub.publishing import event_message
 from hub.settings import Settings
 from hub.worker import HubWorker
@@ -256,6 +254,9 @@ def run_demo(*, as_json: bool, keep: Path | None, verbose: bool) -> int:
             "store": base.store.model_copy(update={"url": f"sqlite:///{workdir / 'tellonce.db'}"}),
             "broker": base.broker.model_copy(update={"bootstrap_servers": None}),
             "hub": base.hub.model_copy(update={"poll_timeout_ms": 200}),
+            "audit": base.audit.model_copy(
+                update={"signing_key": workdir / "audit-key.pem", "create_key": True}
+            ),
         }
     )
     app = App.from_settings(settings)
@@ -316,14 +317,13 @@ def _run(app: App, bootstrap: str, workdir: Path, started: float) -> dict[str, A
         steps = first + second
         _wait(lambda: _handled(worker) >= len(steps), started, "the hub to process every event")
         expected_deliveries = sum(len(s.disclosed) for s in steps)
-        receipts: dict[str, dict[str, Any]] = {}
+        # The hub consumes the connectors' receipts: the loop is closed when it recorded them.
         _wait(
-            lambda: (
-                len(receipts.update(_receipts(bootstrap, app)) or receipts) >= expected_deliveries
-            ),
+            lambda: len(_delivered(app)) >= expected_deliveries,
             started,
-            "connectors to deliver every notification",
+            "connectors to deliver every notification and the hub to record their receipts",
         )
+        receipts = _delivered(app)
     finally:
         stop.set()
         for thread in threads:
@@ -332,7 +332,13 @@ def _run(app: App, bootstrap: str, workdir: Path, started: float) -> dict[str, A
         for runner in runners:
             runner.close()
         producer.close()
+    with app.store.transaction() as tx:  # sign whatever the last batches left unsigned
+        app.notary().maybe_checkpoint(tx, utc_now(), force=True)
     return _report(app, steps, receipts, bootstrap, workdir, started)
+
+
+def _delivered(app: App) -> set[str]:
+    return {d.notification_id for d in app.store.deliveries() if d.status == "delivered"}
 
 
 def _connector(
@@ -378,40 +384,10 @@ def _wait(condition: Any, started: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def _receipts(bootstrap: str, app: App) -> dict[str, dict[str, Any]]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        group_id=None,
-        client_id="tellonce-demo",
-    )
-    try:
-        partitions = [
-            TopicPartition(RECEIPTS_TOPIC, p)
-            for p in consumer.partitions_for_topic(RECEIPTS_TOPIC) or ()
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(partitions)
-        found: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(
-            consumer.position(tp) < end for tp, end in ends.items()
-        ):
-            for records in consumer.poll(timeout_ms=200).values():
-                for record in records:
-                    receipt = app.codec.decode(record.value).record
-                    if receipt["status"] == "DELIVERED":
-                        found[receipt["notification_id"]] = receipt
-        return found
-    finally:
-        consumer.close()
-
-
 def _report(
     app: App,
     steps: list[Step],
-    receipts: dict[str, dict[str, Any]],
+    receipts: set[str],
     bootstrap: str,
     workdir: Path,
     started: float,
@@ -465,17 +441,24 @@ def _report(
     if rejected_reasons:
         mismatches.append(f"unexpected rejections: {rejected_reasons}")
     all_decisions = [d for by in decisions.values() for d in by.values()]
-    audit = list(app.store.audit_records())
-    broken = verify_chain(audit)
+    signer = app.signer()
+    verdict = app.verify_audit()
+    reconciled = reconcile(app.store)
+    checkpoints = app.store.checkpoints()
     summary = {
         "published": len(steps),
         "delivered": sum(1 for d in all_decisions if d.notification_id in receipts),
         "withheld": sum(1 for d in all_decisions if d.outcome is Outcome.WITHHELD),
         "rejected": len(rejections),
         "duplicates_ignored": sum(1 for s in steps if s.duplicate_of),
-        "audit_records": len(audit),
-        "audit_verified": broken is None,
-        "matched": not mismatches and broken is None,
+        "audit_leaves": verdict.leaves,
+        "audit_checkpoints": len(checkpoints),
+        "audit_root": checkpoints[-1].root if checkpoints else None,
+        "audit_key_id": signer.key_id,
+        "audit_verified": verdict.ok,
+        "audit_problem": str(verdict.problem) if verdict.problem else None,
+        "audit_reconciled": reconciled.ok,
+        "matched": not mismatches and verdict.ok and reconciled.ok,
         "mismatches": mismatches,
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -526,8 +509,12 @@ def _print(report: dict[str, Any]) -> None:
         f"rejected {s['rejected']}, duplicates ignored {s['duplicates_ignored']} "
         f"({s['seconds']} s)"
     )
-    verdict = "verified" if s["audit_verified"] else "BROKEN"
-    print(f"audit chain: {s['audit_records']} records, {verdict}")
+    verdict = "verified" if s["audit_verified"] else f"NOT VERIFIED ({s['audit_problem']})"
+    print(
+        f"audit log: {s['audit_leaves']} leaves, checkpoint {s['audit_checkpoints']} signed by "
+        f"{s['audit_key_id']}, root {(s['audit_root'] or '')[:16]}…; {verdict}; "
+        + ("reconciled with the store" if s["audit_reconciled"] else "NOT RECONCILED")
+    )
     if s["matched"]:
         print("every outcome matched the scenario")
     else:

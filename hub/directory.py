@@ -55,6 +55,11 @@ class Program(BaseModel):
     name: str
     publishes: tuple[str, ...] = ()
     subscriptions: dict[str, Subscription] = Field(default_factory=dict)
+    consent_portal: bool = Field(
+        False,
+        description="A client-facing portal that may publish consent changes on "
+        "tellonce.consent.v1 for clients linked to it.",
+    )
 
     @property
     def notify_topic(self) -> str:

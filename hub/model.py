@@ -11,6 +11,7 @@ from typing import Any
 LIFEEVENTS_TOPIC = "tellonce.lifeevents.v1"
 REJECTED_TOPIC = "tellonce.lifeevents.rejected.v1"
 RECEIPTS_TOPIC = "tellonce.receipts.v1"
+CONSENT_TOPIC = "tellonce.consent.v1"  # consent changes from client-facing portals
 HUB_SOURCE = "tellonce-hub"
 
 
@@ -99,9 +100,38 @@ class OutboxMessage:
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    seq: int
-    kind: str  # accepted, rejected, disclosed, withheld, consent_given, ...
+    """One leaf of the audit log: a fact, hashed as RFC 9162 leaf data (see ``hub.audit``)."""
+
+    index: int  # 0-based position in the log
+    kind: str  # accepted, rejected, disclosed, withheld, delivered, consent_given, ...
     data: dict[str, Any]  # ids, codes and hashes only: never personal values
     recorded_at: datetime
-    prev_hash: str
-    hash: str
+    prev_hash: str  # leaf hash of the previous leaf: pins each leaf's position
+    hash: str  # RFC 9162 leaf hash (hex) of the canonical leaf bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement of the log's size and Merkle root (a signed tree head)."""
+
+    seq: int  # 1-based; consecutive, so a dropped checkpoint shows
+    size: int  # number of leaves covered
+    root: str  # RFC 9162 Merkle tree hash of those leaves (hex)
+    issued_at: datetime
+    key_id: str
+    signature: str  # base64 Ed25519 signature of ``hub.audit.checkpoint_body``
+    # Hashes of the perfect subtrees at ``size`` (the compact range), so the next checkpoint
+    # hashes only the new leaves. Not signed and not exported: it is a cache of the leaves.
+    frontier: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the recipient's connector last reported for one notification."""
+
+    notification_id: str
+    recipient: str
+    status: str  # delivered | failed | dead_lettered
+    sink: str
+    detail: str | None
+    recorded_at: datetime

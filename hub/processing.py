@@ -3,6 +3,10 @@
 Everything here happens inside the caller's database transaction: decisions, audit records,
 outbox rows and the next offsets are written together or not at all (DESIGN.md section 9). A bad
 record becomes a rejection, never an exception that stops the batch.
+
+``read_envelope`` (CloudEvents headers and key) and ``reject`` (rejection row, message on the
+rejected topic, audit leaf) are shared with the other inbound topics (``hub.consent_events``),
+so every topic of the wire contract is checked and refused the same way.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from typing import Any
 import structlog
 
 from consent.rules import decide_disclosure
-from hub.audit import AuditChain
-from hub.directory import Directory
+from hub.audit import AuditLog
+from hub.directory import Directory, Program
 from hub.errors import NotFoundError, RejectedEvent
 from hub.events import BY_SCHEMA, CLOCK_SKEW, EventType, validate_payload
 from hub.model import (
@@ -80,7 +84,7 @@ class BatchProcessor:
     def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> BatchSummary:
         now = self._clock()
         summary = BatchSummary()
-        chain = AuditChain(tx.last_audit())
+        chain = AuditLog(tx.last_audit())
         parsed: list[_Parsed | tuple[InboundMessage, RejectedEvent]] = []
         for message in messages:
             try:
@@ -108,7 +112,7 @@ class BatchProcessor:
                 summary.next_offsets.get(position, 0), message.offset + 1
             )
             if not isinstance(item, _Parsed):
-                self._reject(tx, chain, message, item[1], now)
+                reject(tx, chain, self._codec, message, item[1], now)
                 summary.rejected += 1
                 continue
             key = (item.source, item.event_id)
@@ -131,6 +135,7 @@ class BatchProcessor:
                     processed_at=now,
                 )
             )
+            decisions = self._decide(item, person, links, histories, now)
             chain.append(
                 "accepted",
                 {
@@ -138,11 +143,13 @@ class BatchProcessor:
                     "type": item.event_type.name,
                     "position": f"{message.topic}/{message.partition}/{message.offset}",
                     "person": person,
+                    # how many decisions follow: reconcile checks one per recipient
+                    "recipients": len(decisions),
                 },
                 now,
             )
             summary.accepted += 1
-            for decision in self._decide(item, person, links, histories, now):
+            for decision in decisions:
                 tx.add_decision(decision)
                 if decision.outcome is Outcome.DISCLOSED:
                     summary.disclosed += 1
@@ -173,48 +180,21 @@ class BatchProcessor:
 
         for (topic, partition), next_offset in summary.next_offsets.items():
             tx.save_offsets(self.group_id, topic, {partition: next_offset})
-        for record in chain.pending:
-            tx.add_audit(record)
+        chain.write(tx)
         return summary
 
     # -- steps -------------------------------------------------------------------------------
 
     def _parse(self, message: InboundMessage, now: datetime) -> _Parsed:
-        headers = {name: _header_text(message, name) for name in REQUIRED_HEADERS}
-        missing = [name for name, value in headers.items() if value is None]
-        if missing:
-            raise RejectedEvent(
-                "missing_header",
-                f"CloudEvents headers {', '.join(missing)} are required (Kafka binary mode)",
-            )
-        if headers["ce_specversion"] != "1.0":
-            raise RejectedEvent("bad_header", "ce_specversion must be 1.0")
-        if headers["content-type"] != "application/avro":
-            raise RejectedEvent("bad_header", "content-type must be application/avro")
-        source = str(headers["ce_source"])
-        try:
-            program = self._directory.program(source)
-        except NotFoundError:
-            raise RejectedEvent(
-                "unknown_source", "ce_source is not a program in the directory"
-            ) from None
-        time = _parse_time(str(headers["ce_time"]))
-        if time > now + CLOCK_SKEW:
-            raise RejectedEvent("invalid_event", "ce_time: must not be in the future")
-        if message.key is None:
-            raise RejectedEvent("missing_key", "the key must be the subject's id at the publisher")
-        try:
-            subject = message.key.decode("utf-8")
-        except UnicodeDecodeError:
-            raise RejectedEvent("bad_key", "the key is not UTF-8 text") from None
-
+        envelope = read_envelope(message, self._directory, now)
+        source, program, subject = envelope.source, envelope.program, envelope.subject
         decoded = self._codec.decode(message.value)
         event_type = BY_SCHEMA.get(decoded.entry.name)
         if event_type is None:
             raise RejectedEvent(
                 "unexpected_schema", f"schema {decoded.entry.name} is not a life event"
             )
-        if headers["ce_type"] != event_type.ce_type:
+        if envelope.ce_type != event_type.ce_type:
             raise RejectedEvent(
                 "type_mismatch", f"ce_type must be {event_type.ce_type} for this schema id"
             )
@@ -223,16 +203,12 @@ class BatchProcessor:
                 "not_authorized", f"program {source} may not publish {event_type.name} events"
             )
         payload = validate_payload(event_type, decoded.record, now)
-        ce_subject = _header_text(message, "ce_subject")
-        if payload.subject_id != subject or (ce_subject is not None and ce_subject != subject):
-            raise RejectedEvent(
-                "subject_mismatch", "key, ce_subject and subject_id must name the same client"
-            )
+        envelope.check_subject(payload.subject_id)
         return _Parsed(
             message=message,
             source=source,
-            event_id=str(headers["ce_id"]),
-            time=time,
+            event_id=envelope.event_id,
+            time=envelope.time,
             subject=subject,
             event_type=event_type,
             record=decoded.record,
@@ -254,6 +230,7 @@ class BatchProcessor:
                 verdict = decide_disclosure(
                     histories.get((person, program.id, item.event_type.name), []),
                     recipient_linked=program.id in links.get(person, {}),
+                    now=now,
                 )
                 send, reason, revision = verdict.send, verdict.reason, verdict.revision
             fields = program.subscriptions[item.event_type.name].fields if send else ()
@@ -303,59 +280,125 @@ class BatchProcessor:
             created_at=now,
         )
 
-    def _reject(
-        self,
-        tx: Transaction,
-        chain: AuditChain,
-        message: InboundMessage,
-        error: RejectedEvent,
-        now: datetime,
-    ) -> None:
-        source = _header_or_none(message, "ce_source")
-        event_id = _header_or_none(message, "ce_id")
-        position = f"{message.topic}/{message.partition}/{message.offset}"
-        rejection_id = str(uuid.uuid5(ID_NAMESPACE, f"rejected\x1f{position}"))
-        tx.add_rejection(
-            RejectionRecord(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                reason=error.reason,
-                detail=error.detail,
-                source=source,
-                event_id=event_id,
-                rejected_at=now,
+
+# -- shared with other inbound topics (hub.consent_events) -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The CloudEvents headers and key of an inbound record, checked; the value is not."""
+
+    source: str  # ce_source: a program of the directory
+    program: Program
+    event_id: str  # ce_id
+    ce_type: str
+    time: datetime  # ce_time
+    subject: str  # the key: the subject's id at the publishing program
+    message: InboundMessage
+
+    def check_subject(self, subject_id: str) -> None:
+        """The payload's subject must be the key (and ce_subject, when given)."""
+        ce_subject = header_text(self.message, "ce_subject")
+        if subject_id != self.subject or (ce_subject is not None and ce_subject != self.subject):
+            raise RejectedEvent(
+                "subject_mismatch", "key, ce_subject and subject_id must name the same client"
             )
+
+
+def read_envelope(message: InboundMessage, directory: Directory, now: datetime) -> Envelope:
+    """Check the CloudEvents binary-mode headers and the key, or raise RejectedEvent."""
+    headers = {name: header_text(message, name) for name in REQUIRED_HEADERS}
+    missing = [name for name, value in headers.items() if value is None]
+    if missing:
+        raise RejectedEvent(
+            "missing_header",
+            f"CloudEvents headers {', '.join(missing)} are required (Kafka binary mode)",
         )
-        value = self._codec.encode(
-            REJECTION_SCHEMA,
-            {
-                "reason": error.reason,
-                "detail": error.detail,
-                "topic": message.topic,
-                "partition": message.partition,
-                "offset": message.offset,
-                "ce_source": source,
-                "ce_id": event_id,
-                "rejected_at": now,
-            },
+    if headers["ce_specversion"] != "1.0":
+        raise RejectedEvent("bad_header", "ce_specversion must be 1.0")
+    if headers["content-type"] != "application/avro":
+        raise RejectedEvent("bad_header", "content-type must be application/avro")
+    source = str(headers["ce_source"])
+    try:
+        program = directory.program(source)
+    except NotFoundError:
+        raise RejectedEvent(
+            "unknown_source", "ce_source is not a program in the directory"
+        ) from None
+    time = _parse_time(str(headers["ce_time"]))
+    if time > now + CLOCK_SKEW:
+        raise RejectedEvent("invalid_event", "ce_time: must not be in the future")
+    if message.key is None:
+        raise RejectedEvent("missing_key", "the key must be the subject's id at the publisher")
+    try:
+        subject = message.key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RejectedEvent("bad_key", "the key is not UTF-8 text") from None
+    return Envelope(
+        source=source,
+        program=program,
+        event_id=str(headers["ce_id"]),
+        ce_type=str(headers["ce_type"]),
+        time=time,
+        subject=subject,
+        message=message,
+    )
+
+
+def reject(
+    tx: Transaction,
+    chain: AuditLog,
+    codec: Codec,
+    message: InboundMessage,
+    error: RejectedEvent,
+    now: datetime,
+) -> None:
+    """Record a refused record: rejection row, message on the rejected topic, audit leaf."""
+    source = _header_or_none(message, "ce_source")
+    event_id = _header_or_none(message, "ce_id")
+    position = f"{message.topic}/{message.partition}/{message.offset}"
+    rejection_id = str(uuid.uuid5(ID_NAMESPACE, f"rejected\x1f{position}"))
+    tx.add_rejection(
+        RejectionRecord(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            reason=error.reason,
+            detail=error.detail,
+            source=source,
+            event_id=event_id,
+            rejected_at=now,
         )
-        tx.add_outbox(
-            OutboxMessage(
-                message_id=rejection_id,
-                topic=REJECTED_TOPIC,
-                key=source.encode() if source else None,
-                value=value,
-                headers=cloudevent_headers(rejection_id, REJECTION_SCHEMA, now),
-                created_at=now,
-            )
+    )
+    value = codec.encode(
+        REJECTION_SCHEMA,
+        {
+            "reason": error.reason,
+            "detail": error.detail,
+            "topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+            "ce_source": source,
+            "ce_id": event_id,
+            "rejected_at": now,
+        },
+    )
+    tx.add_outbox(
+        OutboxMessage(
+            message_id=rejection_id,
+            topic=REJECTED_TOPIC,
+            key=source.encode() if source else None,
+            value=value,
+            headers=cloudevent_headers(rejection_id, REJECTION_SCHEMA, now),
+            created_at=now,
         )
-        chain.append(
-            "rejected",
-            {"position": position, "reason": error.reason, "source": source, "event_id": event_id},
-            now,
-        )
-        log.warning("event rejected", position=position, reason=error.reason, detail=error.detail)
+    )
+    chain.append(
+        "rejected",
+        {"position": position, "reason": error.reason, "source": source, "event_id": event_id},
+        now,
+    )
+    log.warning("event rejected", position=position, reason=error.reason, detail=error.detail)
 
 
 def cloudevent_headers(
@@ -374,7 +417,8 @@ def cloudevent_headers(
     return headers
 
 
-def _header_text(message: InboundMessage, name: str) -> str | None:
+def header_text(message: InboundMessage, name: str) -> str | None:
+    """A header as text, None when absent; RejectedEvent when not short UTF-8 text."""
     raw = message.header(name)
     if raw is None:
         return None
@@ -390,7 +434,7 @@ def _header_text(message: InboundMessage, name: str) -> str | None:
 def _header_or_none(message: InboundMessage, name: str) -> str | None:
     """The header as text for a rejection record, or None when it is itself the problem."""
     try:
-        return _header_text(message, name)
+        return header_text(message, name)
     except RejectedEvent:
         return None
 

@@ -1,19 +1,41 @@
-"""Use-cases for identity links and consents, as the CLI and the demo call them.
+"""Use-cases for identity links and consents, as the CLI, the demo and the consent topic call them.
 
-Each runs in one transaction and writes its audit record with it.
+Each runs in one transaction and writes its audit leaves with it. A consent change, whether it
+comes from the command line or from a portal on ``tellonce.consent.v1`` (``hub.consent_events``),
+goes through ``ConsentService.apply``: one rule path for both.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from consent.model import ConsentRevision, ConsentState, Evidence, IdentityLink
+from consent.model import ConsentRevision, ConsentState, ConsentTerms, Evidence, IdentityLink
 from consent.rules import next_revision
-from hub.audit import AuditChain
-from hub.directory import Directory, check_event_type
-from hub.errors import ConflictError, NotFoundError
-from hub.ports import Store, Transaction
+from hub.audit import AuditLog
+from hub.directory import Directory, Program, check_event_type
+from hub.errors import ConfigError, ConflictError, NotFoundError
+from hub.model import HUB_SOURCE
+from hub.notices import Notices, load_notices
+from hub.ports import Clock, Store, Transaction
+from hub.receipts import receipt_claims
+
+Issue = Callable[[dict[str, Any]], str]
+"""Signs receipt claims into a compact JWS (wired to ``hub.adapters.jws.sign_compact``)."""
+
+Histories = dict[tuple[str, str, str], list[ConsentRevision]]
+
+# Widths of the consent_revisions columns: refuse early with a message, not a database error.
+MAX_TERM_CHARS = 256
+MAX_CHANNEL_CHARS = 32
+MAX_ACTOR_CHARS = 64
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +45,34 @@ class PersonView:
     history: dict[tuple[str, str], list[ConsentRevision]]  # (recipient, event type) -> revisions
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    """What one grant or withdrawal recorded, and its signed receipt when one was asked for."""
+
+    person_id: str
+    revisions: list[ConsentRevision]
+    receipt: str | None = None
+
+
 class ConsentService:
-    def __init__(self, store: Store, directory: Directory) -> None:
+    def __init__(
+        self,
+        store: Store,
+        directory: Directory,
+        *,
+        notices: Notices | None = None,
+        clock: Clock = _utc_now,
+        issue: Issue | None = None,
+        issuer: str = HUB_SOURCE,
+    ) -> None:
         self._store = store
         self._directory = directory
+        self.notices = notices if notices is not None else load_notices()
+        self._clock = clock
+        self._issue = issue
+        self._issuer = issuer
+
+    # -- identity ----------------------------------------------------------------------------
 
     def resolve(self, tx: Transaction, ref: str) -> str:
         """A person id from ``PERSON_ID`` or ``PROGRAM:LOCAL_ID``."""
@@ -65,23 +111,17 @@ class ConsentService:
                 if program in tx.links_of([person]).get(person, {}):
                     raise ConflictError(f"this person already has an id at program {program!r}")
             tx.add_link(IdentityLink(person, program, local_id, evidence))
-            chain = AuditChain(tx.last_audit())
+            chain = AuditLog(tx.last_audit())
             chain.append(
                 "identity_linked", {"person": person, "program": program}, evidence.recorded_at
             )
-            for record in chain.pending:
-                tx.add_audit(record)
+            chain.write(tx)
         return person
 
-    def record(
-        self,
-        ref: str,
-        recipient: str,
-        event_types: list[str],
-        state: ConsentState,
-        evidence: Evidence,
-    ) -> list[ConsentRevision]:
-        """Grant or withdraw consent for ``recipient`` to be told of ``event_types``."""
+    # -- consent changes -----------------------------------------------------------------------
+
+    def check_scope(self, recipient: str, event_types: Iterable[str]) -> Program:
+        """The recipient program, provided it receives every one of ``event_types``."""
         program = self._directory.program(recipient)
         for event_type in event_types:
             check_event_type(event_type)
@@ -90,36 +130,170 @@ class ConsentService:
                     f"program {recipient!r} does not receive {event_type} events under the "
                     f"directory; it receives: {', '.join(program.subscriptions) or 'nothing'}"
                 )
-        revisions = []
-        with self._store.transaction() as tx:
-            person = self.resolve(tx, ref)
+        return program
+
+    def check_evidence(
+        self, state: ConsentState, evidence: Evidence, terms: ConsentTerms | None
+    ) -> None:
+        """Refuse evidence and terms the record could not stand on; messages carry no values."""
+        if not 1 <= len(evidence.channel) <= MAX_CHANNEL_CHARS:
+            raise ConflictError(f"the channel must be 1 to {MAX_CHANNEL_CHARS} characters")
+        if not 1 <= len(evidence.actor) <= MAX_ACTOR_CHARS:
+            raise ConflictError(f"the actor must be 1 to {MAX_ACTOR_CHARS} characters")
+        if (evidence.notice_version is None) != (evidence.notice_hash is None):
+            raise ConflictError("give both the notice version and its hash, or neither")
+        if evidence.notice_version is not None and evidence.notice_hash is not None:
+            self.notices.check(evidence.notice_version, evidence.notice_hash)
+        if terms is None:
+            return
+        for name, value in (("purpose", terms.purpose), ("legal basis", terms.legal_basis)):
+            if not value.strip() or len(value) > MAX_TERM_CHARS:
+                raise ConflictError(f"the {name} must be 1 to {MAX_TERM_CHARS} characters")
+        expires = terms.expires_at
+        if state is ConsentState.GIVEN and expires is not None:
+            if expires.tzinfo is None:
+                raise ConflictError("the expiry must carry a time zone (e.g. 2026-01-31T00:00Z)")
+            if expires <= evidence.recorded_at:
+                raise ConflictError(
+                    "the expiry must be later than the time the consent is given; "
+                    "give a future date or a duration such as 365d"
+                )
+
+    def apply(
+        self,
+        tx: Transaction,
+        chain: AuditLog,
+        person: str,
+        recipient: str,
+        event_types: Sequence[str],
+        state: ConsentState,
+        evidence: Evidence,
+        terms: ConsentTerms | None = None,
+        *,
+        histories: Histories | None = None,
+        audit: dict[str, Any] | None = None,
+    ) -> list[ConsentRevision]:
+        """Record one change for ``person`` inside ``tx``: revisions and their audit leaves.
+
+        All event types are checked before anything is written, so a refused change leaves no
+        partial record. ``histories`` (the person's, as ``tx.consent_history`` gives them) saves
+        a read per call in a batch; it is updated with the new revisions. ``audit`` adds ids to
+        each leaf (e.g. the consent event it came from). Raises NotFoundError or ConflictError.
+        """
+        wanted = list(dict.fromkeys(event_types))  # a type listed twice is one consent
+        if not wanted:
+            raise ConflictError("name at least one event type")
+        self.check_scope(recipient, wanted)
+        self.check_evidence(state, evidence, terms)
+        if histories is None:
             histories = tx.consent_history([person])
-            chain = AuditChain(tx.last_audit())
-            for event_type in event_types:
-                revision = next_revision(
-                    histories.get((person, recipient, event_type), []),
+        revisions = []
+        for event_type in wanted:
+            history = histories.get((person, recipient, event_type), [])
+            if history and evidence.recorded_at < history[-1].evidence.recorded_at:
+                raise ConflictError(
+                    f"a later change of the consent for recipient {recipient!r} and event type "
+                    f"{event_type} is already recorded; this older one would reverse it"
+                )
+            revisions.append(
+                next_revision(
+                    history,
                     person_id=person,
                     recipient=recipient,
                     event_type=event_type,
                     state=state,
                     evidence=evidence,
+                    terms=terms,
                 )
-                tx.add_consent(revision)
-                chain.append(
-                    f"consent_{state.value}",
-                    {
-                        "person": person,
-                        "recipient": recipient,
-                        "type": event_type,
-                        "revision": revision.hash,
-                        "channel": evidence.channel,
-                    },
-                    evidence.recorded_at,
-                )
-                revisions.append(revision)
-            for record in chain.pending:
-                tx.add_audit(record)
+            )
+        for revision in revisions:
+            tx.add_consent(revision)
+            histories.setdefault((person, recipient, revision.event_type), []).append(revision)
+            chain.append(
+                f"consent_{state.value}",
+                {
+                    "person": person,
+                    "recipient": recipient,
+                    "type": revision.event_type,
+                    "revision": revision.hash,
+                    "channel": evidence.channel,
+                    **(audit or {}),
+                },
+                evidence.recorded_at,
+            )
         return revisions
+
+    def change(
+        self,
+        ref: str,
+        recipient: str,
+        event_types: list[str],
+        state: ConsentState,
+        evidence: Evidence,
+        terms: ConsentTerms | None = None,
+        *,
+        receipt: bool = False,
+    ) -> ConsentChange:
+        """Grant or withdraw in one transaction; with ``receipt``, sign one before committing.
+
+        The receipt is signed inside the transaction: if the signer fails, nothing is recorded
+        and the change can simply be made again, so no grant exists whose receipt was lost.
+        """
+        if receipt and self._issue is None:
+            raise ConfigError("this hub is not set up to sign consent receipts")
+        with self._store.transaction() as tx:
+            person = self.resolve(tx, ref)
+            chain = AuditLog(tx.last_audit())
+            revisions = self.apply(
+                tx, chain, person, recipient, event_types, state, evidence, terms
+            )
+            chain.write(tx)
+            token = self.receipt_for(revisions) if receipt else None
+        return ConsentChange(person, revisions, token)
+
+    def record(
+        self,
+        ref: str,
+        recipient: str,
+        event_types: list[str],
+        state: ConsentState,
+        evidence: Evidence,
+        terms: ConsentTerms | None = None,
+    ) -> list[ConsentRevision]:
+        """Grant or withdraw consent for ``recipient`` to be told of ``event_types``."""
+        return self.change(ref, recipient, event_types, state, evidence, terms).revisions
+
+    # -- receipts --------------------------------------------------------------------------------
+
+    def receipt_for(self, revisions: Sequence[ConsentRevision]) -> str:
+        """A signed receipt (compact JWS) for the revisions of one change."""
+        if self._issue is None:
+            raise ConfigError("this hub is not set up to sign consent receipts")
+        name = self._directory.program(revisions[0].recipient).name if revisions else None
+        claims = receipt_claims(
+            revisions, issuer=self._issuer, issued_at=self._clock(), recipient_name=name
+        )
+        return self._issue(claims)
+
+    def status_of(self, hashes: Iterable[str]) -> dict[str, ConsentRevision | None]:
+        """For each revision hash, the latest revision of its history (None when unknown).
+
+        The receipt names no person, so the history is found by the hash itself.
+        """
+        wanted = set(hashes)
+        owners = {
+            r.hash: (r.person_id, r.recipient, r.event_type)
+            for r in self._store.consents()
+            if r.hash in wanted
+        }
+        with self._store.transaction() as tx:
+            histories = tx.consent_history({person for person, _, _ in owners.values()})
+        return {
+            h: (histories[owners[h]][-1] if h in owners and histories.get(owners[h]) else None)
+            for h in wanted
+        }
+
+    # -- reads -----------------------------------------------------------------------------------
 
     def show(self, ref: str) -> PersonView:
         with self._store.transaction() as tx:
@@ -130,3 +304,6 @@ class ConsentService:
                 for (_, recipient, event_type), revisions in tx.consent_history([person]).items()
             }
         return PersonView(person, links, history)
+
+    def now(self) -> datetime:
+        return self._clock()

@@ -59,6 +59,29 @@ class HubSettings(BaseModel):
     relay_batch: int = Field(500, ge=1, description="Most outbox rows published per round.")
 
 
+class AuditSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signing_key: Path = Field(
+        Path("tellonce-audit-key.pem"),
+        description="Ed25519 private key (PKCS8 PEM) that signs audit checkpoints and consent "
+        "receipts. Keep it secret and backed up; publish its public key "
+        "('tellonce audit public-key').",
+    )
+    create_key: bool = Field(
+        True,
+        description="Create the signing key on first use when the file is missing (embedded "
+        "default). Set false in production so a missing key stops the hub instead.",
+    )
+    checkpoint_every_leaves: int = Field(
+        1_000, ge=1, description="Issue a signed checkpoint once this many leaves are unsigned."
+    )
+    checkpoint_every_s: float = Field(
+        30.0, gt=0, description="Issue a signed checkpoint when leaves are this old unsigned."
+    )
+    issuer: str = Field("tellonce-hub", description="Issuer (iss) named in consent receipts.")
+
+
 class LimitSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -79,6 +102,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     hub: HubSettings = Field(default_factory=HubSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     directory_path: Path | None = Field(
         None, description="Directory TOML file; default: the shipped example directory."
     )

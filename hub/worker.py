@@ -1,17 +1,26 @@
-"""The hub worker loop: poll a micro-batch, process it in one transaction, relay the outbox."""
+"""The hub worker loop: poll a micro-batch, process it in one transaction, relay the outbox.
+
+One transaction per batch holds the life events' decisions, the consent changes and receipts
+that came with them, their audit leaves, a signed checkpoint when one is due, and the consumed
+offsets. The worker fails closed: it checks the signer before it accepts a batch, and a
+checkpoint that cannot be signed rolls the whole batch back, so nothing is accepted into a log
+that cannot be signed. It retries with backoff and resumes once the signer or database is back.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import structlog
 
-from hub.errors import TellonceError
-from hub.model import LIFEEVENTS_TOPIC
-from hub.ports import Clock, MessageSource, Store
+from hub.audit import Notary
+from hub.errors import SignerError, StoreError, TellonceError
+from hub.model import LIFEEVENTS_TOPIC, InboundMessage
+from hub.ports import Clock, MessageSource, Store, Transaction
 from hub.processing import BatchProcessor, BatchSummary
 from hub.relay import Relay
 
@@ -37,6 +46,15 @@ class Totals:
         self.withheld += summary.withheld
 
 
+class Intake(Protocol):
+    """Handles the records of one more topic inside the batch transaction (and saves their
+    offsets): consent changes, receipts."""
+
+    topic: str
+
+    def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> Any: ...
+
+
 def stored_offsets(store: Store, group: str) -> Callable[[str, int], int | None]:
     """Where to resume a partition: the next offset saved with the last committed batch."""
 
@@ -48,8 +66,6 @@ def stored_offsets(store: Store, group: str) -> Callable[[str, int], int | None]
 
 
 class HubWorker:
-    topics = (LIFEEVENTS_TOPIC,)
-
     def __init__(
         self,
         *,
@@ -58,12 +74,16 @@ class HubWorker:
         processor: BatchProcessor,
         relay: Relay,
         clock: Clock,
+        notary: Notary,
+        intakes: Sequence[Intake] = (),
         batch_size: int = 200,
         poll_timeout_ms: int = 500,
     ) -> None:
         self._store = store
         self._source = source
         self._processor = processor
+        self._notary = notary
+        self._intakes = {intake.topic: intake for intake in intakes}
         self._relay = relay
         self._clock = clock
         self._batch_size = batch_size
@@ -79,13 +99,18 @@ class HubWorker:
     ) -> Totals:
         """Run until ``stop`` is set, or until idle for ``idle_exit_s`` with nothing to relay."""
         failures = 0
+        rewind = False
         last_activity = time.monotonic()
         while not stop.is_set():
             try:
+                if rewind:
+                    # The failed batch was rolled back: read it again from the stored offsets.
+                    # Inside the try, because reading them fails too while the database is down.
+                    self._source.rewind()
+                    rewind = False
                 messages = self._source.poll(self._batch_size, self._poll_timeout_ms)
                 if messages:
-                    with self._store.transaction() as tx:
-                        summary = self._processor.process(tx, messages)
+                    summary = self._commit_batch(messages)
                     self.totals.add(summary)
                     log.info(
                         "batch committed",
@@ -96,6 +121,8 @@ class HubWorker:
                         disclosed=summary.disclosed,
                         withheld=summary.withheld,
                     )
+                else:
+                    self._checkpoint_if_due()
                 published = self._relay.publish_pending()
                 self.totals.published += published
                 failures = 0
@@ -113,11 +140,49 @@ class HubWorker:
                     raise
                 delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
                 failures += 1
-                log.warning("batch failed; will retry", error=str(exc), delay_s=delay)
-                # The batch was rolled back: read it again from the stored offsets.
-                self._source.rewind()
+                if isinstance(exc, SignerError | StoreError):
+                    # Fail closed: nothing of the batch was written; accept nothing until the
+                    # audit log can be written and signed again.
+                    log.error(
+                        "audit log unavailable; not accepting events until it recovers",
+                        error=str(exc),
+                        retry_in_s=delay,
+                    )
+                else:
+                    log.warning("batch failed; will retry", error=str(exc), delay_s=delay)
+                rewind = True
                 stop.wait(delay)
         return self.totals
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (LIFEEVENTS_TOPIC, *self._intakes)
+
+    def _commit_batch(self, messages: Sequence[InboundMessage]) -> BatchSummary:
+        self._notary.ensure_available()
+        by_topic: dict[str, list[InboundMessage]] = {}
+        for message in messages:
+            by_topic.setdefault(message.topic, []).append(message)
+        with self._store.transaction() as tx:
+            summary = self._processor.process(tx, by_topic.pop(LIFEEVENTS_TOPIC, []))
+            for topic, records in by_topic.items():
+                intake = self._intakes.get(topic)
+                if intake is None:  # not subscribed; cannot happen unless misconfigured
+                    log.error("records of an unexpected topic ignored", topic=topic)
+                    continue
+                outcome = intake.process(tx, records)
+                log.info("intake committed", topic=topic, records=len(records), outcome=outcome)
+            checkpoint = self._notary.maybe_checkpoint(tx, self._clock())
+        if checkpoint is not None:
+            log.info("audit checkpoint signed", seq=checkpoint.seq, size=checkpoint.size)
+        return summary
+
+    def _checkpoint_if_due(self) -> None:
+        """Sign leaves that waited long enough (consent changes made through the CLI, say)."""
+        with self._store.transaction() as tx:
+            checkpoint = self._notary.maybe_checkpoint(tx, self._clock())
+        if checkpoint is not None:
+            log.info("audit checkpoint signed", seq=checkpoint.seq, size=checkpoint.size)
 
     def close(self) -> None:
         self._source.close()

@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING
 
 from consent.model import ConsentRevision, IdentityLink
 from hub.errors import StoreError
-from hub.model import AcceptedEvent, AuditRecord, Decision, OutboxMessage, RejectionRecord
+from hub.model import (
+    AcceptedEvent,
+    AuditRecord,
+    Checkpoint,
+    Decision,
+    Delivery,
+    InboundMessage,
+    OutboxMessage,
+    RejectionRecord,
+)
 
 if TYPE_CHECKING:
     from hub.ports import Store, Transaction
@@ -40,6 +49,8 @@ class _State:
     outbox: list[OutboxMessage] = field(default_factory=list)
     published: dict[str, datetime] = field(default_factory=dict)
     audit: list[AuditRecord] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
     offsets: dict[tuple[str, str, int], int] = field(default_factory=dict)
     # constraint name -> keys taken; the names are those of the SQL unique constraints
     unique: dict[str, set[Hashable]] = field(default_factory=dict)
@@ -56,6 +67,8 @@ class _State:
             outbox=list(self.outbox),
             published=dict(self.published),
             audit=list(self.audit),
+            checkpoints=list(self.checkpoints),
+            deliveries=dict(self.deliveries),
             offsets=dict(self.offsets),
             unique={name: set(keys) for name, keys in self.unique.items()},
             last_outbox_seq=self.last_outbox_seq,
@@ -92,8 +105,24 @@ class MemoryStore:
     def rejections(self) -> list[RejectionRecord]:
         return list(self._state.rejections)
 
-    def audit_records(self) -> Iterator[AuditRecord]:
-        return iter(sorted(self._state.audit, key=lambda r: r.seq))
+    def audit_records(self, start: int = 0, stop: int | None = None) -> Iterator[AuditRecord]:
+        end = len(self._state.audit) if stop is None else stop
+        return iter(self._state.audit[start:end])
+
+    def checkpoints(self) -> list[Checkpoint]:
+        return list(self._state.checkpoints)
+
+    def leaf_hashes(self, stop: int | None = None) -> list[bytes]:
+        return [bytes.fromhex(r.hash) for r in self._state.audit[:stop]]
+
+    def deliveries(self) -> list[Delivery]:
+        return sorted(self._state.deliveries.values(), key=lambda d: d.recorded_at)
+
+    def consents(self) -> list[ConsentRevision]:
+        return list(self._state.consents)
+
+    def link_count(self) -> int:
+        return len(self._state.links)
 
     def outbox_backlog(self) -> int:
         state = self._state
@@ -195,6 +224,16 @@ class MemoryTransaction:
         self._claim("uq_consent_revisions_hash", r.hash)
         self.state.consents.append(r)
 
+    def known_consent_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        taken = self.state.unique.get("uq_consent_events_source_event_id", set())
+        return {key for key in keys if key in taken}
+
+    def add_consent_event(
+        self, key: tuple[str, str], person_id: str, message: InboundMessage, at: datetime
+    ) -> None:
+        self._require(self.person_exists(person_id), "fk_consent_events_person_id_persons")
+        self._claim("uq_consent_events_source_event_id", key)
+
     # -- processing results ------------------------------------------------------------------
 
     def known_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -232,12 +271,47 @@ class MemoryTransaction:
         )
 
     def last_audit(self) -> AuditRecord | None:
-        return max(self.state.audit, key=lambda r: r.seq, default=None)
+        return self.state.audit[-1] if self.state.audit else None
 
-    def add_audit(self, record: AuditRecord) -> None:
-        self._claim("pk_audit_log", record.seq)
-        self._claim("uq_audit_log_hash", record.hash)
-        self.state.audit.append(dataclasses.replace(record, data=copy.deepcopy(record.data)))
+    def add_audit(self, records: Sequence[AuditRecord]) -> None:
+        for record in records:
+            self._claim("pk_audit_leaves", record.index)
+            if record.index != len(self.state.audit):
+                self._violated("leaf_index sequence of audit_leaves")
+            self.state.audit.append(dataclasses.replace(record, data=copy.deepcopy(record.data)))
+
+    def leaf_hashes(self, start: int, stop: int) -> list[bytes]:
+        return [bytes.fromhex(r.hash) for r in self.state.audit[start:stop]]
+
+    def last_checkpoint(self) -> Checkpoint | None:
+        return self.state.checkpoints[-1] if self.state.checkpoints else None
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._claim("pk_audit_checkpoints", checkpoint.seq)
+        self._claim("uq_audit_checkpoints_tree_size", checkpoint.size)
+        self.state.checkpoints.append(checkpoint)
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def decisions_by_notification(self, notification_ids: Iterable[str]) -> dict[str, Decision]:
+        wanted = set(notification_ids)
+        return {
+            d.notification_id: d
+            for d in self.state.decisions
+            if d.notification_id is not None and d.notification_id in wanted
+        }
+
+    def deliveries_of(self, notification_ids: Iterable[str]) -> dict[str, Delivery]:
+        found = self.state.deliveries
+        return {n: found[n] for n in notification_ids if n in found}
+
+    def save_delivery(self, delivery: Delivery, *, new: bool) -> None:
+        notification = delivery.notification_id
+        if new:
+            self._claim("pk_deliveries", notification)
+        taken = self.state.unique.get("uq_decisions_notification_id", set())
+        self._require(notification in taken, "fk_deliveries_notification_id_decisions")
+        self.state.deliveries[notification] = delivery
 
     # -- relay -------------------------------------------------------------------------------
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from hub import logs
+from hub.cli import audit as cli_audit
+from hub.cli import consent as cli_consent
+from hub.cli.common import app_from_settings, stop_on_signals
 from hub.errors import (
     ConfigError,
     ConflictError,
@@ -25,8 +26,6 @@ from hub.errors import (
     SchemaCompatibilityError,
     TellonceError,
 )
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,30 +64,6 @@ def _pydantic_problems(exc: ValidationError) -> str:
     )
 
 
-def _app() -> Any:
-    from hub.bootstrap import App
-
-    return App.from_settings()
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handle(_signum: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-    return stop
-
-
-def _evidence(args: argparse.Namespace) -> Any:
-    from consent.model import Evidence
-    from hub.bootstrap import utc_now
-
-    return Evidence(channel=args.channel, actor=args.actor, recorded_at=utc_now())
-
-
 # -- handlers ------------------------------------------------------------------------------------
 
 
@@ -109,7 +84,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         print(f"Tansu broker (memory only) listening on {broker.bootstrap}", flush=True)
         print(f"export TELLONCE_BROKER__BOOTSTRAP_SERVERS={broker.bootstrap}", flush=True)
         print("Press Ctrl-C to stop. Topics and offsets are lost when it stops.", flush=True)
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         while not stop.wait(0.5):
             if broker._process is None or broker._process.poll() is not None:
                 print("tellonce: the broker exited", file=sys.stderr)
@@ -118,10 +93,10 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_hub_run(args: argparse.Namespace) -> int:
-    app = _app()
+    app = app_from_settings()
     bootstrap = app.bootstrap_servers()
     worker = app.hub_worker(bootstrap)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     try:
         totals = worker.run(stop, idle_exit_s=args.idle_exit)
     finally:
@@ -132,11 +107,11 @@ def cmd_hub_run(args: argparse.Namespace) -> int:
 
 
 def cmd_connector_run(args: argparse.Namespace) -> int:
-    app = _app()
+    app = app_from_settings()
     bootstrap = app.bootstrap_servers()
     options = dict(_option(o) for o in args.option)
     runner = app.connector(bootstrap, args.recipient, args.sink, options)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     try:
         totals = runner.run(stop, idle_exit_s=args.idle_exit)
     finally:
@@ -150,80 +125,6 @@ def cmd_connector_list(_args: argparse.Namespace) -> int:
 
     for name, origin in sorted(available().items()):
         print(f"{name:12} {origin}")
-    return 0
-
-
-def cmd_consent_link(args: argparse.Namespace) -> int:
-    app = _app()
-    person = app.consent().link(args.program, args.local_id, _evidence(args), to=args.to)
-    print(person)
-    return 0
-
-
-def _cmd_consent_state(state_name: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        from consent.model import ConsentState
-
-        app = _app()
-        revisions = app.consent().record(
-            args.person, args.recipient, args.event_types, ConsentState(state_name), _evidence(args)
-        )
-        for revision in revisions:
-            print(
-                f"{revision.state.value:9} {revision.recipient} {revision.event_type} "
-                f"revision {revision.seq} {revision.hash[:16]}"
-            )
-        return 0
-
-    return handler
-
-
-def cmd_consent_show(args: argparse.Namespace) -> int:
-    app = _app()
-    view = app.consent().show(args.person)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "person": view.person_id,
-                    "links": view.links,
-                    "consents": [
-                        {
-                            "recipient": recipient,
-                            "event_type": event_type,
-                            "state": revisions[-1].state.value,
-                            "revisions": [
-                                {
-                                    "seq": r.seq,
-                                    "state": r.state.value,
-                                    "channel": r.evidence.channel,
-                                    "actor": r.evidence.actor,
-                                    "recorded_at": r.evidence.recorded_at.isoformat(),
-                                    "hash": r.hash,
-                                }
-                                for r in revisions
-                            ],
-                        }
-                        for (recipient, event_type), revisions in sorted(view.history.items())
-                    ],
-                },
-                indent=2,
-            )
-        )
-        return 0
-    print(f"person {view.person_id}")
-    print("identity links:")
-    for program, local_id in sorted(view.links.items()):
-        print(f"  {program:26} {local_id}")
-    print("consents (latest state; history oldest first):")
-    if not view.history:
-        print("  none recorded")
-    for (recipient, event_type), revisions in sorted(view.history.items()):
-        steps = ", ".join(
-            f"{r.state.value} {r.evidence.recorded_at:%Y-%m-%d %H:%M} via {r.evidence.channel}"
-            for r in revisions
-        )
-        print(f"  {recipient:26} {event_type:15} {revisions[-1].state.value:9} [{steps}]")
     return 0
 
 
@@ -244,7 +145,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
             f"the payload is not valid JSON: {exc.msg} at line {exc.lineno}"
         ) from None
     payload = _avro_ready(payload)
-    app = _app()
+    app = app_from_settings()
     app.directory.program(args.source)
     bootstrap = app.bootstrap_servers()
     app.ensure_topics(bootstrap)
@@ -419,30 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     crun.set_defaults(handler=cmd_connector_run)
     csub.add_parser("list", help="list available sinks").set_defaults(handler=cmd_connector_list)
 
-    consent = sub.add_parser("consent", help="identity links and consents")
-    ksub = consent.add_subparsers(metavar="ACTION")
-
-    def evidence_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--channel", default="counter", help="how it was given (counter, online...)")
-        p.add_argument("--actor", default="cli", help="who recorded it (staff id or 'client')")
-
-    link = ksub.add_parser("link", help="record that PROGRAM knows a client as LOCAL_ID")
-    link.add_argument("program")
-    link.add_argument("local_id")
-    link.add_argument("--to", metavar="PERSON", help="existing person (id or PROGRAM:LOCAL_ID)")
-    evidence_args(link)
-    link.set_defaults(handler=cmd_consent_link)
-    for action, state in (("grant", "given"), ("withdraw", "withdrawn")):
-        p = ksub.add_parser(action, help=f"{action} consent to tell RECIPIENT of EVENT_TYPEs")
-        p.add_argument("person", help="person id or PROGRAM:LOCAL_ID")
-        p.add_argument("recipient", help="recipient program id")
-        p.add_argument("event_types", nargs="+", metavar="EVENT_TYPE")
-        evidence_args(p)
-        p.set_defaults(handler=_cmd_consent_state(state))
-    show = ksub.add_parser("show", help="links and consent history of a person")
-    show.add_argument("person", help="person id or PROGRAM:LOCAL_ID")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(handler=cmd_consent_show)
+    cli_consent.register(sub)
+    cli_audit.register(sub)
 
     publish = sub.add_parser("publish", help="publish one life event (as a back office would)")
     publish.add_argument("source", help="publishing program id (ce_source)")

@@ -27,5 +27,6 @@ def run(
 def sqlite_env(tmp_path: Path) -> dict[str, str]:
     return {
         "TELLONCE_STORE__URL": f"sqlite:///{tmp_path / 'hub.db'}",
+        "TELLONCE_AUDIT__SIGNING_KEY": str(tmp_path / "audit-key.pem"),
         "TELLONCE_LOG_LEVEL": "warning",
     }

@@ -37,8 +37,8 @@ def test_demo_table_names_recipients_and_reasons() -> None:
     assert "consent withdrawn" in result.stdout
     assert "no consent" in result.stdout
     assert "DUPLICATE of #1" in result.stdout
-    assert "audit chain:" in result.stdout
-    assert "verified" in result.stdout
+    assert "audit log:" in result.stdout
+    assert "; verified; reconciled with the store" in result.stdout
 
 
 def test_schemas_check_passes_on_the_shipped_catalog() -> None:

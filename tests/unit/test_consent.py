@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consent.model import GENESIS, ConsentRevision, ConsentState, Evidence
+from consent.model import GENESIS, ConsentRevision, ConsentState, Evidence, digest
 from consent.rules import decide_disclosure, next_revision, verify_history
 from hub.errors import ConflictError
 
 T0 = datetime(2025, 1, 2, 9, 30, tzinfo=UTC)
+LATER = T0 + timedelta(days=1)
 GIVEN, WITHDRAWN = ConsentState.GIVEN, ConsentState.WITHDRAWN
 
 
@@ -74,40 +75,40 @@ def test_withdrawing_consent_not_in_force_is_refused(before: tuple[ConsentState,
             state=WITHDRAWN,
             evidence=evidence(9),
         )
-    assert "tellonce consent show" in str(info.value)
+    assert "tellonce consent history" in str(info.value)
 
 
 def test_granting_twice_renews_the_consent() -> None:
     """A second grant is recorded as a new revision, and disclosure stays allowed."""
     revisions = history(GIVEN, GIVEN)
     assert revisions[1].seq == 2
-    assert decide_disclosure(revisions, recipient_linked=True).revision == revisions[1]
+    assert decide_disclosure(revisions, recipient_linked=True, now=LATER).revision == revisions[1]
 
 
 def test_no_history_withholds_for_no_consent() -> None:
     """Without any consent recorded, nothing is sent (reason no_consent)."""
-    decision = decide_disclosure([], recipient_linked=True)
+    decision = decide_disclosure([], recipient_linked=True, now=LATER)
     assert (decision.send, decision.reason, decision.revision) == (False, "no_consent", None)
 
 
 def test_withdrawn_consent_withholds() -> None:
     """A withdrawal recorded after the grant stops disclosure and cites the withdrawal."""
     revisions = history(GIVEN, WITHDRAWN)
-    decision = decide_disclosure(revisions, recipient_linked=True)
+    decision = decide_disclosure(revisions, recipient_linked=True, now=LATER)
     assert (decision.send, decision.reason) == (False, "consent_withdrawn")
     assert decision.revision == revisions[-1]
 
 
 def test_consent_without_identity_link_withholds() -> None:
     """Consent given to a recipient the client has no id at cannot be acted on."""
-    decision = decide_disclosure(history(GIVEN), recipient_linked=False)
+    decision = decide_disclosure(history(GIVEN), recipient_linked=False, now=LATER)
     assert (decision.send, decision.reason) == (False, "no_identity_link")
 
 
 def test_given_consent_with_link_discloses() -> None:
     """Consent in force and a linked recipient: send, relying on the latest revision."""
     revisions = history(GIVEN, WITHDRAWN, GIVEN)
-    decision = decide_disclosure(revisions, recipient_linked=True)
+    decision = decide_disclosure(revisions, recipient_linked=True, now=LATER)
     assert (decision.send, decision.reason) == (True, "consent_given")
     assert decision.revision is not None
     assert decision.revision.hash == revisions[-1].hash
@@ -126,15 +127,7 @@ def test_rehashed_tampered_revision_breaks_the_next_link() -> None:
     forged = dataclasses.replace(revisions[1], evidence=Evidence("online", "client", T0))
     revisions[1] = dataclasses.replace(
         forged,
-        hash=ConsentRevision.digest(
-            person_id=forged.person_id,
-            recipient=forged.recipient,
-            event_type=forged.event_type,
-            seq=forged.seq,
-            state=forged.state,
-            evidence=forged.evidence,
-            prev_hash=forged.prev_hash,
-        ),
+        hash=digest(forged.body()),
     )
     assert verify_history(revisions) == 2
 

@@ -14,7 +14,6 @@ from consent.model import ConsentRevision, ConsentState, Evidence, IdentityLink
 from consent.rules import next_revision
 from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
-from hub.audit import verify_chain
 from hub.directory import Directory
 from hub.model import (
     LIFEEVENTS_TOPIC,
@@ -25,6 +24,7 @@ from hub.model import (
     Outcome,
     notify_topic,
 )
+from hub.oversight import verify_store
 from hub.processing import BatchProcessor, BatchSummary
 
 PUBLISHER = "bc-service-bc"
@@ -373,10 +373,10 @@ def test_offsets_saved_are_the_next_to_read_per_partition(
     assert summary.next_offsets == {(LIFEEVENTS_TOPIC, 0): 3, (LIFEEVENTS_TOPIC, 1): 2}
 
 
-def test_audit_chain_verifies_and_reconciles_after_processing(
+def test_audit_log_verifies_and_reconciles_after_processing(
     linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
 ) -> None:
-    """Across batches the audit chain verifies and holds one record per fact."""
+    """Across batches the audit log verifies and holds one leaf per fact."""
     first = run(linked_store, processor, publisher.message("evt-1"))
     second = run(
         linked_store,
@@ -386,7 +386,9 @@ def test_audit_chain_verifies_and_reconciles_after_processing(
         publisher.message("evt-x", ce_source="bc-nowhere"),
     )
     records = list(linked_store.audit_records())
-    assert verify_chain(records) is None
+    assert [r.index for r in records] == list(range(len(records)))
+    verdict = verify_store(linked_store, lambda message, signature: False, None)
+    assert verdict.ok, verdict.problem
     kinds = Counter(r.kind for r in records)
     assert kinds == {
         "accepted": first.accepted + second.accepted,
@@ -402,7 +404,7 @@ def test_audit_chain_verifies_and_reconciles_after_processing(
 def test_failed_batch_leaves_no_trace(
     linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
 ) -> None:
-    """If the batch transaction fails, no decision, notice or offset survives it."""
+    """If the batch transaction fails, no decision, notice, audit leaf or offset survives it."""
 
     def process_then_fail() -> None:
         with linked_store.transaction() as tx:
@@ -413,6 +415,7 @@ def test_failed_batch_leaves_no_trace(
         process_then_fail()
     assert linked_store.decisions() == []
     assert outbox(linked_store) == []
+    assert list(linked_store.audit_records()) == []
     with linked_store.transaction() as tx:
         assert tx.offsets(GROUP, LIFEEVENTS_TOPIC) == {}
 

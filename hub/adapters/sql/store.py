@@ -24,13 +24,16 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 
-from consent.model import ConsentRevision, ConsentState, Evidence, IdentityLink
+from consent.model import ConsentRevision, ConsentState, ConsentTerms, Evidence, IdentityLink
 from hub.adapters.sql import migrate
 from hub.adapters.sql.tables import (
-    audit_log,
+    audit_checkpoints,
+    audit_leaves,
+    consent_events,
     consent_revisions,
     consumer_offsets,
     decisions,
+    deliveries,
     events,
     identity_links,
     outbox,
@@ -41,7 +44,10 @@ from hub.errors import ConfigError, StoreError
 from hub.model import (
     AcceptedEvent,
     AuditRecord,
+    Checkpoint,
     Decision,
+    Delivery,
+    InboundMessage,
     OutboxMessage,
     Outcome,
     RejectionRecord,
@@ -111,9 +117,14 @@ class SqlStore:
             with self.engine.begin() as connection:
                 yield SqlTransaction(connection)
         except IntegrityError as exc:
-            # A concurrent writer took the same sequence number or id: safe to retry.
+            # Two writers appending to the audit log at once take the same leaf index or
+            # checkpoint number: retrying rereads the end of the log. Any other violation would
+            # fail the same way again, so it is not retriable.
+            race = any(t in str(exc.orig) for t in ("audit_leaves", "audit_checkpoints"))
             raise StoreError(
-                f"a concurrent write conflicted ({exc.orig.__class__.__name__}); retry"
+                f"a write broke a uniqueness or reference rule ({exc.orig.__class__.__name__})"
+                + ("; another writer appended to the audit log first: retry" if race else ""),
+                retriable=race,
             ) from exc
         except DBAPIError as exc:
             raise StoreError(
@@ -136,13 +147,43 @@ class SqlStore:
     def rejections(self) -> list[RejectionRecord]:
         return [_rejection(r) for r in self._all(select(rejections).order_by(rejections.c.id))]
 
-    def audit_records(self) -> Iterator[AuditRecord]:
+    def audit_records(self, start: int = 0, stop: int | None = None) -> Iterator[AuditRecord]:
+        """Leaves ``start`` to ``stop`` (exclusive) in order, streamed."""
+        query = select(audit_leaves).where(audit_leaves.c.leaf_index >= start)
+        if stop is not None:
+            query = query.where(audit_leaves.c.leaf_index < stop)
         with self.engine.connect() as connection:
-            result = connection.execution_options(yield_per=1000).execute(
-                select(audit_log).order_by(audit_log.c.seq)
+            result = connection.execution_options(yield_per=2000).execute(
+                query.order_by(audit_leaves.c.leaf_index)
             )
-            for row in result:
-                yield _audit(row)
+            try:
+                for row in result:
+                    yield _audit(row)
+            finally:
+                # A reader that stops early (a verifier at the first bad leaf) must not leave
+                # PostgreSQL's server-side cursor open.
+                result.close()
+
+    def checkpoints(self) -> list[Checkpoint]:
+        query = select(audit_checkpoints).order_by(audit_checkpoints.c.seq)
+        return [_checkpoint(r) for r in self._all(query)]
+
+    def leaf_hashes(self, stop: int | None = None) -> list[bytes]:
+        query = select(audit_leaves.c.leaf_hash).order_by(audit_leaves.c.leaf_index)
+        if stop is not None:
+            query = query.where(audit_leaves.c.leaf_index < stop)
+        return [bytes.fromhex(r[0]) for r in self._all(query)]
+
+    def deliveries(self) -> list[Delivery]:
+        query = select(deliveries).order_by(deliveries.c.recorded_at)
+        return [_delivery(r) for r in self._all(query)]
+
+    def consents(self) -> list[ConsentRevision]:
+        query = select(consent_revisions).order_by(consent_revisions.c.id)
+        return [_revision(r) for r in self._all(query)]
+
+    def link_count(self) -> int:
+        return int(self._all(select(func.count()).select_from(identity_links))[0][0])
 
     def outbox_backlog(self) -> int:
         query = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
@@ -282,16 +323,7 @@ class SqlTransaction:
                 .order_by(consent_revisions.c.seq)
             )
             for r in rows:
-                revision = ConsentRevision(
-                    person_id=r.person_id,
-                    recipient=r.recipient,
-                    event_type=r.event_type,
-                    seq=r.seq,
-                    state=ConsentState(r.state),
-                    evidence=Evidence(r.channel, r.actor, datetime.fromisoformat(r.recorded_at)),
-                    prev_hash=r.prev_hash,
-                    hash=r.hash,
-                )
+                revision = _revision(r)
                 key = (revision.person_id, revision.recipient, revision.event_type)
                 found.setdefault(key, []).append(revision)
         return found
@@ -307,8 +339,41 @@ class SqlTransaction:
                 channel=revision.evidence.channel,
                 actor=revision.evidence.actor,
                 recorded_at=revision.evidence.recorded_at.isoformat(),
+                notice_version=revision.evidence.notice_version,
+                notice_hash=revision.evidence.notice_hash,
+                purpose=revision.terms.purpose,
+                legal_basis=revision.terms.legal_basis,
+                expires_at=(
+                    revision.terms.expires_at.isoformat() if revision.terms.expires_at else None
+                ),
                 prev_hash=revision.prev_hash,
                 hash=revision.hash,
+            )
+        )
+
+    def known_consent_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(sorted(set(keys))):
+            rows = self._c.execute(
+                select(consent_events.c.source, consent_events.c.event_id).where(
+                    tuple_(consent_events.c.source, consent_events.c.event_id).in_(chunk)
+                )
+            )
+            found.update((s, e) for s, e in rows)
+        return found
+
+    def add_consent_event(
+        self, key: tuple[str, str], person_id: str, message: InboundMessage, at: datetime
+    ) -> None:
+        self._c.execute(
+            insert(consent_events).values(
+                source=key[0],
+                event_id=key[1],
+                person_id=person_id,
+                kafka_topic=message.topic,
+                kafka_partition=message.partition,
+                kafka_offset=message.offset,
+                processed_at=at,
             )
         )
 
@@ -382,20 +447,89 @@ class SqlTransaction:
         )
 
     def last_audit(self) -> AuditRecord | None:
-        row = self._c.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
+        query = select(audit_leaves).order_by(audit_leaves.c.leaf_index.desc()).limit(1)
+        row = self._c.execute(query).first()
         return _audit(row) if row else None
 
-    def add_audit(self, record: AuditRecord) -> None:
+    def add_audit(self, records: Sequence[AuditRecord]) -> None:
+        if records:
+            self._c.execute(
+                insert(audit_leaves),
+                [
+                    {
+                        "leaf_index": r.index,
+                        "kind": r.kind,
+                        "data": r.data,
+                        "recorded_at": r.recorded_at.isoformat(),
+                        "prev_hash": r.prev_hash,
+                        "leaf_hash": r.hash,
+                    }
+                    for r in records
+                ],
+            )
+
+    def leaf_hashes(self, start: int, stop: int) -> list[bytes]:
+        rows = self._c.execute(
+            select(audit_leaves.c.leaf_hash)
+            .where(audit_leaves.c.leaf_index >= start, audit_leaves.c.leaf_index < stop)
+            .order_by(audit_leaves.c.leaf_index)
+        )
+        return [bytes.fromhex(h) for (h,) in rows]
+
+    def last_checkpoint(self) -> Checkpoint | None:
+        query = select(audit_checkpoints).order_by(audit_checkpoints.c.seq.desc()).limit(1)
+        row = self._c.execute(query).first()
+        return _checkpoint(row) if row else None
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
         self._c.execute(
-            insert(audit_log).values(
-                seq=record.seq,
-                kind=record.kind,
-                data=record.data,
-                recorded_at=record.recorded_at.isoformat(),
-                prev_hash=record.prev_hash,
-                hash=record.hash,
+            insert(audit_checkpoints).values(
+                seq=checkpoint.seq,
+                tree_size=checkpoint.size,
+                root_hash=checkpoint.root,
+                issued_at=checkpoint.issued_at.isoformat(),
+                key_id=checkpoint.key_id,
+                signature=checkpoint.signature,
+                frontier=list(checkpoint.frontier),
             )
         )
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def decisions_by_notification(self, notification_ids: Iterable[str]) -> dict[str, Decision]:
+        found: dict[str, Decision] = {}
+        for chunk in _chunks(sorted(set(notification_ids))):
+            rows = self._c.execute(select(decisions).where(decisions.c.notification_id.in_(chunk)))
+            found.update((r.notification_id, _decision(r)) for r in rows)
+        return found
+
+    def deliveries_of(self, notification_ids: Iterable[str]) -> dict[str, Delivery]:
+        found: dict[str, Delivery] = {}
+        for chunk in _chunks(sorted(set(notification_ids))):
+            rows = self._c.execute(
+                select(deliveries).where(deliveries.c.notification_id.in_(chunk))
+            )
+            found.update((r.notification_id, _delivery(r)) for r in rows)
+        return found
+
+    def save_delivery(self, delivery: Delivery, *, new: bool) -> None:
+        values = {
+            "recipient": delivery.recipient,
+            "status": delivery.status,
+            "sink": delivery.sink,
+            "detail": delivery.detail,
+            "recorded_at": delivery.recorded_at,
+        }
+        if new:
+            self._c.execute(
+                insert(deliveries).values(notification_id=delivery.notification_id, **values)
+            )
+        else:
+            self._c.execute(
+                update(deliveries)
+                .where(deliveries.c.notification_id == delivery.notification_id)
+                .values(**values)
+            )
 
     # -- relay -------------------------------------------------------------------------------
 
@@ -472,10 +606,57 @@ def _rejection(r: Row[Any]) -> RejectionRecord:
 
 def _audit(r: Row[Any]) -> AuditRecord:
     return AuditRecord(
-        seq=int(r.seq),
+        index=int(r.leaf_index),
         kind=r.kind,
         data=dict(r.data),
         recorded_at=datetime.fromisoformat(r.recorded_at),
+        prev_hash=r.prev_hash,
+        hash=r.leaf_hash,
+    )
+
+
+def _checkpoint(r: Row[Any]) -> Checkpoint:
+    return Checkpoint(
+        seq=int(r.seq),
+        size=int(r.tree_size),
+        root=r.root_hash,
+        issued_at=datetime.fromisoformat(r.issued_at),
+        key_id=r.key_id,
+        signature=r.signature,
+        frontier=tuple(r.frontier),
+    )
+
+
+def _delivery(r: Row[Any]) -> Delivery:
+    return Delivery(
+        notification_id=r.notification_id,
+        recipient=r.recipient,
+        status=r.status,
+        sink=r.sink,
+        detail=r.detail,
+        recorded_at=_utc(r.recorded_at),
+    )
+
+
+def _revision(r: Row[Any]) -> ConsentRevision:
+    return ConsentRevision(
+        person_id=r.person_id,
+        recipient=r.recipient,
+        event_type=r.event_type,
+        seq=r.seq,
+        state=ConsentState(r.state),
+        evidence=Evidence(
+            r.channel,
+            r.actor,
+            datetime.fromisoformat(r.recorded_at),
+            notice_version=r.notice_version,
+            notice_hash=r.notice_hash,
+        ),
+        terms=ConsentTerms(
+            purpose=r.purpose,
+            legal_basis=r.legal_basis,
+            expires_at=datetime.fromisoformat(r.expires_at) if r.expires_at else None,
+        ),
         prev_hash=r.prev_hash,
         hash=r.hash,
     )

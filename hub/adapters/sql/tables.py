@@ -77,6 +77,12 @@ consent_revisions = Table(
     Column("recorded_at", HASHED_TIME, nullable=False),
     Column("prev_hash", HASH, nullable=False),
     Column("hash", HASH, nullable=False, unique=True),
+    # ISO/IEC TS 27560 terms and notice evidence (migration 0002)
+    Column("purpose", String(256), nullable=False),
+    Column("legal_basis", String(256), nullable=False),
+    Column("expires_at", HASHED_TIME, nullable=True),
+    Column("notice_version", String(32), nullable=True),
+    Column("notice_hash", HASH, nullable=True),
     UniqueConstraint("person_id", "recipient", "event_type", "seq"),
 )
 
@@ -142,15 +148,55 @@ outbox = Table(
     Index(None, "published_at"),
 )
 
-audit_log = Table(
-    "audit_log",
+# Consent changes received on tellonce.consent.v1: (ce_source, ce_id) is applied once.
+consent_events = Table(
+    "consent_events",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", PROGRAM, nullable=False),
+    Column("event_id", EVENT_ID, nullable=False),
+    Column("person_id", ID, ForeignKey("persons.person_id"), nullable=False),
+    Column("kafka_topic", String(249), nullable=False),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source", "event_id"),
+)
+
+# One row per leaf of the Merkle log; ``leaf_index`` is the RFC 9162 leaf index.
+audit_leaves = Table(
+    "audit_leaves",
+    metadata,
+    Column("leaf_index", BigInteger, primary_key=True, autoincrement=False),
     Column("kind", String(32), nullable=False),
     Column("data", JSON, nullable=False),
     Column("recorded_at", HASHED_TIME, nullable=False),
     Column("prev_hash", HASH, nullable=False),
-    Column("hash", HASH, nullable=False, unique=True),
+    Column("leaf_hash", HASH, nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("tree_size", BigInteger, nullable=False, unique=True),
+    Column("root_hash", HASH, nullable=False),
+    Column("issued_at", HASHED_TIME, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("frontier", JSON, nullable=False),
+)
+
+# Delivery status per notification, from the connectors' receipts.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("notification_id", ID, ForeignKey("decisions.notification_id"), primary_key=True),
+    Column("recipient", PROGRAM, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("sink", String(64), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 
 consumer_offsets = Table(

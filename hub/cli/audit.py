@@ -1,0 +1,270 @@
+"""``tellonce audit``: the signed audit log, its verification, and disclosure reports.
+
+Exit codes as elsewhere: 0 verified / consistent; 1 verification or reconciliation failed;
+2 the request was wrong (no such leaf, unreadable bundle or key, unknown person).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hub.cli.common import app_from_settings
+from hub.errors import ConfigError
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from hub.adapters.signing import FileSigner, create_key
+
+    app = app_from_settings()
+    path = Path(args.path) if args.path else app.settings.audit.signing_key
+    create_key(path)
+    print(f"created {path} (key id {FileSigner(path).key_id}); keep it secret and backed up")
+    return 0
+
+
+def cmd_public_key(_args: argparse.Namespace) -> int:
+    signer = app_from_settings().signer()
+    print(signer.public_key_pem().rstrip())
+    print(f"# key id {signer.key_id}", file=sys.stderr)
+    return 0
+
+
+def cmd_checkpoint(_args: argparse.Namespace) -> int:
+    from hub.bootstrap import utc_now
+
+    app = app_from_settings()
+    notary = app.notary()
+    with app.store.transaction() as tx:
+        checkpoint = notary.maybe_checkpoint(tx, utc_now(), force=True)
+    if checkpoint is None:
+        print("every leaf is already covered by a signed checkpoint")
+    else:
+        print(_checkpoint_line(checkpoint))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hub.bootstrap import utc_now
+    from hub.bundle import export_bundle
+
+    app = app_from_settings()
+    signer = app.signer()
+    target = Path(args.bundle)
+    partial = target.with_name(target.name + ".partial")
+    started = time.monotonic()
+    with partial.open("wb") as out:
+        summary = export_bundle(
+            app.store,
+            out,
+            public_key_pem=signer.public_key_pem(),
+            key_id=signer.key_id,
+            now=utc_now(),
+        )
+    partial.replace(target)  # never leave a half-written bundle under the real name
+    print(
+        f"exported {summary.leaves} leaves and {summary.checkpoints} checkpoints to {target} "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+    if summary.unsigned:
+        print(
+            f"{summary.unsigned} newer leaves are not signed yet and were left out; run "
+            "'tellonce audit checkpoint' first to include them",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from hub.adapters.signing import key_id_for, public_key_check
+
+    started = time.monotonic()
+    trusted = Path(args.public_key).read_text() if args.public_key else None
+    if args.bundle:
+        from hub.bundle import verify_bundle
+
+        path = Path(args.bundle)
+        if not path.is_file():
+            raise ConfigError(f"no bundle at {path}; make one with 'tellonce audit export'")
+        verdict, pem = verify_bundle(path, trusted, public_key_check, key_id_for)
+        what = f"bundle {path}"
+    else:
+        from hub.oversight import verify_store
+
+        app = app_from_settings()
+        pem = trusted or app.signer().public_key_pem()
+        verdict = verify_store(app.store, public_key_check(pem), key_id_for(pem))
+        what = "the live store"
+    elapsed = time.monotonic() - started
+    result = {
+        "verified": verdict.ok,
+        "what": what,
+        "leaves": verdict.leaves,
+        "checkpoints": verdict.checkpoints,
+        "signed_leaves": verdict.signed_size,
+        "unsigned_leaves": verdict.unsigned,
+        "key_id": key_id_for(pem) if pem else None,
+        "key_source": "trusted file" if trusted else "bundle header" if args.bundle else "hub",
+        "problem": str(verdict.problem) if verdict.problem else None,
+        "seconds": round(elapsed, 3),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif verdict.ok:
+        print(
+            f"verified {what}: {verdict.leaves} leaves, {verdict.checkpoints} checkpoints "
+            f"(signatures, roots, consistency) in {elapsed:.2f} s; key {result['key_id']}"
+        )
+        if verdict.unsigned:
+            print(f"{verdict.unsigned} newest leaves are not yet covered by a checkpoint")
+        if args.bundle and not trusted:
+            print(
+                "note: checked against the key in the bundle; pass --public-key with the hub's "
+                "published key to rule out a re-signed forgery"
+            )
+    else:
+        print(f"NOT VERIFIED: {what}: {verdict.problem}", file=sys.stderr)
+    return 0 if verdict.ok else 1
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from hub.oversight import reconcile
+
+    result = reconcile(app_from_settings().store)
+    if args.json:
+        payload = {
+            "reconciled": result.ok,
+            "tallies": [
+                {"fact": t.fact, "leaves": t.leaves, "facts": t.facts, "ok": t.ok}
+                for t in result.tallies
+            ],
+            "problems": result.problems,
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        print(f"{'fact':22} {'leaves':>8} {'in store':>9}")
+        for t in result.tallies:
+            print(f"{t.fact:22} {t.leaves:>8} {t.facts:>9}  {'ok' if t.ok else 'MISMATCH'}")
+        for problem in result.problems:
+            print(f"  {problem}")
+        print("reconciled" if result.ok else "NOT RECONCILED")
+    return 0 if result.ok else 1
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    from hub.oversight import prove_inclusion
+
+    proof = prove_inclusion(app_from_settings().store, args.leaf, args.checkpoint)
+    print(json.dumps(proof.as_json(), indent=2))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hub.bootstrap import utc_now
+    from hub.oversight import correction_list, disclosure_rows
+    from hub.reports import ReportScope, render_correction_list, render_disclosures
+
+    app = app_from_settings()
+    person = None
+    if args.person:
+        with app.store.transaction() as tx:
+            person = app.consent().resolve(tx, args.person)
+    now = utc_now()
+    since = _date(args.since) if args.since else None
+    if args.correction_list:
+        if person is None:
+            raise ConfigError("--correction-list needs --person")
+        since = since or now - timedelta(days=round(365.25 * args.years))
+    rows = disclosure_rows(
+        app.store,
+        person_id=person,
+        recipient=args.recipient,
+        since=since,
+        until=_date(args.until) if args.until else None,
+    )
+    checkpoints = app.store.checkpoints()
+    scope = ReportScope(
+        person=f"person {person[:8]}" if person else None,
+        recipient=args.recipient,
+        since=since,
+        until=_date(args.until) if args.until else None,
+        generated_at=now,
+        checkpoint=_checkpoint_line(checkpoints[-1]) if checkpoints else None,
+    )
+    if args.correction_list:
+        text = render_correction_list(
+            correction_list(rows, app.directory), scope, args.format, args.lang
+        )
+    else:
+        text = render_disclosures(rows, scope, args.format, args.lang)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(rows)} rows to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _checkpoint_line(checkpoint: Any) -> str:
+    return (
+        f"checkpoint {checkpoint.seq}: tree size {checkpoint.size}, root {checkpoint.root[:16]}…, "
+        f"key {checkpoint.key_id}, {checkpoint.issued_at:%Y-%m-%dT%H:%M:%SZ}"
+    )
+
+
+def _date(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a date; use YYYY-MM-DD or ISO 8601") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def register(sub: Any) -> None:
+    audit = sub.add_parser("audit", help="the signed audit log: verify, reconcile, report")
+    asub = audit.add_subparsers(metavar="ACTION")
+
+    p = asub.add_parser("keygen", help="create the Ed25519 signing key")
+    p.add_argument("--path", help="where to write it (default: TELLONCE_AUDIT__SIGNING_KEY)")
+    p.set_defaults(handler=cmd_keygen)
+    asub.add_parser("public-key", help="print the public key to publish").set_defaults(
+        handler=cmd_public_key
+    )
+    asub.add_parser("checkpoint", help="sign a checkpoint of the log now").set_defaults(
+        handler=cmd_checkpoint
+    )
+    p = asub.add_parser("export", help="write the signed log to a bundle file")
+    p.add_argument("bundle", help="output file (JSON Lines)")
+    p.set_defaults(handler=cmd_export)
+    p = asub.add_parser("verify", help="verify a bundle, or the live store, offline")
+    p.add_argument("bundle", nargs="?", help="bundle file; default: the live store")
+    p.add_argument("--public-key", metavar="PEM", help="the hub's published public key to trust")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_verify)
+    p = asub.add_parser("reconcile", help="check leaf counts against the facts in the store")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_reconcile)
+    p = asub.add_parser("prove", help="print an inclusion proof for one leaf")
+    p.add_argument("leaf", type=int, help="leaf index (see the report's proof column)")
+    p.add_argument("--checkpoint", type=int, help="checkpoint number (default: the newest)")
+    p.set_defaults(handler=cmd_prove)
+    p = asub.add_parser("report", help="disclosures and withholdings, with proof references")
+    p.add_argument("--person", help="person id or PROGRAM:LOCAL_ID (any of their local ids)")
+    p.add_argument("--recipient", help="recipient program id")
+    p.add_argument("--since", help="from this date (YYYY-MM-DD, inclusive)")
+    p.add_argument("--until", help="up to this date (exclusive)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--lang", choices=("en", "fr"), default="en", help="headings language")
+    p.add_argument("--output", help="write to this file instead of standard output")
+    p.add_argument(
+        "--correction-list",
+        action="store_true",
+        help="list every program that received the person's data (Privacy Act corrections)",
+    )
+    p.add_argument("--years", type=float, default=2.0, help="window of --correction-list")
+    p.set_defaults(handler=cmd_report)

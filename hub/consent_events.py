@@ -1,0 +1,279 @@
+"""Consent changes from client-facing portals, consumed from ``tellonce.consent.v1``.
+
+The wire contract is the life events' one (DESIGN.md section 3): Confluent-framed Avro
+(``ca.tellonce.consent.ConsentChanged``), CloudEvents binary-mode headers, key = the client's id
+at the portal. The portal must be a directory program marked ``consent_portal``; the client is
+found through the identity link of ``(ce_source, subject_id)``.
+
+Everything happens inside the hub worker's batch transaction, with the offsets, and in offset
+order, so a grant and a withdrawal in one batch end withdrawn. Each change goes through
+``ConsentService.apply``, the rule path the command line uses. A bad record becomes a rejection
+exactly like a bad life event (``hub.processing.reject``) and never stops the batch.
+
+Idempotency: ``ce_source`` + ``ce_id`` is the key, kept in the ``consent_events`` table under a
+unique constraint and written with the revisions. A repeat is skipped; replays of the same
+offset never get here, because the offsets commit with the revisions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from consent.model import ConsentState, ConsentTerms, Evidence
+from hub.audit import AuditLog
+from hub.directory import Directory
+from hub.errors import ConflictError, NotFoundError, RejectedEvent
+from hub.events import CLOCK_SKEW
+from hub.model import CONSENT_TOPIC, Headers, InboundMessage
+from hub.ports import Clock, Codec, Transaction
+from hub.processing import Envelope, cloudevent_headers, read_envelope, reject
+from hub.services import ConsentService, Histories
+
+log = structlog.get_logger(__name__)
+
+CONSENT_SCHEMA = "ca.tellonce.consent.ConsentChanged"
+CONSENT_CE_TYPE = CONSENT_SCHEMA
+MAX_PORTAL_ACTOR_CHARS = 64  # the actor column
+
+
+def consent_message(
+    codec: Codec,
+    *,
+    source: str,
+    record: dict[str, Any],
+    at: datetime,
+    event_id: str | None = None,
+) -> tuple[bytes, bytes, Headers, str]:
+    """(key, value, headers, event id) of one consent change, as a portal publishes it."""
+    subject = str(record["subject_id"])
+    ce_id = event_id or str(uuid.uuid4())
+    value = codec.encode(CONSENT_SCHEMA, record)
+    headers = cloudevent_headers(ce_id, CONSENT_CE_TYPE, at, subject=subject, source=source)
+    return subject.encode(), value, headers, ce_id
+
+
+@dataclass(slots=True)
+class ConsentSummary:
+    applied: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    envelope: Envelope
+    recipient: str
+    event_types: tuple[str, ...]
+    state: ConsentState
+    evidence: Evidence
+    terms: ConsentTerms | None
+
+
+class ConsentIntake:
+    """Applies one micro-batch of consent events inside the caller's transaction."""
+
+    topic = CONSENT_TOPIC
+
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        codec: Codec,
+        clock: Clock,
+        group_id: str,
+        service: ConsentService,
+    ) -> None:
+        self._directory = directory
+        self._codec = codec
+        self._clock = clock
+        self._service = service
+        self.group_id = group_id
+
+    def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> ConsentSummary:
+        now = self._clock()
+        summary = ConsentSummary()
+        chain = AuditLog(tx.last_audit())
+        parsed: list[_Change | RejectedEvent] = []
+        for message in messages:
+            try:
+                parsed.append(self._parse(message, now))
+            except RejectedEvent as exc:
+                parsed.append(exc)
+        # One read per portal for the clients, one for their histories: batch the database work.
+        subjects: dict[str, set[str]] = defaultdict(set)
+        for item in parsed:
+            if isinstance(item, _Change):
+                subjects[item.envelope.source].add(item.envelope.subject)
+        persons = {
+            (source, subject): person
+            for source, wanted in subjects.items()
+            for subject, person in tx.persons_for(source, wanted).items()
+        }
+        histories = tx.consent_history(set(persons.values()))
+        seen = tx.known_consent_events(
+            (item.envelope.source, item.envelope.event_id)
+            for item in parsed
+            if isinstance(item, _Change)
+        )
+
+        for message, item in zip(messages, parsed, strict=True):
+            position = (message.topic, message.partition)
+            summary.next_offsets[position] = max(
+                summary.next_offsets.get(position, 0), message.offset + 1
+            )
+            try:
+                if isinstance(item, RejectedEvent):  # unreadable: rejected below, in its turn
+                    raise item
+                person = persons.get((item.envelope.source, item.envelope.subject))
+                if person is None:
+                    raise RejectedEvent(
+                        "unknown_person",
+                        f"no client is linked at program {item.envelope.source} under the key; "
+                        "link the client's portal account before sending consent changes",
+                    )
+                key = (item.envelope.source, item.envelope.event_id)
+                if key in seen:
+                    summary.duplicates += 1
+                    log.info(
+                        "duplicate consent event ignored",
+                        source=item.envelope.source,
+                        event_id=item.envelope.event_id,
+                    )
+                    continue
+                self._apply(tx, chain, person, item, histories)
+                tx.add_consent_event(key, person, message, now)
+                seen.add(key)
+            except RejectedEvent as exc:
+                reject(tx, chain, self._codec, message, exc, now)
+                summary.rejected += 1
+                continue
+            summary.applied += 1
+            log.info(
+                "consent event applied",
+                source=item.envelope.source,
+                event_id=item.envelope.event_id,
+                recipient=item.recipient,
+                state=item.state.value,
+            )
+        for (topic, partition), next_offset in summary.next_offsets.items():
+            tx.save_offsets(self.group_id, topic, {partition: next_offset})
+        chain.write(tx)
+        return summary
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _parse(self, message: InboundMessage, now: datetime) -> _Change:
+        envelope = read_envelope(message, self._directory, now)
+        decoded = self._codec.decode(message.value)
+        if decoded.entry.name != CONSENT_SCHEMA:
+            raise RejectedEvent(
+                "unexpected_schema",
+                f"schema {decoded.entry.name} is not {CONSENT_SCHEMA}; only consent changes "
+                f"belong on {CONSENT_TOPIC}",
+            )
+        if envelope.ce_type != CONSENT_CE_TYPE:
+            raise RejectedEvent("type_mismatch", f"ce_type must be {CONSENT_CE_TYPE}")
+        if not envelope.program.consent_portal:
+            raise RejectedEvent(
+                "not_authorized",
+                f"program {envelope.source} is not a consent portal in the directory "
+                "(consent_portal = true)",
+            )
+        record: dict[str, Any] = decoded.record
+        envelope.check_subject(record["subject_id"])
+        if not record["event_types"]:
+            raise RejectedEvent("invalid_event", "event_types: name at least one event type")
+        state = ConsentState.GIVEN if record["state"] == "GIVEN" else ConsentState.WITHDRAWN
+        actor = record["actor"]
+        if not 1 <= len(actor) <= MAX_PORTAL_ACTOR_CHARS:
+            raise RejectedEvent(
+                "invalid_event", f"actor: must be 1 to {MAX_PORTAL_ACTOR_CHARS} characters"
+            )
+        recorded_at = _utc(record["recorded_at"])
+        if recorded_at > now + CLOCK_SKEW:
+            raise RejectedEvent("invalid_event", "recorded_at: must not be in the future")
+        if state is ConsentState.GIVEN and record["notice_version"] is None:
+            raise RejectedEvent(
+                "missing_notice", "a grant must name the notice version and hash shown"
+            )
+        evidence = Evidence(
+            channel=record["channel"],
+            actor=actor,
+            recorded_at=recorded_at,
+            notice_version=record["notice_version"],
+            notice_hash=record["notice_hash"],
+        )
+        expires = record["expires_at"]
+        # A withdrawal keeps the terms of the grant it ends (consent.rules.next_revision).
+        terms = (
+            ConsentTerms(
+                purpose=record["purpose"],
+                legal_basis=record["legal_basis"],
+                expires_at=_utc(expires) if expires is not None else None,
+            )
+            if state is ConsentState.GIVEN
+            else None
+        )
+        return _Change(
+            envelope, record["recipient"], tuple(record["event_types"]), state, evidence, terms
+        )
+
+    def _apply(
+        self,
+        tx: Transaction,
+        chain: AuditLog,
+        person: str,
+        change: _Change,
+        histories: Histories,
+    ) -> None:
+        """Check each rule in turn so the rejection names it, then record through the service."""
+        if change.recipient not in self._directory.program_ids:
+            raise RejectedEvent("unknown_recipient", "recipient is not a program in the directory")
+        try:
+            self._service.check_scope(change.recipient, change.event_types)
+        except NotFoundError as exc:
+            raise RejectedEvent("not_subscribed", str(exc)) from None
+        version, digest = change.evidence.notice_version, change.evidence.notice_hash
+        if (version is None) != (digest is None):
+            raise RejectedEvent(
+                "missing_notice", "notice_version and notice_hash go together: give both or neither"
+            )
+        if version is not None and digest is not None:
+            try:
+                self._service.notices.check(version, digest)
+            except NotFoundError as exc:
+                raise RejectedEvent("unknown_notice", str(exc)) from None
+            except ConflictError as exc:
+                raise RejectedEvent("notice_mismatch", str(exc)) from None
+        try:
+            self._service.check_evidence(change.state, change.evidence, change.terms)
+        except (NotFoundError, ConflictError) as exc:
+            raise RejectedEvent("invalid_event", str(exc)) from None
+        try:
+            self._service.apply(
+                tx,
+                chain,
+                person,
+                change.recipient,
+                change.event_types,
+                change.state,
+                change.evidence,
+                change.terms,
+                histories=histories,
+                audit={"event": f"{change.envelope.source}/{change.envelope.event_id}"},
+            )
+        except (NotFoundError, ConflictError) as exc:
+            raise RejectedEvent("consent_conflict", str(exc)) from None
+
+
+def _utc(value: datetime) -> datetime:
+    """fastavro gives timestamp-millis as aware UTC datetimes; make sure of it."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,228 @@
+"""What a privacy officer runs against the store: verify, reconcile, prove, report.
+
+Each reads committed data only. Verification and proofs need nothing but the leaves,
+the checkpoints and a public key; reconciliation and reports also read the facts the leaves
+record (events, rejections, decisions, deliveries, consents, links).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hub import merkle
+from hub.audit import covering_checkpoint, record_bytes
+from hub.directory import Directory
+from hub.errors import NotFoundError
+from hub.model import AuditRecord, Checkpoint, Outcome
+from hub.ports import SignatureCheck, Store
+from hub.proofs import Tree
+from hub.reports import DisclosureRow, RecipientRow
+from hub.verification import LeafInput, Verdict, verify_log
+
+
+def verify_store(store: Store, check: SignatureCheck, key_id: str | None) -> Verdict:
+    """The live log: every leaf against its stored hash and its neighbours, every checkpoint."""
+
+    def leaves() -> Iterator[LeafInput]:
+        for record in store.audit_records():
+            yield LeafInput(record_bytes(record), record.hash)
+
+    return verify_log(leaves(), store.checkpoints(), check, key_id=key_id)
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    index: int
+    leaf_hash: str
+    checkpoint: Checkpoint
+    path: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "leaf_index": self.index,
+            "leaf_hash": self.leaf_hash,
+            "tree_size": self.checkpoint.size,
+            "root": self.checkpoint.root,
+            "checkpoint": self.checkpoint.seq,
+            "key_id": self.checkpoint.key_id,
+            "signature": self.checkpoint.signature,
+            "path": self.path,
+        }
+
+
+def prove_inclusion(store: Store, index: int, checkpoint_seq: int | None = None) -> InclusionProof:
+    """An RFC 9162 inclusion proof of leaf ``index`` in a signed checkpoint (the newest by
+    default), checked before it is handed out."""
+    checkpoints = store.checkpoints()
+    if checkpoint_seq is None:
+        chosen = checkpoints[-1] if checkpoints else None
+    else:
+        chosen = next((c for c in checkpoints if c.seq == checkpoint_seq), None)
+    if chosen is None:
+        raise NotFoundError(
+            "no such signed checkpoint; run 'tellonce audit checkpoint' to sign the log first"
+        )
+    if not 0 <= index < chosen.size:
+        raise NotFoundError(
+            f"leaf {index} is not covered by checkpoint {chosen.seq} (leaves 0 to "
+            f"{chosen.size - 1}); pick a later checkpoint or sign a new one"
+        )
+    hashes = store.leaf_hashes(chosen.size)
+    path = Tree(hashes).inclusion_proof(index, chosen.size)
+    merkle.verify_inclusion(index, chosen.size, hashes[index], path, bytes.fromhex(chosen.root))
+    return InclusionProof(index, hashes[index].hex(), chosen, [h.hex() for h in path])
+
+
+# -- reconciliation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    fact: str  # what is counted, e.g. "accepted events"
+    leaves: int
+    facts: int
+
+    @property
+    def ok(self) -> bool:
+        return self.leaves == self.facts
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    tallies: list[Tally]
+    problems: list[str]  # specific mismatches beyond the counts (ids only)
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.tallies) and not self.problems
+
+
+def reconcile(store: Store) -> Reconciliation:
+    """Leaf counts against the facts in the store, and one decision per recipient per event."""
+    kinds: Counter[str] = Counter()
+    announced: dict[str, int] = {}  # event -> recipients its accepted leaf announced
+    decided_leaves: set[tuple[str, str, str]] = set()
+    for record in store.audit_records():
+        kinds[record.kind] += 1
+        if record.kind == "accepted":
+            announced[record.data["event"]] = int(record.data.get("recipients", 0))
+        elif record.kind in ("disclosed", "withheld"):
+            decided_leaves.add((record.data["event"], record.data["recipient"], record.kind))
+
+    decisions = store.decisions()
+    outcomes = Counter(d.outcome for d in decisions)
+    deliveries = Counter(d.status for d in store.deliveries())
+    consents = Counter(r.state.value for r in store.consents())
+    tallies = [
+        Tally("accepted events", kinds["accepted"], len(store.events())),
+        Tally("rejected records", kinds["rejected"], len(store.rejections())),
+        Tally("disclosures", kinds["disclosed"], outcomes[Outcome.DISCLOSED]),
+        Tally("withholdings", kinds["withheld"], outcomes[Outcome.WITHHELD]),
+        Tally("confirmed deliveries", kinds["delivered"], deliveries["delivered"]),
+        Tally("consents given", kinds["consent_given"], consents["given"]),
+        Tally("consents withdrawn", kinds["consent_withdrawn"], consents["withdrawn"]),
+        Tally("identity links", kinds["identity_linked"], store.link_count()),
+    ]
+    problems: list[str] = []
+    per_event = Counter(f"{d.source}/{d.event_id}" for d in decisions)
+    for event, expected in announced.items():
+        if per_event[event] != expected:
+            problems.append(
+                f"event {event}: {per_event[event]} decisions recorded, {expected} recipients "
+                "announced in its accepted leaf"
+            )
+    stored = {(f"{d.source}/{d.event_id}", d.recipient, d.outcome.value) for d in decisions}
+    for event, recipient, outcome in sorted(stored ^ decided_leaves)[:20]:
+        where = "the store" if (event, recipient, outcome) in stored else "the audit log"
+        problems.append(f"event {event}, {recipient}: {outcome} only in {where}")
+    return Reconciliation(tallies, problems)
+
+
+# -- disclosure reports ---------------------------------------------------------------------
+
+
+def disclosure_rows(
+    store: Store,
+    *,
+    person_id: str | None = None,
+    recipient: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[DisclosureRow]:
+    """Every disclosure and withholding in scope, oldest first, with its proof reference."""
+    events = {(e.source, e.event_id): e for e in store.events()}
+    deliveries = {d.notification_id: d for d in store.deliveries()}
+    checkpoints = store.checkpoints()
+    leaf_of: dict[tuple[str, str], int] = {}
+    for record in _decision_leaves(store):
+        leaf_of[(record.data["event"], record.data["recipient"])] = record.index
+    rows = []
+    for d in store.decisions():
+        event = events.get((d.source, d.event_id))
+        if event is None or (person_id is not None and event.person_id != person_id):
+            continue
+        if recipient is not None and d.recipient != recipient:
+            continue
+        if (since is not None and d.decided_at < since) or (
+            until is not None and d.decided_at >= until
+        ):
+            continue
+        delivery = deliveries.get(d.notification_id or "")
+        leaf = leaf_of.get((f"{d.source}/{d.event_id}", d.recipient), -1)
+        covering = covering_checkpoint(checkpoints, leaf) if leaf >= 0 else None
+        rows.append(
+            DisclosureRow(
+                decided_at=d.decided_at,
+                event_type=event.event_type,
+                event=f"{d.source}/{d.event_id}",
+                recipient=d.recipient,
+                outcome=d.outcome.value,
+                reason=d.reason,
+                fields=d.fields,
+                consent_revision=d.consent_revision,
+                delivery=(
+                    "not_sent"
+                    if d.outcome is Outcome.WITHHELD
+                    else (delivery.status if delivery else "pending")
+                ),
+                delivered_at=delivery.recorded_at if delivery else None,
+                leaf_index=leaf,
+                checkpoint_size=covering.size if covering else None,
+            )
+        )
+    rows.sort(key=lambda r: (r.decided_at, r.event, r.recipient))
+    return rows
+
+
+def correction_list(rows: list[DisclosureRow], directory: Directory) -> list[RecipientRow]:
+    """Programs that received the person's data (disclosures in ``rows``), one line each."""
+    by_recipient: dict[str, list[DisclosureRow]] = {}
+    for row in rows:
+        if row.outcome == Outcome.DISCLOSED.value:
+            by_recipient.setdefault(row.recipient, []).append(row)
+    jurisdictions = {j.id: j.name for j in directory.jurisdictions}
+    result = []
+    for recipient, received in sorted(by_recipient.items()):
+        program = directory.program(recipient)
+        result.append(
+            RecipientRow(
+                recipient=recipient,
+                recipient_name=program.name,
+                jurisdiction=jurisdictions.get(program.jurisdiction, program.jurisdiction),
+                disclosures=len(received),
+                first_disclosed_at=min(r.decided_at for r in received),
+                last_disclosed_at=max(r.decided_at for r in received),
+                event_types=tuple(sorted({r.event_type for r in received})),
+            )
+        )
+    return result
+
+
+def _decision_leaves(store: Store) -> Iterator[AuditRecord]:
+    for record in store.audit_records():
+        if record.kind in ("disclosed", "withheld"):
+            yield record

@@ -1,0 +1,270 @@
+"""Receipts from connectors: one delivery status and one audit leaf per real change, no more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from hub.adapters.avro import AvroCodec
+from hub.adapters.memory import MemoryStore
+from hub.deliveries import RECEIPT_SCHEMA, DeliveryIntake, ReceiptSummary
+from hub.model import RECEIPTS_TOPIC, AcceptedEvent, Decision, Delivery, InboundMessage, Outcome
+from hub.oversight import verify_store
+
+T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+GROUP = "tellonce-hub"
+SOURCE, EVENT = "bc-service-bc", "evt-1"
+NOTIFIED = {"n-msp": "bc-msp", "n-cra": "cra-individual"}  # notification id -> recipient
+
+
+@pytest.fixture
+def decided(store: MemoryStore) -> MemoryStore:
+    """One accepted event, disclosed to two recipients and withheld from a third."""
+    with store.transaction() as tx:
+        tx.add_event(AcceptedEvent(SOURCE, EVENT, "AddressChanged", T0, None, "t", 0, 0, T0))
+        for notification, recipient in NOTIFIED.items():
+            tx.add_decision(
+                Decision(
+                    SOURCE,
+                    EVENT,
+                    recipient,
+                    Outcome.DISCLOSED,
+                    "consent_given",
+                    "c",
+                    notification,
+                    ("new_address",),
+                    T0,
+                )
+            )
+        tx.add_decision(
+            Decision(SOURCE, EVENT, "esdc-cpp", Outcome.WITHHELD, "no_consent", None, None, (), T0)
+        )
+    return store
+
+
+@pytest.fixture
+def intake(codec: AvroCodec, clock: Callable[[], datetime]) -> DeliveryIntake:
+    return DeliveryIntake(codec=codec, clock=clock, group_id=GROUP)
+
+
+class Connector:
+    """Builds receipt records the way a connector reports them."""
+
+    def __init__(self, codec: AvroCodec) -> None:
+        self.codec = codec
+        self.offset = 0
+
+    def receipt(
+        self,
+        status: str,
+        notification: str = "n-msp",
+        *,
+        recipient: str | None = None,
+        minutes: int = 1,
+        partition: int = 0,
+        detail: str | None = None,
+    ) -> InboundMessage:
+        record: dict[str, Any] = {
+            "notification_id": notification,
+            "recipient": recipient or NOTIFIED.get(notification, "bc-msp"),
+            "event_id": EVENT,
+            "status": status,
+            "sink": "webhook",
+            "detail": detail,
+            "recorded_at": T0 + timedelta(minutes=minutes),
+        }
+        return self.raw(self.codec.encode(RECEIPT_SCHEMA, record), partition)
+
+    def raw(self, value: bytes | None, partition: int = 0) -> InboundMessage:
+        self.offset += 1
+        return InboundMessage(RECEIPTS_TOPIC, partition, self.offset - 1, b"k", value, [])
+
+
+@pytest.fixture
+def connector(codec: AvroCodec) -> Connector:
+    return Connector(codec)
+
+
+def run(store: MemoryStore, intake: DeliveryIntake, *messages: InboundMessage) -> ReceiptSummary:
+    with store.transaction() as tx:
+        return intake.process(tx, messages)
+
+
+def leaves(store: MemoryStore) -> list[tuple[str, str]]:
+    return [(r.kind, r.data["notification"]) for r in store.audit_records()]
+
+
+def test_delivered_receipt_records_the_delivery_and_one_leaf(
+    decided: MemoryStore, intake: DeliveryIntake, connector: Connector
+) -> None:
+    """DELIVERED: the notification's status is delivered and one `delivered` leaf says so."""
+    summary = run(decided, intake, connector.receipt("DELIVERED", minutes=5))
+    assert (summary.recorded, summary.repeated, summary.ignored) == (1, 0, 0)
+    assert decided.deliveries() == [
+        Delivery("n-msp", "bc-msp", "delivered", "webhook", None, T0 + timedelta(minutes=5))
+    ]
+    [leaf] = decided.audit_records()
+    assert leaf.kind == "delivered"
+    assert leaf.data == {
+        "notification": "n-msp",
+        "event": f"{SOURCE}/{EVENT}",
+        "recipient": "bc-msp",
+        "sink": "webhook",
+    }
+    assert leaf.recorded_at == T0 + timedelta(minutes=5)
+
+
+def test_duplicate_after_delivery_adds_nothing(
+    decided: MemoryStore, intake: DeliveryIntake, connector: Connector
+) -> None:
+    """A redelivered notification reported as DUPLICATE, or DELIVERED again, adds no leaf."""
+    run(decided, intake, connector.receipt("DELIVERED"))
+    summary = run(
+        decided,
+        intake,
+        connector.receipt("DUPLICATE", minutes=9),
+        connector.receipt("DELIVERED", minutes=10),
+    )
+    assert (summary.recorded, summary.repeated) == (0, 2)
+    assert leaves(decided) == [("delivered", "n-msp")]
+    assert decided.deliveries()[0].recorded_at == T0 + timedelta(minutes=1)
+
+
+def test_failure_then_delivery_records_both(
+    decided: MemoryStore, intake: DeliveryIntake, connector: Connector
+) -> None:
+    """FAILED then DELIVERED: a delivery_failed leaf, then a delivered one; delivered is final."""
+    run(decided, intake, connector.receipt("FAILED", detail="HTTP 503"))
+    assert decided.deliveries()[0].status == "failed"
+    assert decided.deliveries()[0].detail == "HTTP 503"
+    run(decided, intake, connector.receipt("DELIVERED", minutes=2))
+    late = run(decided, intake, connector.receipt("FAILED", minutes=3))
+    assert late.repeated == 1
+    assert leaves(decided) == [("delivery_failed", "n-msp"), ("delivered", "n-msp")]
+    [delivery] = decided.deliveries()
+    assert (delivery.status, delivery.recorded_at) == ("delivered", T0 + timedelta(minutes=2))
+
+
+def test_receipts_of_one_batch_are_applied_in_order(
+    decided: MemoryStore, intake: DeliveryIntake, connector: Connector
+) -> None:
+    """In one batch, FAILED, DELIVERED, DUPLICATE give two leaves, as they do in three batches."""
+    summary = run(
+        decided,
+        intake,
+        connector.receipt("FAILED"),
+        connector.receipt("DELIVERED", minutes=2),
+        connector.receipt("DUPLICATE", minutes=3),
+        connector.receipt("DELIVERED", "n-cra"),
+    )
+    assert (summary.recorded, summary.repeated) == (3, 1)
+    assert leaves(decided) == [
+        ("delivery_failed", "n-msp"),
+        ("delivered", "n-msp"),
+        ("delivered", "n-cra"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("notification", "recipient"),
+    [("n-unknown", "bc-msp"), ("n-msp", "cra-individual")],
+    ids=["unknown-notification", "other-recipient"],
+)
+def test_receipt_for_a_notification_not_issued_is_ignored(
+    decided: MemoryStore,
+    intake: DeliveryIntake,
+    connector: Connector,
+    notification: str,
+    recipient: str,
+) -> None:
+    """A receipt for no notification of ours, or from another recipient, records nothing."""
+    with capture_logs() as logs:
+        summary = run(
+            decided, intake, connector.receipt("DELIVERED", notification, recipient=recipient)
+        )
+    assert (summary.recorded, summary.ignored) == (0, 1)
+    assert decided.deliveries() == []
+    assert leaves(decided) == []
+    assert [(e["event"], e["reason"]) for e in logs] == [
+        ("receipt ignored", "unknown_notification")
+    ]
+
+
+def test_garbage_is_ignored_and_the_batch_goes_on(
+    decided: MemoryStore, intake: DeliveryIntake, connector: Connector, codec: AvroCodec
+) -> None:
+    """Bytes that are not a receipt are logged and skipped; the good receipts still count."""
+    life_event = codec.encode(
+        "ca.tellonce.lifeevents.NameChanged",
+        {
+            "subject_id": "SBC-1",
+            "effective_date": T0.date(),
+            "given_names": "A",
+            "family_name": "B",
+            "reason": "OTHER",
+        },
+    )
+    with capture_logs() as logs:
+        summary = run(
+            decided,
+            intake,
+            connector.raw(b"\x00garbage"),
+            connector.receipt("DELIVERED"),
+            connector.raw(None),
+            connector.raw(life_event),
+            connector.receipt("DELIVERED", "n-cra"),
+        )
+    assert (summary.recorded, summary.ignored) == (2, 3)
+    assert leaves(decided) == [("delivered", "n-msp"), ("delivered", "n-cra")]
+    reasons = [e["reason"] for e in logs if e["event"] == "receipt ignored"]
+    assert reasons == ["unknown_schema", "empty_value", "unexpected_schema"]
+
+
+def test_offsets_are_saved_for_every_receipt_read(
+    decided: MemoryStore, intake: DeliveryIntake, connector: Connector
+) -> None:
+    """The next offset of each partition is stored, ignored and repeated receipts included."""
+    summary = run(
+        decided,
+        intake,
+        connector.receipt("DELIVERED", partition=0),
+        connector.raw(b"junk", partition=1),
+        connector.receipt("DUPLICATE", partition=0),
+    )
+    assert summary.next_offsets == {0: 3, 1: 2}
+    with decided.transaction() as tx:
+        assert tx.offsets(GROUP, RECEIPTS_TOPIC) == {0: 3, 1: 2}
+
+
+def test_delivery_leaves_continue_the_log(
+    decided: MemoryStore, intake: DeliveryIntake, connector: Connector
+) -> None:
+    """Leaves of later batches are numbered and linked after the earlier ones: the log verifies."""
+    run(decided, intake, connector.receipt("FAILED"))
+    run(decided, intake, connector.receipt("DELIVERED", minutes=2))
+    run(decided, intake, connector.receipt("DELIVERED", "n-cra"))
+    assert [r.index for r in decided.audit_records()] == [0, 1, 2]
+    verdict = verify_store(decided, lambda message, signature: False, None)
+    assert verdict.ok, verdict.problem
+
+
+def test_failed_batch_records_no_delivery(
+    decided: MemoryStore, intake: DeliveryIntake, connector: Connector
+) -> None:
+    """If the batch transaction fails, neither the status, its leaf nor the offset survives."""
+
+    def process_then_fail() -> None:
+        with decided.transaction() as tx:
+            intake.process(tx, [connector.receipt("DELIVERED")])
+            raise RuntimeError("database went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        process_then_fail()
+    assert decided.deliveries() == []
+    assert leaves(decided) == []
+    with decided.transaction() as tx:
+        assert tx.offsets(GROUP, RECEIPTS_TOPIC) == {}
