@@ -73,11 +73,14 @@ class App:
 
     # -- signing ---------------------------------------------------------------------------
 
-    def signer(self) -> FileSigner:
-        """The audit signing key; created on first use when the settings allow it."""
+    def signer(self, *, create: bool | None = None) -> FileSigner:
+        """The audit signing key; created on first use when the settings allow it and
+        ``create`` does not forbid it (a verifier must never mint the key it checks against)."""
         if self._signer is None:
             audit = self.settings.audit
-            self._signer = FileSigner(audit.signing_key, create=audit.create_key)
+            self._signer = FileSigner(
+                audit.signing_key, create=audit.create_key if create is None else create
+            )
         return self._signer
 
     def notary(self) -> Notary:
@@ -91,7 +94,7 @@ class App:
 
     def verify_audit(self) -> Verdict:
         """The live audit log checked against this hub's own public key."""
-        signer = self.signer()
+        signer = self.signer(create=False)
         check = public_key_check(signer.public_key_pem())
         return verify_store(self.store, check, signer.key_id)
 

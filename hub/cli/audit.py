@@ -29,7 +29,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_public_key(_args: argparse.Namespace) -> int:
-    signer = app_from_settings().signer()
+    signer = app_from_settings().signer(create=False)
     print(signer.public_key_pem().rstrip())
     print(f"# key id {signer.key_id}", file=sys.stderr)
     return 0
@@ -97,7 +97,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from hub.oversight import verify_store
 
         app = app_from_settings()
-        pem = trusted or app.signer().public_key_pem()
+        pem = trusted or app.signer(create=False).public_key_pem()
         verdict = verify_store(app.store, public_key_check(pem), key_id_for(pem))
         what = "the live store"
     elapsed = time.monotonic() - started

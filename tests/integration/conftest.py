@@ -20,7 +20,7 @@ from hub.adapters.broker import EmbeddedBroker
 from hub.bootstrap import App
 from hub.errors import ConfigError
 
-from .harness import Harness, settings_for
+from .harness import SIGNING_KEYS, Harness, settings_for
 
 POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
@@ -73,13 +73,16 @@ def staging_url(store_url: str, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def app(store_url: str, broker: EmbeddedBroker) -> Iterator[App]:
+def app(store_url: str, broker: EmbeddedBroker, tmp_path: Path) -> Iterator[App]:
+    """The hub's composition root on the test's store and broker, with its own audit key."""
+    SIGNING_KEYS[store_url] = tmp_path / "audit-key.pem"
     application = App.from_settings(settings_for(store_url, broker.bootstrap))
-    application.ensure_topics(broker.bootstrap)
     try:
+        application.ensure_topics(broker.bootstrap)
         yield application
     finally:
         application.close()
+        SIGNING_KEYS.pop(store_url, None)
 
 
 @pytest.fixture

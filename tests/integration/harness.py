@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from sqlalchemy import select
 
 from consent.model import ConsentState, Evidence
+from hub.adapters.sql.tables import consumer_offsets
 from hub.bootstrap import App
 from hub.delivery import DeliveryTotals
-from hub.model import notify_topic
+from hub.model import Checkpoint, Headers, notify_topic
 from hub.publishing import publish_event
-from hub.settings import BrokerSettings, Settings, StoreSettings
+from hub.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
 from hub.worker import Totals
 
 PUBLISHER = "bc-service-bc"
@@ -39,10 +42,20 @@ QUIET_IDLE_S = 2.5
 RUN_LIMIT_S = 45.0
 
 
-def settings_for(store_url: str, bootstrap: str) -> Settings:
+# Store URL -> the audit signing key of the test's App (registered by the ``app`` fixture), so
+# a second App on the same store signs with the same key.
+SIGNING_KEYS: dict[str, Path] = {}
+
+
+def settings_for(store_url: str, bootstrap: str, signing_key: Path | None = None) -> Settings:
+    """Settings for one store and broker; the audit key is ``signing_key``, else the key
+    registered for the store, else the default (created on first use either way)."""
+    key = signing_key or SIGNING_KEYS.get(store_url)
+    audit = AuditSettings(signing_key=key, create_key=True) if key else AuditSettings()
     return Settings(
         store=StoreSettings(url=store_url),
         broker=BrokerSettings(bootstrap_servers=bootstrap),
+        audit=audit,
     )
 
 
@@ -170,6 +183,45 @@ class Harness:
         finally:
             producer.close()
         return ids
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+        """Publish one record as it is, e.g. a broken event or a connector's receipt."""
+        producer = self.app.producer(self.bootstrap)
+        try:
+            producer.send(topic, key, value, headers)
+            producer.flush()
+        finally:
+            producer.close()
+
+    def consumed(self, topic: str) -> int:
+        """Records of ``topic`` the hub has committed (the offsets stored with its batches)."""
+        group = self.app.settings.hub.group_id
+        query = select(consumer_offsets.c.next_offset).where(
+            consumer_offsets.c.group_id == group, consumer_offsets.c.topic == topic
+        )
+        with self.app.store.engine.connect() as connection:
+            return sum(int(offset) for (offset,) in connection.execute(query))
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign the unsigned leaves now, as 'tellonce audit checkpoint' does."""
+        with self.app.store.transaction() as tx:
+            return self.app.notary().maybe_checkpoint(tx, self.now, force=True)
+
+    def run_worker_until(self, done: Callable[[], bool]) -> Totals:
+        """One hub worker run until ``done()`` holds after a batch (receipts, say, which the
+        totals do not count); bounded by the idle exit when it never does."""
+        worker = self.app.hub_worker(self.bootstrap)
+        stop = threading.Event()
+
+        def on_batch(_totals: Totals) -> None:
+            if done():
+                stop.set()
+
+        with watchdog(stop, "the hub worker"):
+            try:
+                return worker.run(stop, idle_exit_s=BOUND_IDLE_S, on_batch=on_batch)
+            finally:
+                worker.close()
 
     def run_worker(self, records: int | None) -> Totals:
         """One hub worker run: until it handled ``records`` inbound records, or (None) until
