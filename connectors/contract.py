@@ -1,7 +1,13 @@
 """The contract every sink implements: deliver one notification, say what happened.
 
 A sink must be idempotent on ``notification_id``: the runner delivers at least once, so a
-redelivery must answer DUPLICATE and change nothing.
+redelivery must answer DUPLICATE and change nothing. A sink that buffers (batch files) may also
+define ``flush()``: the runner calls it before it commits offsets and sends receipts, and a
+sink must have made every DELIVERED notification durable when ``flush`` returns.
+
+Retries and dead letters are not the sink's business: it answers RETRY (a passing failure,
+optionally with ``retry_after`` seconds the far side asked for) or FAILED (will never succeed),
+and the runner's middleware decides when to try again and when to dead-letter.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ class Outcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     outcome: Outcome
-    reason: str = ""
+    reason: str = ""  # what went wrong, for logs and dead-letter headers: never personal data
+    error: str = ""  # a short error class, e.g. "HTTP503", "Timeout", "IntegrityError"
+    retry_after: float | None = None  # seconds the far side asked us to wait (RETRY only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +74,8 @@ class Sink(Protocol):
 
     def deliver(self, notification: Notification) -> DeliveryResult: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release resources; flush first if the sink buffers. Safe to call twice."""
 
 
 class SinkFactory(Protocol):

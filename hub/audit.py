@@ -38,6 +38,7 @@ LEAF_KINDS = (
     "delivered",
     "delivery_failed",
     "dead_lettered",
+    "dlq_replayed",
     "consent_given",
     "consent_withdrawn",
     "identity_linked",

@@ -16,6 +16,7 @@ from hub.adapters.sql import SqlStore
 from hub.audit import CheckpointPolicy, Notary
 from hub.catalog import Catalog, load_catalog
 from hub.consent_events import ConsentIntake
+from hub.dead_letters import dlq_topic
 from hub.deliveries import DeliveryIntake
 from hub.delivery import ConnectorRunner
 from hub.directory import Directory, load_directory
@@ -31,6 +32,7 @@ from hub.oversight import verify_store
 from hub.ports import SignatureCheck
 from hub.processing import BatchProcessor
 from hub.relay import Relay
+from hub.retries import RetryPolicy
 from hub.services import ConsentService
 from hub.settings import Settings
 from hub.verification import Verdict
@@ -136,6 +138,7 @@ class App:
     def ensure_topics(self, bootstrap: str) -> None:
         topics = [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC, CONSENT_TOPIC]
         topics += [notify_topic(p.id) for p in self.directory.subscribers()]
+        topics += [dlq_topic(p.id) for p in self.directory.subscribers()]
         ensure_topics(
             bootstrap,
             topics,
@@ -173,7 +176,9 @@ class App:
             processor=BatchProcessor(
                 directory=self.directory, codec=self.codec, clock=utc_now, group_id=hub.group_id
             ),
-            relay=Relay(store, producer, utc_now, hub.relay_batch),
+            relay=Relay(
+                store, producer, utc_now, hub.relay_batch, redeliver_after_s=hub.redeliver_after_s
+            ),
             clock=utc_now,
             notary=self.notary(),
             intakes=intakes,
@@ -226,6 +231,17 @@ class App:
             clock=utc_now,
             batch_size=self.settings.hub.batch_size,
             poll_timeout_ms=self.settings.hub.poll_timeout_ms,
+            retry=self.retry_policy(),
+            progress_every_s=self.settings.connector.progress_every_s,
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        c = self.settings.connector
+        return RetryPolicy(
+            timeout_ms=c.errors_retry_timeout_ms,
+            delay_max_ms=c.errors_retry_delay_max_ms,
+            delay_initial_ms=c.errors_retry_delay_initial_ms,
+            tolerate_all=c.errors_tolerance == "all",
         )
 
     def producer(self, bootstrap: str) -> KafkaSink:

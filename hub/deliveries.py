@@ -9,7 +9,7 @@ recorded as delivered gets no second leaf, so leaves reconcile one-to-one with d
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,9 +23,14 @@ from hub.ports import Clock, Codec, Transaction
 log = structlog.get_logger(__name__)
 
 RECEIPT_SCHEMA = "ca.tellonce.receipts.Receipt"
-# Receipt status -> delivery status kept by the hub. DUPLICATE means the sink already had it.
+# Receipt status -> delivery status kept by the hub. DUPLICATE means the sink already had it;
+# FAILED with a dead-letter topic means the connector gave up and kept it there.
 STATUS = {"DELIVERED": "delivered", "DUPLICATE": "delivered", "FAILED": "failed"}
-LEAF_KIND = {"delivered": "delivered", "failed": "delivery_failed"}
+LEAF_KIND = {
+    "delivered": "delivered",
+    "failed": "delivery_failed",
+    "dead_lettered": "dead_lettered",
+}
 
 
 @dataclass(slots=True)
@@ -73,6 +78,8 @@ class DeliveryIntake:
                 self._ignore(summary, message, "unknown_notification")
                 continue
             status = STATUS[record["status"]]
+            if status == "failed" and record.get("dead_letter_topic"):
+                status = "dead_lettered"
             previous = known.get(notification)
             if previous is not None and previous.status in (status, "delivered"):
                 # A repeat, or a late failure report after the sink confirmed delivery:
@@ -87,6 +94,9 @@ class DeliveryIntake:
                 detail=record.get("detail"),
                 recorded_at=_utc(record["recorded_at"], self._clock()),
             )
+            if status == "dead_lettered" or (previous and previous.dead_lettered_at):
+                dead_at = previous.dead_lettered_at if previous else None
+                delivery = replace(delivery, dead_lettered_at=dead_at or delivery.recorded_at)
             tx.save_delivery(delivery, new=previous is None)
             known[notification] = delivery
             chain.append(

@@ -1,8 +1,15 @@
 """The connector runner: take notifications off a recipient's topic, hand them to its sink,
 report a receipt for each.
 
-Offsets are committed to Kafka only after the sink answered and the receipts were acknowledged,
-so a crash redelivers; the sink's idempotency on the notification id absorbs the repeat.
+Offsets are committed to Kafka only after the sink answered (and flushed, if it buffers) and
+the receipts and dead letters were acknowledged, so a crash redelivers; the sink's idempotency
+on the notification id absorbs the repeat.
+
+A RETRY answer is retried in place, after a backoff the retry policy sets, so later
+notifications for the same client never overtake it. Once the policy's time budget is spent,
+or on FAILED, the notification goes to the recipient's dead-letter topic with a receipt saying
+so (``errors.tolerance=all``), or the connector stops without committing
+(``errors.tolerance=none``).
 """
 
 from __future__ import annotations
@@ -17,25 +24,30 @@ from typing import Any
 import structlog
 
 from connectors.contract import DeliveryResult, Notification, Outcome, Sink
+from hub.dead_letters import dead_letter_headers, dlq_topic
 from hub.errors import RejectedEvent, TellonceError
 from hub.events import EVENT_TYPES
 from hub.model import RECEIPTS_TOPIC, InboundMessage
 from hub.ports import Clock, Codec, MessageSource, Producer
 from hub.processing import cloudevent_headers
+from hub.retries import Middleware, RetryPolicy
 
 log = structlog.get_logger(__name__)
 
 RECEIPT_SCHEMA = "ca.tellonce.receipts.Receipt"
 NOTICE_TYPES = {t.notice_schema: t.name for t in EVENT_TYPES.values()}
-RETRY_DELAY_S = 1.0
+
+
+class ConnectorStopped(TellonceError):
+    """errors.tolerance=none and a notification could not be delivered: stop, commit nothing."""
 
 
 @dataclass(slots=True)
 class DeliveryTotals:
     delivered: int = 0
     duplicates: int = 0
-    failed: int = 0
-    retries: int = 0
+    failed: int = 0  # dead-lettered (failed for good or out of retry time)
+    retries: int = 0  # attempts that were retried
 
 
 def to_notification(decoded: Any) -> Notification:
@@ -68,8 +80,14 @@ class ConnectorRunner:
         clock: Clock,
         batch_size: int = 200,
         poll_timeout_ms: int = 500,
+        retry: RetryPolicy | None = None,
+        middleware: Middleware | None = None,
+        progress_every_s: float = 10.0,
     ) -> None:
         self.recipient = recipient
+        self._retry = retry or RetryPolicy()
+        self._mw = middleware or Middleware()
+        self._progress_every_s = progress_every_s
         self._source = source
         self._codec = codec
         self._sink = sink
@@ -87,6 +105,7 @@ class ConnectorRunner:
         on_batch: Callable[[DeliveryTotals], None] | None = None,
     ) -> DeliveryTotals:
         last_activity = time.monotonic()
+        started = last_progress = time.monotonic()
         while not stop.is_set():
             messages = self._source.poll(self._batch_size, self._poll_timeout_ms)
             if not messages:
@@ -98,7 +117,7 @@ class ConnectorRunner:
                 continue
             last_activity = time.monotonic()
             try:
-                complete = self._deliver_batch(messages)
+                complete = self._deliver_batch(messages, stop)
             except TellonceError as exc:
                 if not exc.retriable:
                     raise
@@ -107,46 +126,144 @@ class ConnectorRunner:
             if complete:
                 self._source.commit()
             else:
-                # Something asked to be retried: go back to the last committed position.
-                self.totals.retries += 1
+                # Stopped mid-retry, or the broker failed: go back to the last committed offset.
                 self._source.rewind()
-                stop.wait(RETRY_DELAY_S)
             if on_batch:
                 on_batch(self.totals)
+            if time.monotonic() - last_progress >= self._progress_every_s:
+                last_progress = time.monotonic()
+                self._log_progress(started)
+        self._log_progress(started)
         return self.totals
 
-    def _deliver_batch(self, messages: list[InboundMessage]) -> bool:
+    def _log_progress(self, started: float) -> None:
+        t = self.totals
+        elapsed = max(time.monotonic() - started, 1e-9)
+        log.info(
+            "connector progress",
+            recipient=self.recipient,
+            delivered=t.delivered,
+            duplicates=t.duplicates,
+            dead_lettered=t.failed,
+            retries=t.retries,
+            per_s=round((t.delivered + t.duplicates) / elapsed, 1),
+        )
+
+    def _deliver_batch(self, messages: list[InboundMessage], stop: threading.Event) -> bool:
+        """True when every message was delivered, dead-lettered, or skipped for good."""
         for message in messages:
             try:
                 notification = to_notification(self._codec.decode(message.value))
             except RejectedEvent as exc:
-                # Not ours to deliver; dead-lettering comes with the retry middleware.
-                log.error(
-                    "undecodable notification skipped",
-                    topic=message.topic,
-                    offset=message.offset,
-                    reason=exc.reason,
+                # Not a notice this connector can read: no retry can fix it.
+                self._give_up(
+                    message,
+                    None,
+                    DeliveryResult(Outcome.FAILED, f"undecodable: {exc.reason}", "DecodeError"),
+                    attempts=1,
                 )
-                self.totals.failed += 1
                 continue
-            result = self._sink.deliver(notification)
-            if result.outcome is Outcome.RETRY:
-                log.warning(
-                    "delivery to retry",
-                    notification=notification.notification_id,
-                    reason=result.reason,
-                )
+            if not self._deliver_one(message, notification, stop):
                 self._producer.flush()
                 return False
-            self._count(result)
-            self._receipt(notification, result)
-            log.info(
-                "notification handled",
-                notification=notification.notification_id,
-                outcome=result.outcome.value,
-            )
+        flush = getattr(self._sink, "flush", None)
+        if callable(flush):
+            flush()  # buffered deliveries durable before offsets move on
         self._producer.flush()
         return True
+
+    def _deliver_one(
+        self, message: InboundMessage, notification: Notification, stop: threading.Event
+    ) -> bool:
+        """Deliver with retries; False only when stopped while waiting to retry."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            self._mw.before_delivery(notification, attempt)
+            try:
+                result = self._sink.deliver(notification)
+            except Exception as exc:  # a sink bug is a failed attempt, not a crash
+                result = DeliveryResult(
+                    Outcome.RETRY, f"the sink raised {type(exc).__name__}", type(exc).__name__
+                )
+            self._mw.after_delivery(notification, result, attempt)
+            if result.outcome in (Outcome.DELIVERED, Outcome.DUPLICATE):
+                self._count(result)
+                self._receipt(notification, result, attempts=attempt)
+                log.info(
+                    "notification handled",
+                    notification=notification.notification_id,
+                    outcome=result.outcome.value,
+                    attempts=attempt,
+                )
+                return True
+            if result.outcome is Outcome.RETRY:
+                delay = self._retry.delay_s(attempt, result.retry_after)
+                if self._retry.allows(time.monotonic() - started, delay):
+                    self.totals.retries += 1
+                    self._mw.after_retry_scheduled(notification, result, delay)
+                    log.warning(
+                        "delivery to retry",
+                        notification=notification.notification_id,
+                        error=result.error,
+                        reason=result.reason,
+                        attempt=attempt,
+                        delay_s=round(delay, 3),
+                    )
+                    if stop.wait(delay):
+                        return False
+                    continue
+            self._give_up(message, notification, result, attempts=attempt)
+            return True
+
+    def _give_up(
+        self,
+        message: InboundMessage,
+        notification: Notification | None,
+        result: DeliveryResult,
+        *,
+        attempts: int,
+    ) -> None:
+        """Dead-letter (errors.tolerance=all) or stop the connector (none)."""
+        ce_id = message.header("ce_id")
+        notification_id = (
+            notification.notification_id
+            if notification
+            else (ce_id.decode("utf-8", "replace") if ce_id else f"offset-{message.offset}")
+        )
+        if not self._retry.tolerate_all:
+            what = result.error or result.outcome.value
+            raise ConnectorStopped(
+                f"notification {notification_id} could not be delivered ({what}: "
+                f"{result.reason}) and errors.tolerance is none; nothing was committed: fix "
+                "the back office and restart the connector"
+            )
+        topic = dlq_topic(self.recipient)
+        self._producer.send(
+            topic,
+            message.key,
+            message.value or b"",
+            dead_letter_headers(
+                message,
+                error=result.error or result.outcome.value,
+                reason=result.reason,
+                attempts=attempts,
+                at=self._clock(),
+            ),
+        )
+        self.totals.failed += 1
+        self._mw.after_dead_letter(notification_id, result, attempts)
+        if notification is not None:
+            self._receipt(notification, result, attempts=attempts, dead_letter_topic=topic)
+        log.error(
+            "notification dead-lettered",
+            notification=notification_id,
+            error=result.error,
+            reason=result.reason,
+            attempts=attempts,
+            topic=topic,
+        )
 
     def _count(self, result: DeliveryResult) -> None:
         if result.outcome is Outcome.DELIVERED:
@@ -156,13 +273,18 @@ class ConnectorRunner:
         else:
             self.totals.failed += 1
 
-    def _receipt(self, notification: Notification, result: DeliveryResult) -> None:
+    def _receipt(
+        self,
+        notification: Notification,
+        result: DeliveryResult,
+        *,
+        attempts: int,
+        dead_letter_topic: str | None = None,
+    ) -> None:
         now: datetime = self._clock()
-        status = {
-            Outcome.DELIVERED: "DELIVERED",
-            Outcome.DUPLICATE: "DUPLICATE",
-            Outcome.FAILED: "FAILED",
-        }[result.outcome]
+        status = {Outcome.DELIVERED: "DELIVERED", Outcome.DUPLICATE: "DUPLICATE"}.get(
+            result.outcome, "FAILED"
+        )
         value = self._codec.encode(
             RECEIPT_SCHEMA,
             {
@@ -173,6 +295,8 @@ class ConnectorRunner:
                 "sink": self._sink.name,
                 "detail": result.reason or None,
                 "recorded_at": now,
+                "dead_letter_topic": dead_letter_topic,
+                "attempts": attempts,
             },
         )
         receipt_id = f"{notification.notification_id}:{status.lower()}"

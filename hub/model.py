@@ -135,3 +135,4 @@ class Delivery:
     sink: str
     detail: str | None
     recorded_at: datetime
+    dead_lettered_at: datetime | None = None  # kept after a replay delivers it

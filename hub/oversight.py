@@ -115,7 +115,9 @@ def reconcile(store: Store) -> Reconciliation:
 
     decisions = store.decisions()
     outcomes = Counter(d.outcome for d in decisions)
-    deliveries = Counter(d.status for d in store.deliveries())
+    all_deliveries = store.deliveries()
+    deliveries = Counter(d.status for d in all_deliveries)
+    dead_letters = sum(1 for d in all_deliveries if d.dead_lettered_at is not None)
     consents = Counter(r.state.value for r in store.consents())
     tallies = [
         Tally("accepted events", kinds["accepted"], len(store.events())),
@@ -123,6 +125,7 @@ def reconcile(store: Store) -> Reconciliation:
         Tally("disclosures", kinds["disclosed"], outcomes[Outcome.DISCLOSED]),
         Tally("withholdings", kinds["withheld"], outcomes[Outcome.WITHHELD]),
         Tally("confirmed deliveries", kinds["delivered"], deliveries["delivered"]),
+        Tally("dead letters", kinds["dead_lettered"], dead_letters),
         Tally("consents given", kinds["consent_given"], consents["given"]),
         Tally("consents withdrawn", kinds["consent_withdrawn"], consents["withdrawn"]),
         Tally("identity links", kinds["identity_linked"], store.link_count()),

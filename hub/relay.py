@@ -2,9 +2,15 @@
 
 At least once: a crash between publish and mark republishes the rows, and consumers dedupe on
 the notification id. Rows go out in outbox order, so order per key holds.
+
+A notification whose connector sent no receipt within ``redeliver_after_s`` is published again:
+the broker may have lost it (the embedded Tansu keeps nothing across a restart), and the sink's
+idempotency absorbs the repeat when it had not.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import structlog
 
@@ -14,11 +20,37 @@ log = structlog.get_logger(__name__)
 
 
 class Relay:
-    def __init__(self, store: Store, producer: Producer, clock: Clock, batch: int = 500) -> None:
+    def __init__(
+        self,
+        store: Store,
+        producer: Producer,
+        clock: Clock,
+        batch: int = 500,
+        *,
+        redeliver_after_s: float = 300.0,
+    ) -> None:
         self._store = store
         self._producer = producer
         self._clock = clock
         self._batch = batch
+        self._redeliver_after = timedelta(seconds=redeliver_after_s)
+        self.republished = 0
+
+    def republish_unreceipted(self) -> int:
+        """Publish again notifications published long ago that no receipt answered."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            stale = tx.unreceipted_outbox(now - self._redeliver_after, self._batch)
+        if not stale:
+            return 0
+        for message in stale:
+            self._producer.send(message.topic, message.key, message.value, message.headers)
+        self._producer.flush()
+        with self._store.transaction() as tx:
+            tx.mark_published([m.message_id for m in stale], now)  # restarts their clock
+        self.republished += len(stale)
+        log.warning("notifications without a receipt published again", count=len(stale))
+        return len(stale)
 
     def publish_pending(self) -> int:
         """Publish everything pending; returns how many rows went out."""

@@ -57,6 +57,12 @@ class HubSettings(BaseModel):
     batch_size: int = Field(200, ge=1, le=5_000, description="Most events per transaction.")
     poll_timeout_ms: int = Field(500, ge=10, description="How long one poll waits for events.")
     relay_batch: int = Field(500, ge=1, description="Most outbox rows published per round.")
+    redeliver_after_s: float = Field(
+        300.0,
+        gt=0,
+        description="Publish a notification again when its connector sent no receipt for this "
+        "long (covers a broker that lost data); the sink's idempotency absorbs the repeat.",
+    )
 
 
 class AuditSettings(BaseModel):
@@ -82,6 +88,37 @@ class AuditSettings(BaseModel):
     issuer: str = Field("tellonce-hub", description="Issuer (iss) named in consent receipts.")
 
 
+class ConnectorSettings(BaseModel):
+    """Error handling of connectors, named after Kafka Connect's ``errors.*`` settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    errors_retry_timeout_ms: int = Field(
+        300_000,
+        ge=-1,
+        description="errors.retry.timeout: how long to keep retrying one notification before "
+        "it is dead-lettered; 0 = never retry, -1 = retry forever.",
+    )
+    errors_retry_delay_max_ms: int = Field(
+        60_000,
+        ge=0,
+        description="errors.retry.delay.max.ms: the longest wait between two attempts. Waits "
+        "grow exponentially with full jitter up to this, or follow the far side's Retry-After.",
+    )
+    errors_retry_delay_initial_ms: int = Field(
+        200, ge=1, description="The first retry waits up to this long (then doubling)."
+    )
+    errors_tolerance: Literal["none", "all"] = Field(
+        "all",
+        description="errors.tolerance: 'all' dead-letters a notification that failed for good "
+        "(or ran out of retry time) and goes on; 'none' stops the connector instead, "
+        "committing nothing, so the notification is retried when it restarts.",
+    )
+    progress_every_s: float = Field(
+        10.0, gt=0, description="How often a running connector logs its progress."
+    )
+
+
 class LimitSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -103,6 +140,7 @@ class Settings(BaseSettings):
     hub: HubSettings = Field(default_factory=HubSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    connector: ConnectorSettings = Field(default_factory=ConnectorSettings)
     directory_path: Path | None = Field(
         None, description="Directory TOML file; default: the shipped example directory."
     )

@@ -27,6 +27,7 @@ from hub.relay import Relay
 log = structlog.get_logger(__name__)
 
 RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0)
+REPUBLISH_CHECK_S = 5.0
 
 
 @dataclass(slots=True)
@@ -37,6 +38,7 @@ class Totals:
     disclosed: int = 0
     withheld: int = 0
     published: int = 0
+    republished: int = 0
 
     def add(self, summary: BatchSummary) -> None:
         self.accepted += summary.accepted
@@ -84,6 +86,7 @@ class HubWorker:
         self._processor = processor
         self._notary = notary
         self._intakes = {intake.topic: intake for intake in intakes}
+        self._last_republish_check = 0.0
         self._relay = relay
         self._clock = clock
         self._batch_size = batch_size
@@ -123,6 +126,7 @@ class HubWorker:
                     )
                 else:
                     self._checkpoint_if_due()
+                    self._republish_if_due()
                 published = self._relay.publish_pending()
                 self.totals.published += published
                 failures = 0
@@ -176,6 +180,13 @@ class HubWorker:
         if checkpoint is not None:
             log.info("audit checkpoint signed", seq=checkpoint.seq, size=checkpoint.size)
         return summary
+
+    def _republish_if_due(self) -> None:
+        """Look for notifications no receipt answered, every few seconds while idle."""
+        now = time.monotonic()
+        if now - self._last_republish_check >= REPUBLISH_CHECK_S:
+            self._last_republish_check = now
+            self.totals.republished += self._relay.republish_unreceipted()
 
     def _checkpoint_if_due(self) -> None:
         """Sign leaves that waited long enough (consent changes made through the CLI, say)."""

@@ -121,6 +121,16 @@ class MemoryStore:
     def consents(self) -> list[ConsentRevision]:
         return list(self._state.consents)
 
+    def awaiting_receipt(self, recipient: str) -> int:
+        state = self._state
+        return sum(
+            1
+            for m in state.outbox
+            if m.topic == f"tellonce.notify.{recipient}.v1"
+            and m.message_id in state.published
+            and m.message_id not in state.deliveries
+        )
+
     def link_count(self) -> int:
         return len(self._state.links)
 
@@ -319,6 +329,18 @@ class MemoryTransaction:
         published = self.state.published
         pending = [m for m in self.state.outbox if m.message_id not in published]
         return pending[: max(limit, 0)]
+
+    def unreceipted_outbox(self, published_before: datetime, limit: int) -> list[OutboxMessage]:
+        published, answered = self.state.published, self.state.deliveries
+        stale = [
+            m
+            for m in self.state.outbox
+            if m.topic.startswith("tellonce.notify.")
+            and m.message_id in published
+            and published[m.message_id] < published_before
+            and m.message_id not in answered
+        ]
+        return stale[: max(limit, 0)]
 
     def mark_published(self, message_ids: Sequence[str], at: datetime) -> None:
         known = self.state.unique.get("uq_outbox_message_id", set())

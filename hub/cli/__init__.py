@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from hub import logs
 from hub.cli import audit as cli_audit
+from hub.cli import connectors as cli_connectors
 from hub.cli import consent as cli_consent
 from hub.cli.common import app_from_settings, stop_on_signals
 from hub.errors import (
@@ -103,28 +104,6 @@ def cmd_hub_run(args: argparse.Namespace) -> int:
         worker.close()
         app.close()
     print(json.dumps({"hub": _fields(totals)}))
-    return 0
-
-
-def cmd_connector_run(args: argparse.Namespace) -> int:
-    app = app_from_settings()
-    bootstrap = app.bootstrap_servers()
-    options = dict(_option(o) for o in args.option)
-    runner = app.connector(bootstrap, args.recipient, args.sink, options)
-    stop = stop_on_signals()
-    try:
-        totals = runner.run(stop, idle_exit_s=args.idle_exit)
-    finally:
-        runner.close()
-    print(json.dumps({"connector": args.recipient, **_fields(totals)}))
-    return 0
-
-
-def cmd_connector_list(_args: argparse.Namespace) -> int:
-    from connectors import available
-
-    for name, origin in sorted(available().items()):
-        print(f"{name:12} {origin}")
     return 0
 
 
@@ -298,28 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_hub_run)
 
-    connector = sub.add_parser("connector", help="deliver notifications to a back office")
-    csub = connector.add_subparsers(metavar="ACTION")
-    crun = csub.add_parser("run", help="consume a recipient's topic and deliver through a sink")
-    crun.add_argument("recipient", help="recipient program id from the directory")
-    crun.add_argument(
-        "--sink",
-        default="filedrop",
-        help="sink name, entry point or module:attr (default filedrop)",
-    )
-    crun.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="sink option, e.g. directory=/srv/inbox (filedrop) or url=postgresql://... (sqltable)",
-    )
-    crun.add_argument(
-        "--idle-exit", type=float, metavar="SECONDS", help="exit after this long with no work"
-    )
-    crun.set_defaults(handler=cmd_connector_run)
-    csub.add_parser("list", help="list available sinks").set_defaults(handler=cmd_connector_list)
-
+    cli_connectors.register(sub)
     cli_consent.register(sub)
     cli_audit.register(sub)
 

@@ -156,6 +156,7 @@ def test_reconcile_matches_every_leaf_kind_with_the_store(hub: Hub) -> None:
         "disclosures": (disclosed, disclosed),
         "withholdings": (len(decisions) - disclosed, len(decisions) - disclosed),
         "confirmed deliveries": (1, 1),
+        "dead letters": (0, 0),
         "consents given": (3, 3),
         "consents withdrawn": (0, 0),
         "identity links": (5, 5),

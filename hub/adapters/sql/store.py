@@ -182,6 +182,22 @@ class SqlStore:
         query = select(consent_revisions).order_by(consent_revisions.c.id)
         return [_revision(r) for r in self._all(query)]
 
+    def awaiting_receipt(self, recipient: str) -> int:
+        """Notifications published to ``recipient`` that no receipt answered yet."""
+        answered = select(deliveries.c.notification_id).where(
+            deliveries.c.notification_id == outbox.c.message_id
+        )
+        query = (
+            select(func.count())
+            .select_from(outbox)
+            .where(
+                outbox.c.topic == f"tellonce.notify.{recipient}.v1",
+                outbox.c.published_at.is_not(None),
+                ~answered.exists(),
+            )
+        )
+        return int(self._all(query)[0][0])
+
     def link_count(self) -> int:
         return int(self._all(select(func.count()).select_from(identity_links))[0][0])
 
@@ -519,6 +535,7 @@ class SqlTransaction:
             "sink": delivery.sink,
             "detail": delivery.detail,
             "recorded_at": delivery.recorded_at,
+            "dead_lettered_at": delivery.dead_lettered_at,
         }
         if new:
             self._c.execute(
@@ -540,18 +557,24 @@ class SqlTransaction:
             .order_by(outbox.c.seq)
             .limit(limit)
         )
-        return [
-            OutboxMessage(
-                message_id=r.message_id,
-                topic=r.topic,
-                key=r.key,
-                value=r.value,
-                headers=[(k, base64.b64decode(v)) for k, v in r.headers],
-                created_at=_utc(r.created_at),
-                seq=r.seq,
+        return [_outbox(r) for r in rows]
+
+    def unreceipted_outbox(self, published_before: datetime, limit: int) -> list[OutboxMessage]:
+        answered = select(deliveries.c.notification_id).where(
+            deliveries.c.notification_id == outbox.c.message_id
+        )
+        rows = self._c.execute(
+            select(outbox)
+            .where(
+                outbox.c.topic.like("tellonce.notify.%"),
+                outbox.c.published_at.is_not(None),
+                outbox.c.published_at < published_before,
+                ~answered.exists(),
             )
-            for r in rows
-        ]
+            .order_by(outbox.c.seq)
+            .limit(limit)
+        )
+        return [_outbox(r) for r in rows]
 
     def mark_published(self, message_ids: Sequence[str], at: datetime) -> None:
         for chunk in _chunks(list(message_ids)):
@@ -574,6 +597,18 @@ def _event(r: Row[Any]) -> AcceptedEvent:
         partition=r.kafka_partition,
         offset=r.kafka_offset,
         processed_at=_utc(r.processed_at),
+    )
+
+
+def _outbox(r: Row[Any]) -> OutboxMessage:
+    return OutboxMessage(
+        message_id=r.message_id,
+        topic=r.topic,
+        key=r.key,
+        value=r.value,
+        headers=[(k, base64.b64decode(v)) for k, v in r.headers],
+        created_at=_utc(r.created_at),
+        seq=r.seq,
     )
 
 
@@ -635,6 +670,7 @@ def _delivery(r: Row[Any]) -> Delivery:
         sink=r.sink,
         detail=r.detail,
         recorded_at=_utc(r.recorded_at),
+        dead_lettered_at=_utc(r.dead_lettered_at) if r.dead_lettered_at else None,
     )
 
 

@@ -197,6 +197,7 @@ deliveries = Table(
     Column("sink", String(64), nullable=False),
     Column("detail", Text, nullable=True),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("dead_lettered_at", DateTime(timezone=True), nullable=True),
 )
 
 consumer_offsets = Table(

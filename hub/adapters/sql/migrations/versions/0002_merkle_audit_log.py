@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("sink", sa.String(length=64), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("dead_lettered_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["notification_id"],
             ["decisions.notification_id"],

@@ -1,0 +1,113 @@
+"""Dead letters: notifications a connector gave up on, kept on ``tellonce.notify.<id>.dlq``.
+
+A dead letter is the original record (key, value and headers unchanged, so a replay is the
+exact notification) plus headers in the spirit of Kafka Connect's ``__connect.errors.*``: the
+error class, the sink's message, the attempt count and where the record came from. Sinks never
+put personal data in their messages, so none reaches these headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from hub.audit import AuditLog
+from hub.model import Headers, InboundMessage
+from hub.ports import Store
+
+PREFIX = "tellonce.errors."
+CLASS = PREFIX + "class"
+MESSAGE = PREFIX + "message"
+ATTEMPTS = PREFIX + "attempts"
+TOPIC = PREFIX + "topic"
+PARTITION = PREFIX + "partition"
+OFFSET = PREFIX + "offset"
+TIME = PREFIX + "time"
+MAX_MESSAGE = 500
+
+
+def dlq_topic(recipient: str) -> str:
+    return f"tellonce.notify.{recipient}.dlq"
+
+
+def dead_letter_headers(
+    message: InboundMessage, *, error: str, reason: str, attempts: int, at: datetime
+) -> Headers:
+    """The original headers (minus any earlier error headers) and the error headers."""
+    kept = [(k, v) for k, v in message.headers if not k.startswith(PREFIX)]
+    return [
+        *kept,
+        (CLASS, (error or "Error").encode()),
+        (MESSAGE, reason[:MAX_MESSAGE].encode()),
+        (ATTEMPTS, str(attempts).encode()),
+        (TOPIC, message.topic.encode()),
+        (PARTITION, str(message.partition).encode()),
+        (OFFSET, str(message.offset).encode()),
+        (TIME, at.isoformat().encode()),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One record of a dead-letter topic, as ``tellonce dlq list`` shows it."""
+
+    offset: int
+    partition: int
+    notification_id: str
+    error: str
+    reason: str
+    attempts: int
+    original: str  # topic/partition/offset it came from
+    at: str
+    record: InboundMessage  # the record itself, for a replay
+
+    @classmethod
+    def from_record(cls, record: InboundMessage) -> DeadLetter:
+        def text(name: str) -> str:
+            raw = record.header(name)
+            return raw.decode("utf-8", "replace") if raw is not None else ""
+
+        attempts = text(ATTEMPTS)
+        return cls(
+            offset=record.offset,
+            partition=record.partition,
+            notification_id=text("ce_id"),
+            error=text(CLASS),
+            reason=text(MESSAGE),
+            attempts=int(attempts) if attempts.isdigit() else 0,
+            original=f"{text(TOPIC)}/{text(PARTITION)}/{text(OFFSET)}",
+            at=text(TIME),
+            record=record,
+        )
+
+    def replay_headers(self) -> Headers:
+        """The original headers, without the error ones: a replay is the notification again."""
+        return [(k, v) for k, v in self.record.headers if not k.startswith(PREFIX)]
+
+
+def replayed(store: Store, recipient: str) -> set[tuple[int, int]]:
+    """(partition, offset) of the dead letters of ``recipient`` already replayed."""
+    return {
+        (int(r.data["partition"]), int(r.data["offset"]))
+        for r in store.audit_records()
+        if r.kind == "dlq_replayed" and r.data.get("recipient") == recipient
+    }
+
+
+def record_replays(store: Store, recipient: str, letters: list[DeadLetter], at: datetime) -> None:
+    """One audit leaf per replayed dead letter, so the trail shows who was told again."""
+    with store.transaction() as tx:
+        chain = AuditLog(tx.last_audit())
+        for letter in letters:
+            chain.append(
+                "dlq_replayed",
+                {
+                    "recipient": recipient,
+                    "notification": letter.notification_id,
+                    "partition": letter.partition,
+                    "offset": letter.offset,
+                    "error": letter.error,
+                },
+                at,
+            )
+        chain.write(tx)
