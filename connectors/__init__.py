@@ -19,6 +19,7 @@ ENTRY_POINT_GROUP = "tellonce.connectors"
 BUILTIN: dict[str, tuple[str, str | None]] = {
     "filedrop": ("connectors.filedrop:FileDropSink", None),
     "sqltable": ("connectors.sqltable:StagingTableSink", None),
+    "webhook": ("connectors.webhook:WebhookSink", "webhook"),
 }
 
 
