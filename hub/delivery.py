@@ -3,7 +3,8 @@ report a receipt for each.
 
 Offsets are committed to Kafka only after the sink answered (and flushed, if it buffers) and
 the receipts and dead letters were acknowledged, so a crash redelivers; the sink's idempotency
-on the notification id absorbs the repeat.
+on the notification id absorbs the repeat. Receipts of a batch go out after the flush, so the
+hub never records as delivered what a buffering sink has not made durable.
 
 A RETRY answer is retried in place, after a backoff the retry policy sets, so later
 notifications for the same client never overtake it. Once the policy's time budget is spent,
@@ -27,7 +28,7 @@ from connectors.contract import DeliveryResult, Notification, Outcome, Sink
 from hub.dead_letters import dead_letter_headers, dlq_topic
 from hub.errors import RejectedEvent, TellonceError
 from hub.events import EVENT_TYPES
-from hub.model import RECEIPTS_TOPIC, InboundMessage
+from hub.model import RECEIPTS_TOPIC, Headers, InboundMessage
 from hub.ports import Clock, Codec, MessageSource, Producer
 from hub.processing import cloudevent_headers
 from hub.retries import Middleware, RetryPolicy
@@ -36,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 RECEIPT_SCHEMA = "ca.tellonce.receipts.Receipt"
 NOTICE_TYPES = {t.notice_schema: t.name for t in EVENT_TYPES.values()}
+KEEP_ALIVE_S = 1.0  # well inside the shortest max_poll_interval_ms the settings allow
 
 
 class ConnectorStopped(TellonceError):
@@ -96,6 +98,7 @@ class ConnectorRunner:
         self._batch_size = batch_size
         self._poll_timeout_ms = poll_timeout_ms
         self.totals = DeliveryTotals()
+        self._receipts: list[tuple[bytes, Headers]] = []  # sent once the sink has flushed
 
     def run(
         self,
@@ -118,14 +121,15 @@ class ConnectorRunner:
             last_activity = time.monotonic()
             try:
                 complete = self._deliver_batch(messages, stop)
+                if complete:
+                    self._source.commit()
             except TellonceError as exc:
                 if not exc.retriable:
                     raise
-                log.warning("receipts not acknowledged; will redeliver", error=str(exc))
+                # Receipts not acknowledged, or the commit refused (a rebalance): redeliver.
+                log.warning("batch not acknowledged or committed; will redeliver", error=str(exc))
                 complete = False
-            if complete:
-                self._source.commit()
-            else:
+            if not complete:
                 # Stopped mid-retry, or the broker failed: go back to the last committed offset.
                 self._source.rewind()
             if on_batch:
@@ -151,6 +155,8 @@ class ConnectorRunner:
 
     def _deliver_batch(self, messages: list[InboundMessage], stop: threading.Event) -> bool:
         """True when every message was delivered, dead-lettered, or skipped for good."""
+        self._receipts = []
+        complete = True
         for message in messages:
             try:
                 notification = to_notification(self._codec.decode(message.value))
@@ -164,13 +170,16 @@ class ConnectorRunner:
                 )
                 continue
             if not self._deliver_one(message, notification, stop):
-                self._producer.flush()
-                return False
+                complete = False
+                break
         flush = getattr(self._sink, "flush", None)
         if callable(flush):
-            flush()  # buffered deliveries durable before offsets move on
+            flush()  # buffered deliveries durable before receipts go and offsets move on
+        for value, headers in self._receipts:
+            self._producer.send(RECEIPTS_TOPIC, self.recipient.encode(), value, headers)
+        self._receipts = []
         self._producer.flush()
-        return True
+        return complete
 
     def _deliver_one(
         self, message: InboundMessage, notification: Notification, stop: threading.Event
@@ -211,11 +220,21 @@ class ConnectorRunner:
                         attempt=attempt,
                         delay_s=round(delay, 3),
                     )
-                    if stop.wait(delay):
+                    if self._wait(stop, delay):
                         return False
                     continue
             self._give_up(message, notification, result, attempts=attempt)
             return True
+
+    def _wait(self, stop: threading.Event, delay_s: float) -> bool:
+        """Wait ``delay_s`` (True if stopped meanwhile), keeping the group membership: a wait
+        longer than max_poll_interval_ms would otherwise get this member expelled."""
+        deadline = time.monotonic() + delay_s
+        while (left := deadline - time.monotonic()) > 0:
+            if stop.wait(min(left, KEEP_ALIVE_S)):
+                return True
+            self._source.keep_alive()
+        return stop.is_set()
 
     def _give_up(
         self,
@@ -300,14 +319,10 @@ class ConnectorRunner:
             },
         )
         receipt_id = f"{notification.notification_id}:{status.lower()}"
-        self._producer.send(
-            RECEIPTS_TOPIC,
-            self.recipient.encode(),
-            value,
-            cloudevent_headers(
-                receipt_id, RECEIPT_SCHEMA, now, source=f"tellonce-connector/{self.recipient}"
-            ),
+        headers = cloudevent_headers(
+            receipt_id, RECEIPT_SCHEMA, now, source=f"tellonce-connector/{self.recipient}"
         )
+        self._receipts.append((value, headers))
 
     def close(self) -> None:
         self._source.close()

@@ -138,6 +138,9 @@ class MessageSource(Protocol):
     def commit(self) -> None:
         """Commit consumed positions to the broker (for sources that keep offsets there)."""
 
+    def keep_alive(self) -> None:
+        """Stay in the consumer group during a long wait, without taking new records."""
+
     def close(self) -> None: ...
 
 

@@ -60,6 +60,8 @@ class RetryPolicy:
         """True when another attempt after ``delay_s`` still fits the budget."""
         if self.timeout_ms < 0:
             return True
+        if self.timeout_ms == 0:  # never retry, not even at once (jitter may draw 0)
+            return False
         return elapsed_s + delay_s <= self.timeout_ms / 1000
 
 

@@ -164,6 +164,20 @@ class KafkaSource:
             else:
                 self._consumer.seek(tp, committed)
 
+    def keep_alive(self) -> None:
+        # kafka-python leaves the group when poll() is not called within max_poll_interval_ms.
+        # Polling with every assigned partition paused proves liveness and fetches nothing.
+        assignment = self._consumer.assignment()
+        if not assignment:
+            return
+        self._consumer.pause(*assignment)
+        try:
+            self._consumer.poll(timeout_ms=0)
+        except KafkaError as exc:
+            raise BrokerError(f"lost contact with the consumer group: {exc}") from exc
+        finally:
+            self._consumer.resume(*assignment)
+
     def commit(self) -> None:
         try:
             self._consumer.commit()

@@ -19,7 +19,7 @@ from hub import logs
 from hub.cli import audit as cli_audit
 from hub.cli import connectors as cli_connectors
 from hub.cli import consent as cli_consent
-from hub.cli.common import app_from_settings, stop_on_signals
+from hub.cli.common import Handler, app_from_settings, stop_on_signals
 from hub.errors import (
     ConfigError,
     ConflictError,
@@ -308,7 +308,26 @@ def build_parser() -> argparse.ArgumentParser:
     directory.add_subparsers(metavar="ACTION").add_parser(
         "show", help="list programs, what they publish and what they may receive"
     ).set_defaults(handler=cmd_directory_show)
+    _help_for_groups(parser)
     return parser
+
+
+def _help_for_groups(parser: argparse.ArgumentParser) -> None:
+    """A command group run without an action (``tellonce dlq``) prints its own help, exit 2."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if any(isinstance(a, argparse._SubParsersAction) for a in child._actions):
+                    child.set_defaults(handler=_usage(child))
+                    _help_for_groups(child)
+
+
+def _usage(parser: argparse.ArgumentParser) -> Handler:
+    def handler(_args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+
+    return handler
 
 
 if __name__ == "__main__":

@@ -140,23 +140,37 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     from hub.dead_letters import record_replays
     from hub.model import notify_topic
 
-    app, bootstrap, letters, done = _letters(args)
-    wanted = {int(o) for o in args.offset}
-    chosen = [
-        d
-        for d in letters
-        if (args.all or d.offset in wanted) and (args.force or (d.partition, d.offset) not in done)
-    ]
-    missing = wanted - {d.offset for d in letters}
-    if missing:
-        raise NotFoundError(
-            f"no dead letter at offset(s) {', '.join(map(str, sorted(missing)))} for "
-            f"{args.recipient}; see 'tellonce dlq list {args.recipient}'"
-        )
-    if not args.all and not wanted:
+    if not args.all and not args.offset:  # before connecting: a usage error needs no broker
         raise ConfigError(
             "name dead letters with --offset N (repeatable) or replay them with --all"
         )
+    positions = [_position(text) for text in args.offset]
+    app, bootstrap, letters, done = _letters(args)
+    wanted: set[tuple[int, int]] = set()
+    missing = []
+    for partition, offset in positions:
+        found = [d for d in letters if d.offset == offset and partition in (None, d.partition)]
+        if len(found) > 1:  # the dead-letter topic has several partitions
+            raise ConfigError(
+                f"offset {offset} is in partitions "
+                f"{', '.join(str(d.partition) for d in found)} of the dead-letter topic; "
+                f"name one as PARTITION/{offset}, as 'tellonce dlq list' shows it"
+            )
+        if found:
+            wanted.add((found[0].partition, found[0].offset))
+        else:
+            missing.append(offset if partition is None else f"{partition}/{offset}")
+    if missing:
+        raise NotFoundError(
+            f"no dead letter at offset(s) {', '.join(map(str, missing))} for "
+            f"{args.recipient}; see 'tellonce dlq list {args.recipient}'"
+        )
+    chosen = [
+        d
+        for d in letters
+        if (args.all or (d.partition, d.offset) in wanted)
+        and (args.force or (d.partition, d.offset) not in done)
+    ]
     if not chosen:
         print("nothing to replay (already replayed ones need --force)")
         return 0
@@ -179,6 +193,17 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
         "audit log"
     )
     return 0
+
+
+def _position(text: str) -> tuple[int | None, int]:
+    """``N`` or ``PARTITION/N`` (as ``dlq list`` shows a dead letter) -> (partition, offset)."""
+    partition, sep, offset = text.rpartition("/")
+    try:
+        return (int(partition) if sep else None), int(offset)
+    except ValueError:
+        raise ConfigError(
+            f"--offset takes N or PARTITION/N as 'tellonce dlq list' shows, got {text!r}"
+        ) from None
 
 
 def _option(text: str) -> tuple[str, str]:
@@ -226,7 +251,13 @@ def register(sub: Any) -> None:
     lst.set_defaults(handler=cmd_dlq_list)
     replay = dsub.add_parser("replay", help="send dead letters to the recipient's topic again")
     replay.add_argument("recipient")
-    replay.add_argument("--offset", action="append", default=[], metavar="N", help="repeatable")
+    replay.add_argument(
+        "--offset",
+        action="append",
+        default=[],
+        metavar="[P/]N",
+        help="dead letter at offset N (of partition P, as 'dlq list' shows); repeatable",
+    )
     replay.add_argument("--all", action="store_true", help="every dead letter not yet replayed")
     replay.add_argument("--force", action="store_true", help="replay already replayed ones too")
     replay.set_defaults(handler=cmd_dlq_replay)

@@ -1,0 +1,878 @@
+"""The connector runner on in-memory ports: retries in place, dead letters, receipts, commits;
+and the hub's side of a dead letter (the receipt, the replay, the delivery after it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from connectors.contract import DeliveryResult, Notification, Outcome
+from hub import dead_letters
+from hub.adapters.avro import AvroCodec
+from hub.adapters.memory import MemoryStore
+from hub.audit import AuditLog
+from hub.cli import connectors as cli_connectors
+from hub.dead_letters import DeadLetter, dlq_topic, record_replays, replayed
+from hub.deliveries import DeliveryIntake
+from hub.delivery import ConnectorRunner, ConnectorStopped, DeliveryTotals
+from hub.errors import BrokerError, ConfigError
+from hub.model import (
+    RECEIPTS_TOPIC,
+    AcceptedEvent,
+    Decision,
+    Headers,
+    InboundMessage,
+    notify_topic,
+)
+from hub.model import Outcome as Decided
+from hub.oversight import reconcile, verify_store
+from hub.processing import cloudevent_headers
+from hub.retries import Chain, Middleware, RetryPolicy
+
+RECIPIENT = "bc-msp"
+TOPIC = notify_topic(RECIPIENT)
+DLQ = dlq_topic(RECIPIENT)
+NOTICE = "ca.tellonce.notify.AddressChangeNotice"
+T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+SOURCE = "bc-service-bc"
+STREET, TOWN, POSTAL = "77 Quillback Lane", "Tofino-Ucluelet", "V0R 2Z0"
+# Fast retries: waits of 1, 2, 4, 5, 5 ... ms (the jitter picks the cap).
+QUICK = RetryPolicy(timeout_ms=-1, delay_initial_ms=1, delay_max_ms=5, jitter=lambda cap: cap)
+
+
+# -- in-memory ports -------------------------------------------------------------------------
+
+
+class MemorySource:
+    """hub.ports.MessageSource over a list: a position, a committed position, a journal."""
+
+    def __init__(self, messages: Iterable[InboundMessage], journal: list[str]) -> None:
+        self.messages = list(messages)
+        self.position = 0
+        self.committed = 0
+        self.rewinds = 0
+        self.refuse_commits = 0  # how many commits fail, as in a rebalance
+        self.closed = False
+        self._journal = journal
+
+    def poll(self, max_records: int, timeout_ms: int) -> list[InboundMessage]:
+        batch = self.messages[self.position : self.position + max_records]
+        self.position += len(batch)
+        return batch
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    def rewind(self) -> None:
+        self.rewinds += 1
+        self.position = self.committed
+        self._journal.append("rewind")
+
+    def commit(self) -> None:
+        if self.refuse_commits:
+            self.refuse_commits -= 1
+            self._journal.append("commit refused")
+            raise BrokerError("offset commit failed: the group is rebalancing")
+        self.committed = self.position
+        self._journal.append(f"commit {self.committed}")
+
+    def keep_alive(self) -> None:
+        self._journal.append("keep alive")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass(frozen=True)
+class Sent:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+    def header(self, name: str) -> str | None:
+        return next((v.decode() for k, v in self.headers if k == name), None)
+
+
+class MemoryProducer:
+    """hub.ports.Producer that keeps what was sent."""
+
+    def __init__(self, journal: list[str]) -> None:
+        self.sent: list[Sent] = []
+        self.flushes = 0
+        self.closed = False
+        self._journal = journal
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+        self.sent.append(Sent(topic, key, value, list(headers)))
+        self._journal.append(f"send {topic}")
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+    def to(self, topic: str) -> list[Sent]:
+        return [s for s in self.sent if s.topic == topic]
+
+
+Answer = DeliveryResult | BaseException
+
+
+class ScriptedSink:
+    """Answers each notification from its script, in order; DELIVERED once the script runs out
+    (or ``forever``, when given, for every attempt)."""
+
+    name = "scripted"
+
+    def __init__(
+        self,
+        scripts: dict[str, list[Answer]] | None = None,
+        forever: dict[str, Answer] | None = None,
+    ) -> None:
+        self.scripts = {k: list(v) for k, v in (scripts or {}).items()}
+        self.forever = forever or {}
+        self.calls: list[str] = []
+        self.closed = False
+        self.journal: list[str] = []  # the rig shares its journal
+
+    def deliver(self, notification: Notification) -> DeliveryResult:
+        nid = notification.notification_id
+        self.calls.append(nid)
+        self.journal.append(f"deliver {nid}")
+        script = self.scripts.get(nid)
+        answer: Answer = self.forever.get(nid) or (
+            script.pop(0) if script else DeliveryResult(Outcome.DELIVERED)
+        )
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FlushingSink(ScriptedSink):
+    """A buffering sink: records each flush in the journal."""
+
+    def flush(self) -> None:
+        self.journal.append("flush")
+
+
+RETRY = DeliveryResult(Outcome.RETRY, "the back office answered 503", "HTTP503")
+FAILED = DeliveryResult(Outcome.FAILED, "the back office refused the record", "HTTP422")
+
+
+# -- building notices ------------------------------------------------------------------------
+
+
+def notice_record(nid: str, subject: str) -> dict[str, Any]:
+    """An AddressChangeNotice as hub.processing builds it, with distinctive personal values."""
+    return {
+        "notification_id": nid,
+        "recipient": RECIPIENT,
+        "subject_id": subject,
+        "event_id": f"evt-{nid}",
+        "event_source": SOURCE,
+        "event_time": T0,
+        "disclosed_fields": ["new_address"],
+        "consent_revision": "c" * 64,
+        "new_address": {
+            "lines": [STREET],
+            "municipality": TOWN,
+            "province": "BC",
+            "postal_code": POSTAL,
+        },
+    }
+
+
+@dataclass
+class Topic:
+    """The recipient's topic, as the relay filled it."""
+
+    codec: AvroCodec
+    messages: list[InboundMessage] = field(default_factory=list)
+
+    def notice(self, nid: str, subject: str = "MSP-90210-QX", partition: int = 0) -> Topic:
+        value = self.codec.encode(NOTICE, notice_record(nid, subject))
+        self.raw(value, key=subject.encode(), ce_id=nid, partition=partition, subject=subject)
+        return self
+
+    def raw(
+        self,
+        value: bytes | None,
+        *,
+        key: bytes | None = b"MSP-1",
+        ce_id: str = "junk",
+        partition: int = 0,
+        subject: str | None = None,
+    ) -> Topic:
+        headers = cloudevent_headers(ce_id, NOTICE, T0, subject=subject)
+        offset = sum(1 for m in self.messages if m.partition == partition)
+        self.messages.append(InboundMessage(TOPIC, partition, offset, key, value, headers))
+        return self
+
+
+@dataclass
+class Rig:
+    """One runner on in-memory ports, and everything it touched."""
+
+    codec: AvroCodec
+    topic: Topic
+    sink: ScriptedSink
+    retry: RetryPolicy = QUICK
+    middleware: Middleware | None = None
+    progress_every_s: float = 10.0
+    journal: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sink.journal = self.journal
+        self.source = MemorySource(self.topic.messages, self.journal)
+        self.producer = MemoryProducer(self.journal)
+        self.runner = ConnectorRunner(
+            recipient=RECIPIENT,
+            source=self.source,
+            codec=self.codec,
+            sink=self.sink,
+            producer=self.producer,
+            clock=lambda: T0,
+            retry=self.retry,
+            middleware=self.middleware,
+            progress_every_s=self.progress_every_s,
+        )
+
+    def run(self, stop: threading.Event | None = None) -> DeliveryTotals:
+        return self.runner.run(stop or threading.Event(), idle_exit_s=0.0)
+
+    def receipts(self) -> list[dict[str, Any]]:
+        return [self.codec.decode(s.value).record for s in self.producer.to(RECEIPTS_TOPIC)]
+
+    def dead(self) -> list[Sent]:
+        return self.producer.to(DLQ)
+
+
+@pytest.fixture
+def topic(codec: AvroCodec) -> Topic:
+    return Topic(codec)
+
+
+def rig(codec: AvroCodec, topic: Topic, sink: ScriptedSink | None = None, **kw: Any) -> Rig:
+    return Rig(codec, topic, sink or ScriptedSink(), **kw)
+
+
+# -- retries and dead letters ----------------------------------------------------------------
+
+
+def test_retry_twice_then_delivered_sends_one_receipt_with_three_attempts(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """RETRY, RETRY, DELIVERED: one DELIVERED receipt (attempts 3), two retries, batch committed."""
+    topic.notice("n-1")
+    r = rig(codec, topic, ScriptedSink({"n-1": [RETRY, RETRY]}))
+    totals = r.run()
+
+    assert r.sink.calls == ["n-1", "n-1", "n-1"]
+    assert (totals.delivered, totals.retries, totals.failed) == (1, 2, 0)
+    [receipt] = r.receipts()
+    assert (receipt["notification_id"], receipt["status"], receipt["attempts"]) == (
+        "n-1",
+        "DELIVERED",
+        3,
+    )
+    assert receipt["dead_letter_topic"] is None
+    assert receipt["sink"] == "scripted"
+    assert r.dead() == []
+    assert r.source.committed == 1
+    assert r.producer.to(RECEIPTS_TOPIC)[0].key == RECIPIENT.encode()
+
+
+def test_receipts_use_schema_v2(codec: AvroCodec, topic: Topic) -> None:
+    """Receipts are written with Receipt v2 (schema id 10), which carries the attempt count."""
+    topic.notice("n-1")
+    r = rig(codec, topic)
+    r.run()
+    [sent] = r.producer.to(RECEIPTS_TOPIC)
+    decoded = codec.decode(sent.value)
+    assert (decoded.entry.id, decoded.entry.version) == (10, 2)
+    assert sent.header("ce_id") == "n-1:delivered"
+    assert sent.header("ce_source") == f"tellonce-connector/{RECIPIENT}"
+
+
+def test_retry_budget_spent_dead_letters_the_original_record(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """RETRY until the 50 ms budget is spent: the original record goes to the DLQ with error
+    headers, a FAILED receipt names the DLQ, and the batch is committed."""
+    topic.notice("n-1", subject="MSP-1").notice("n-2", subject="MSP-2")
+    policy = RetryPolicy(timeout_ms=50, delay_initial_ms=1, delay_max_ms=5, jitter=lambda c: c)
+    r = rig(codec, topic, ScriptedSink(forever={"n-1": RETRY}), retry=policy)
+    started = time.monotonic()
+    totals = r.run()
+    elapsed = time.monotonic() - started
+
+    attempts = r.sink.calls.count("n-1")
+    assert attempts >= 3
+    assert 0.04 <= elapsed < 5.0
+    assert (totals.failed, totals.delivered, totals.retries) == (1, 1, attempts - 1)
+    [letter] = r.dead()
+    original = topic.messages[0]
+    assert (letter.key, letter.value) == (original.key, original.value)
+    for name, value in original.headers:  # the original headers are kept, unchanged
+        assert letter.header(name) == value.decode()
+    assert letter.header(dead_letters.CLASS) == "HTTP503"
+    assert letter.header(dead_letters.MESSAGE) == "the back office answered 503"
+    assert letter.header(dead_letters.ATTEMPTS) == str(attempts)
+    assert letter.header(dead_letters.TOPIC) == TOPIC
+    assert (letter.header(dead_letters.PARTITION), letter.header(dead_letters.OFFSET)) == (
+        "0",
+        "0",
+    )
+    assert letter.header(dead_letters.TIME) == T0.isoformat()
+    first, second = r.receipts()
+    assert (first["notification_id"], first["status"], first["dead_letter_topic"]) == (
+        "n-1",
+        "FAILED",
+        DLQ,
+    )
+    assert (first["attempts"], first["detail"]) == (attempts, "the back office answered 503")
+    assert (second["notification_id"], second["status"]) == ("n-2", "DELIVERED")
+    assert r.source.committed == 2
+
+
+def test_failed_is_dead_lettered_at_once(codec: AvroCodec, topic: Topic) -> None:
+    """FAILED is never retried: one attempt, straight to the dead-letter topic."""
+    topic.notice("n-1")
+    r = rig(codec, topic, ScriptedSink({"n-1": [FAILED]}))
+    totals = r.run()
+    assert r.sink.calls == ["n-1"]
+    assert (totals.failed, totals.retries) == (1, 0)
+    [letter] = r.dead()
+    assert (letter.header(dead_letters.CLASS), letter.header(dead_letters.ATTEMPTS)) == (
+        "HTTP422",
+        "1",
+    )
+    [receipt] = r.receipts()
+    assert (receipt["status"], receipt["dead_letter_topic"], receipt["attempts"]) == (
+        "FAILED",
+        DLQ,
+        1,
+    )
+    assert r.source.committed == 1
+
+
+def test_retry_timeout_zero_dead_letters_after_one_attempt(codec: AvroCodec, topic: Topic) -> None:
+    """errors.retry.timeout=0: a RETRY answer is dead-lettered after the first attempt."""
+    topic.notice("n-1")
+    policy = RetryPolicy(timeout_ms=0, jitter=lambda cap: 0.0)
+    r = rig(codec, topic, ScriptedSink(forever={"n-1": RETRY}), retry=policy)
+    totals = r.run()
+    assert r.sink.calls == ["n-1"]
+    assert (totals.failed, totals.retries) == (1, 0)
+    assert r.dead()[0].header(dead_letters.ATTEMPTS) == "1"
+
+
+@pytest.mark.parametrize(
+    "value", [b"\x00\x00\x00\x00\x05\xff\xff", b"not avro", None], ids=["body", "framing", "none"]
+)
+def test_undecodable_record_is_dead_lettered_without_a_receipt(
+    codec: AvroCodec, topic: Topic, value: bytes | None
+) -> None:
+    """A record the connector cannot decode goes to the DLQ as DecodeError, with no receipt,
+    and the notifications after it are still delivered."""
+    topic.raw(value, ce_id="n-broken").notice("n-2")
+    r = rig(codec, topic)
+    totals = r.run()
+    [letter] = r.dead()
+    assert letter.header(dead_letters.CLASS) == "DecodeError"
+    assert (letter.header(dead_letters.MESSAGE) or "").startswith("undecodable: ")
+    assert (letter.key, letter.value) == (b"MSP-1", value or b"")
+    assert [rec["notification_id"] for rec in r.receipts()] == ["n-2"]
+    assert r.sink.calls == ["n-2"]
+    assert (totals.failed, totals.delivered) == (1, 1)
+    assert r.source.committed == 2
+
+
+def test_a_receipt_on_a_notify_topic_is_dead_lettered(codec: AvroCodec, topic: Topic) -> None:
+    """A well-formed record of another schema (a receipt) is no notice: DecodeError, no retry."""
+    receipt = codec.encode(
+        "ca.tellonce.receipts.Receipt",
+        {
+            "notification_id": "x",
+            "recipient": RECIPIENT,
+            "event_id": "e",
+            "status": "DELIVERED",
+            "sink": "s",
+            "recorded_at": T0,
+        },
+    )
+    topic.raw(receipt)
+    r = rig(codec, topic)
+    r.run()
+    [letter] = r.dead()
+    assert letter.header(dead_letters.CLASS) == "DecodeError"
+    assert letter.header(dead_letters.MESSAGE) == "undecodable: unexpected_schema"
+    assert r.receipts() == []
+
+
+@pytest.mark.parametrize("answer", [FAILED, "budget"], ids=["failed", "retry-budget-spent"])
+def test_tolerance_none_stops_and_commits_nothing(
+    codec: AvroCodec, topic: Topic, answer: DeliveryResult | str
+) -> None:
+    """errors.tolerance=none: ConnectorStopped (not retriable), no DLQ record, no receipt for
+    the batch, nothing committed."""
+    topic.notice("n-0").notice("n-1").notice("n-2")
+    policy = RetryPolicy(
+        timeout_ms=20, delay_initial_ms=1, delay_max_ms=2, tolerate_all=False, jitter=lambda c: c
+    )
+    sink = ScriptedSink(forever={"n-1": RETRY if answer == "budget" else FAILED})
+    r = rig(codec, topic, sink, retry=policy)
+    with pytest.raises(ConnectorStopped) as stopped:
+        r.run()
+    assert not stopped.value.retriable
+    assert "errors.tolerance is none" in str(stopped.value)
+    assert "n-1" in str(stopped.value)
+    assert r.dead() == []
+    assert r.producer.sent == []
+    assert r.source.committed == 0
+    assert "n-2" not in r.sink.calls
+
+
+def test_a_sink_exception_is_a_retry(codec: AvroCodec, topic: Topic) -> None:
+    """A sink that raises counts as a failed attempt to retry, not a crash; its message (which
+    may hold personal data) is not logged."""
+    topic.notice("n-1")
+    boom = RuntimeError(f"cannot store {STREET}")
+    r = rig(codec, topic, ScriptedSink({"n-1": [boom, RETRY]}))
+    with capture_logs() as logs:
+        totals = r.run()
+    assert r.sink.calls == ["n-1"] * 3
+    assert (totals.delivered, totals.retries) == (1, 2)
+    [receipt] = r.receipts()
+    assert (receipt["status"], receipt["attempts"]) == ("DELIVERED", 3)
+    retried = [e for e in logs if e["event"] == "delivery to retry"]
+    assert [e["error"] for e in retried] == ["RuntimeError", "HTTP503"]
+    assert retried[0]["reason"] == "the sink raised RuntimeError"
+    assert STREET not in json.dumps(logs, default=str)
+
+
+def test_a_sink_exception_past_the_budget_is_dead_lettered_with_its_class(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """A sink that keeps raising is dead-lettered with the exception's class as error class."""
+    topic.notice("n-1")
+    policy = RetryPolicy(timeout_ms=0)
+    r = rig(codec, topic, ScriptedSink(forever={"n-1": ValueError("bad")}), retry=policy)
+    r.run()
+    [letter] = r.dead()
+    assert letter.header(dead_letters.CLASS) == "ValueError"
+    assert letter.header(dead_letters.MESSAGE) == "the sink raised ValueError"
+
+
+def test_stop_during_a_retry_wait_returns_without_committing(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """Stopped while waiting to retry: the runner returns at once, rewinds, commits nothing."""
+    topic.notice("n-0").notice("n-1").notice("n-2")
+    slow = RetryPolicy(
+        timeout_ms=-1, delay_initial_ms=30_000, delay_max_ms=60_000, jitter=lambda cap: cap
+    )
+    r = rig(codec, topic, ScriptedSink(forever={"n-1": RETRY}), retry=slow)
+    stop = threading.Event()
+    timer = threading.Timer(0.1, stop.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        totals = r.run(stop)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 5.0
+    assert r.sink.calls == ["n-0", "n-1"]
+    assert r.source.rewinds == 1
+    assert r.source.committed == 0
+    assert "commit" not in " ".join(r.journal)
+    assert r.dead() == []
+    assert (totals.delivered, totals.retries) == (1, 1)
+    # What was delivered before the stop is reported; the rest is read again on restart.
+    assert [rec["notification_id"] for rec in r.receipts()] == ["n-0"]
+
+
+def test_a_refused_commit_redelivers_the_batch_instead_of_crashing(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """A commit the broker refuses (a rebalance) rewinds and redelivers the batch, which the
+    sink answers DUPLICATE; the runner goes on and commits."""
+    topic.notice("n-1")
+    duplicate = DeliveryResult(Outcome.DUPLICATE)
+    r = rig(codec, topic, ScriptedSink({"n-1": [DeliveryResult(Outcome.DELIVERED), duplicate]}))
+    r.source.refuse_commits = 1
+    with capture_logs() as logs:
+        totals = r.run()
+    assert r.sink.calls == ["n-1", "n-1"]
+    assert (totals.delivered, totals.duplicates) == (1, 1)
+    assert [rec["status"] for rec in r.receipts()] == ["DELIVERED", "DUPLICATE"]
+    assert "commit refused" in r.journal
+    assert (r.source.rewinds, r.source.committed) == (1, 1)
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["event"] == "batch not acknowledged or committed; will redeliver"
+
+
+def test_a_retried_notification_is_delivered_before_the_next_one(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """Order per key: the next notice for the same client waits until the retried one is done."""
+    topic.notice("n-1", subject="MSP-1").notice("n-2", subject="MSP-1")
+    r = rig(codec, topic, ScriptedSink({"n-1": [RETRY, RETRY]}))
+    r.run()
+    assert r.sink.calls == ["n-1", "n-1", "n-1", "n-2"]
+    assert [rec["notification_id"] for rec in r.receipts()] == ["n-1", "n-2"]
+
+
+def test_flush_comes_before_receipts_and_commit(codec: AvroCodec, topic: Topic) -> None:
+    """A buffering sink is flushed once per batch, before its receipts go and before commit."""
+    topic.notice("n-1").notice("n-2")
+    r = rig(codec, topic, FlushingSink())
+    r.run()
+    assert r.journal == [
+        "deliver n-1",
+        "deliver n-2",
+        "flush",
+        f"send {RECEIPTS_TOPIC}",
+        f"send {RECEIPTS_TOPIC}",
+        "commit 2",
+    ]
+
+
+def test_flush_precedes_receipts_even_when_stopped_mid_batch(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """Stopped mid-batch: deliveries so far are flushed before their receipts; no commit."""
+    topic.notice("n-1").notice("n-2")
+    slow = RetryPolicy(
+        timeout_ms=-1, delay_initial_ms=30_000, delay_max_ms=60_000, jitter=lambda cap: cap
+    )
+    r = rig(codec, topic, FlushingSink(forever={"n-2": RETRY}), retry=slow)
+    stop = threading.Event()
+    timer = threading.Timer(0.05, stop.set)
+    timer.start()
+    try:
+        r.run(stop)
+    finally:
+        timer.cancel()
+    assert r.journal == ["deliver n-1", "deliver n-2", "flush", f"send {RECEIPTS_TOPIC}", "rewind"]
+
+
+class Recorder(Middleware):
+    """Writes each hook call into a shared list."""
+
+    def __init__(self, name: str, calls: list[tuple[Any, ...]]) -> None:
+        self.name = name
+        self.calls = calls
+
+    def before_delivery(self, notification: Notification, attempt: int) -> None:
+        self.calls.append((self.name, "before", notification.notification_id, attempt))
+
+    def after_delivery(
+        self, notification: Notification, result: DeliveryResult, attempt: int
+    ) -> None:
+        self.calls.append((self.name, "after", notification.notification_id, result.outcome))
+
+    def after_retry_scheduled(
+        self, notification: Notification, result: DeliveryResult, delay_s: float
+    ) -> None:
+        self.calls.append((self.name, "retry", notification.notification_id, delay_s))
+
+    def after_dead_letter(
+        self, notification_id: str, result: DeliveryResult, attempts: int
+    ) -> None:
+        self.calls.append((self.name, "dead", notification_id, attempts))
+
+
+def test_middleware_hooks_are_called_in_order(codec: AvroCodec, topic: Topic) -> None:
+    """Hooks run around every attempt in order, each middleware of a Chain in its turn."""
+    topic.notice("n-1").notice("n-2").raw(b"junk", ce_id="n-3")
+    calls: list[tuple[Any, ...]] = []
+    chain = Chain(Recorder("a", calls), Recorder("b", calls))
+    r = rig(codec, topic, ScriptedSink({"n-1": [RETRY], "n-2": [FAILED]}), middleware=chain)
+    r.run()
+    each = [
+        ("before", "n-1", 1),
+        ("after", "n-1", Outcome.RETRY),
+        ("retry", "n-1", 0.001),
+        ("before", "n-1", 2),
+        ("after", "n-1", Outcome.DELIVERED),
+        ("before", "n-2", 1),
+        ("after", "n-2", Outcome.FAILED),
+        ("dead", "n-2", 1),
+        ("dead", "n-3", 1),  # undecodable: named by its ce_id
+    ]
+    assert calls == [(name, *call) for call in each for name in ("a", "b")]
+
+
+def test_the_default_middleware_does_nothing(codec: AvroCodec, topic: Topic) -> None:
+    """Without middleware= the runner uses the no-op base class and still delivers."""
+    topic.notice("n-1")
+    r = rig(codec, topic, ScriptedSink({"n-1": [RETRY]}))
+    assert r.run().delivered == 1
+
+
+def test_progress_is_logged_without_personal_values(codec: AvroCodec, topic: Topic) -> None:
+    """A progress line with the counts is logged; no log line carries the notice's address or
+    the client's id."""
+    subject = "MSP-7310-QUILLIQ"
+    topic.notice("n-1", subject=subject).notice("n-2", subject=subject)
+    topic.notice("n-3", subject=subject).raw(b"junk", key=subject.encode(), subject=subject)
+    sink = ScriptedSink({"n-1": [RETRY], "n-2": [FAILED]})
+    r = rig(codec, topic, sink, progress_every_s=0.0)
+    with capture_logs() as logs:
+        r.run()
+    progress = [e for e in logs if e["event"] == "connector progress"]
+    assert progress, [e["event"] for e in logs]
+    last = progress[-1]
+    assert last["recipient"] == RECIPIENT
+    assert (last["delivered"], last["duplicates"], last["dead_lettered"], last["retries"]) == (
+        2,
+        0,
+        2,
+        1,
+    )
+    assert last["log_level"] == "info"
+    events = {e["event"] for e in logs}
+    assert {"delivery to retry", "notification dead-lettered", "notification handled"} <= events
+    text = json.dumps(logs, default=str)
+    for personal in (subject, STREET, TOWN, POSTAL):
+        assert personal not in text
+
+
+def test_close_closes_source_sink_and_producer(codec: AvroCodec, topic: Topic) -> None:
+    """close() releases the consumer, the sink and the producer."""
+    r = rig(codec, topic)
+    r.runner.close()
+    assert (r.source.closed, r.sink.closed, r.producer.closed) == (True, True, True)
+
+
+# -- the hub's side: receipts of dead letters, replays, reconciliation ------------------------
+
+
+@pytest.fixture
+def decided(store: MemoryStore) -> MemoryStore:
+    """Notifications n-1 and n-2 disclosed to the recipient, with the leaves the hub writes."""
+    with store.transaction() as tx:
+        chain = AuditLog(tx.last_audit())
+        for nid in ("n-1", "n-2"):
+            event = f"evt-{nid}"
+            tx.add_event(AcceptedEvent(SOURCE, event, "AddressChanged", T0, None, "t", 0, 0, T0))
+            tx.add_decision(
+                Decision(
+                    SOURCE,
+                    event,
+                    RECIPIENT,
+                    Decided.DISCLOSED,
+                    "consent_given",
+                    "c" * 64,
+                    nid,
+                    ("new_address",),
+                    T0,
+                )
+            )
+            chain.append("accepted", {"event": f"{SOURCE}/{event}", "recipients": 1}, T0)
+            chain.append(
+                "disclosed",
+                {"event": f"{SOURCE}/{event}", "recipient": RECIPIENT, "notification": nid},
+                T0,
+            )
+        chain.write(tx)
+    return store
+
+
+def take_receipts(store: MemoryStore, codec: AvroCodec, r: Rig, start: int = 0) -> int:
+    """Feed the receipts the runner sent (from ``start``) to the hub's DeliveryIntake."""
+    intake = DeliveryIntake(codec=codec, clock=lambda: T0, group_id="tellonce-hub")
+    sent = r.producer.to(RECEIPTS_TOPIC)[start:]
+    messages = [
+        InboundMessage(RECEIPTS_TOPIC, 0, start + i, s.key, s.value, s.headers)
+        for i, s in enumerate(sent)
+    ]
+    with store.transaction() as tx:
+        intake.process(tx, messages)
+    return start + len(sent)
+
+
+def kinds(store: MemoryStore) -> list[tuple[str, str]]:
+    """The delivery leaves, after the decisions the fixture recorded."""
+    skip = {"accepted", "disclosed"}
+    return [(r.kind, r.data["notification"]) for r in store.audit_records() if r.kind not in skip]
+
+
+def test_dead_letter_receipt_then_replay_then_delivery_on_the_hub(
+    decided: MemoryStore, codec: AvroCodec, topic: Topic
+) -> None:
+    """A v2 FAILED receipt naming the DLQ records dead_lettered (one leaf); after a replay the
+    DELIVERED receipt records delivered (one more leaf) and keeps dead_lettered_at; the log
+    reconciles and verifies throughout."""
+    topic.notice("n-1").notice("n-2")
+    first = rig(codec, topic, ScriptedSink({"n-1": [FAILED]}))
+    first.run()
+    seen = take_receipts(decided, codec, first)
+
+    by_id = {d.notification_id: d for d in decided.deliveries()}
+    dead = by_id["n-1"]
+    assert (dead.status, dead.dead_lettered_at, dead.detail) == (
+        "dead_lettered",
+        T0,
+        "the back office refused the record",
+    )
+    assert by_id["n-2"].status == "delivered"
+    assert by_id["n-2"].dead_lettered_at is None
+    assert kinds(decided) == [("dead_lettered", "n-1"), ("delivered", "n-2")]
+    assert reconcile(decided).ok, reconcile(decided)
+
+    # The operator replays the dead letter: the original record, without the error headers.
+    [record] = first.dead()
+    letter = DeadLetter.from_record(
+        InboundMessage(DLQ, 1, 0, record.key, record.value, record.headers)
+    )
+    assert (letter.notification_id, letter.error, letter.attempts) == ("n-1", "HTTP422", 1)
+    assert letter.original == f"{TOPIC}/0/0"
+    assert letter.replay_headers() == topic.messages[0].headers
+    record_replays(decided, RECIPIENT, [letter], T0)
+    assert replayed(decided, RECIPIENT) == {(1, 0)}
+    assert replayed(decided, "cra-individual") == set()
+
+    replay = Topic(
+        codec,
+        [
+            InboundMessage(
+                TOPIC, 0, 2, letter.record.key, letter.record.value, letter.replay_headers()
+            )
+        ],
+    )
+    second = rig(codec, replay)
+    second.run()
+    take_receipts(decided, codec, second)
+    take_receipts(decided, codec, first, seen)  # nothing new from the first run
+
+    delivery = {d.notification_id: d for d in decided.deliveries()}["n-1"]
+    assert (delivery.status, delivery.dead_lettered_at) == ("delivered", T0)
+    assert kinds(decided) == [
+        ("dead_lettered", "n-1"),
+        ("delivered", "n-2"),
+        ("dlq_replayed", "n-1"),
+        ("delivered", "n-1"),
+    ]
+    result = reconcile(decided)
+    assert result.ok, result
+    tallies = {t.fact: (t.leaves, t.facts) for t in result.tallies}
+    assert tallies["dead letters"] == (1, 1)
+    assert tallies["confirmed deliveries"] == (2, 2)
+    verdict = verify_store(decided, lambda message, signature: False, None)
+    assert verdict.ok, verdict.problem
+
+
+def test_a_repeated_dead_letter_receipt_adds_no_leaf(
+    decided: MemoryStore, codec: AvroCodec, topic: Topic
+) -> None:
+    """The same notification dead-lettered twice (a replay that failed again) is one leaf."""
+    topic.notice("n-1").notice("n-1")
+    r = rig(codec, topic, ScriptedSink(forever={"n-1": FAILED}))
+    r.run()
+    assert len(r.dead()) == 2
+    take_receipts(decided, codec, r)
+    assert kinds(decided) == [("dead_lettered", "n-1")]
+    assert reconcile(decided).ok
+
+
+def test_a_late_dead_letter_receipt_does_not_undo_a_delivery(
+    decided: MemoryStore, codec: AvroCodec, topic: Topic
+) -> None:
+    """Delivered is final: a dead-letter receipt arriving after it records nothing."""
+    topic.notice("n-1")
+    ok = rig(codec, topic)
+    ok.run()
+    take_receipts(decided, codec, ok)
+    failing = rig(codec, Topic(codec).notice("n-1"), ScriptedSink({"n-1": [FAILED]}))
+    failing.run()
+    take_receipts(decided, codec, failing)
+    [delivery] = decided.deliveries()
+    assert (delivery.status, delivery.dead_lettered_at) == ("delivered", None)
+    assert kinds(decided) == [("delivered", "n-1")]
+    assert reconcile(decided).ok
+
+
+# -- replaying dead letters (tellonce dlq replay) --------------------------------------------
+
+
+@dataclass
+class ReplayApp:
+    """What cmd_dlq_replay uses of the App: a store and a producer."""
+
+    store: MemoryStore
+    producer_: MemoryProducer
+
+    def producer(self, bootstrap: str) -> MemoryProducer:
+        return self.producer_
+
+
+def replay_cli(
+    monkeypatch: pytest.MonkeyPatch, store: MemoryStore, letters: list[DeadLetter], *offsets: str
+) -> MemoryProducer:
+    """Run cmd_dlq_replay on these dead letters; returns the producer it published with."""
+    producer = MemoryProducer([])
+    app = ReplayApp(store, producer)
+
+    def letters_of(args: argparse.Namespace) -> tuple[Any, str, list[Any], set[tuple[int, int]]]:
+        return app, "loopback", letters, replayed(store, args.recipient)
+
+    monkeypatch.setattr(cli_connectors, "_letters", letters_of)
+    args = argparse.Namespace(recipient=RECIPIENT, offset=list(offsets), all=False, force=False)
+    assert cli_connectors.cmd_dlq_replay(args) == 0
+    return producer
+
+
+def letters_in_two_partitions(codec: AvroCodec) -> list[DeadLetter]:
+    """Two dead letters, both at offset 0: one in partition 0, one in partition 1."""
+    out = []
+    for partition, nid in ((0, "n-1"), (1, "n-2")):
+        message = Topic(codec).notice(nid).messages[0]
+        headers = dead_letters.dead_letter_headers(
+            message, error="HTTP422", reason="refused", attempts=1, at=T0
+        )
+        record = InboundMessage(DLQ, partition, 0, message.key, message.value, headers)
+        out.append(DeadLetter.from_record(record))
+    return out
+
+
+def test_replay_offset_present_in_two_partitions_is_refused(
+    monkeypatch: pytest.MonkeyPatch, store: MemoryStore, codec: AvroCodec
+) -> None:
+    """--offset 0 when partitions 0 and 1 both hold offset 0 is ambiguous: nothing is replayed."""
+    letters = letters_in_two_partitions(codec)
+    with pytest.raises(ConfigError, match=r"partitions 0, 1 .* PARTITION/0"):
+        replay_cli(monkeypatch, store, letters, "0")
+    assert list(store.audit_records()) == []
+
+
+def test_replay_partition_slash_offset_replays_exactly_that_letter(
+    monkeypatch: pytest.MonkeyPatch, store: MemoryStore, codec: AvroCodec
+) -> None:
+    """--offset 1/0 replays only the letter at partition 1, offset 0, without error headers,
+    and records one dlq_replayed leaf for it."""
+    letters = letters_in_two_partitions(codec)
+    producer = replay_cli(monkeypatch, store, letters, "1/0")
+    [sent] = producer.sent
+    assert sent.topic == TOPIC
+    assert codec.decode(sent.value).record["notification_id"] == "n-2"
+    assert not any(k.startswith(dead_letters.PREFIX) for k, _ in sent.headers)
+    [leaf] = store.audit_records()
+    assert (leaf.kind, leaf.data["partition"], leaf.data["offset"]) == ("dlq_replayed", 1, 0)
+    assert replayed(store, RECIPIENT) == {(1, 0)}
