@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from collections.abc import Iterable
 from enum import StrEnum
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Self
 
@@ -20,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hub.errors import ConfigError, NotFoundError
 from hub.events import EVENT_TYPES
+from hub.tomlfiles import load_toml
 
 # Program ids become Kafka topic names (tellonce.notify.<id>.v1): keep them topic-safe.
 PROGRAM_ID = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
@@ -144,21 +143,12 @@ def _did_you_mean(name: str, choices: list[str]) -> str:
 
 def load_directory(path: Path | None = None) -> Directory:
     """Read and check a directory file; None means the shipped example."""
-    try:
-        if path is None:
-            text = resources.files("hub").joinpath("resources/directory.toml").read_text()
-            origin = "the shipped example directory"
-        else:
-            text = path.read_text(encoding="utf-8")
-            origin = str(path)
-        raw = tomllib.loads(text)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"directory file {path} does not exist; set TELLONCE_DIRECTORY_PATH to a TOML file "
-            "like hub/resources/directory.toml"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"directory file {path} is not valid TOML: {exc}") from exc
+    raw, origin = load_toml(
+        path,
+        shipped="directory.toml",
+        what="directory file",
+        hint="set TELLONCE_DIRECTORY_PATH to a TOML file like hub/resources/directory.toml",
+    )
     try:
         return Directory.model_validate(raw)
     except ValidationError as exc:

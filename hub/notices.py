@@ -14,15 +14,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import tomllib
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from hub.errors import ConfigError, ConflictError, NotFoundError
+from hub.tomlfiles import load_toml
 
 MAX_VERSION_CHARS = 32  # the width of consent_revisions.notice_version
 
@@ -108,20 +107,12 @@ class Notices:
 
 def load_notices(path: Path | None = None) -> Notices:
     """Read a notices file; None means the shipped one."""
-    try:
-        if path is None:
-            text = resources.files("hub").joinpath("resources/notices.toml").read_text("utf-8")
-            origin = "the shipped notices file"
-        else:
-            text = path.read_text(encoding="utf-8")
-            origin = str(path)
-        raw = tomllib.loads(text)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"notices file {path} does not exist; give a TOML file like hub/resources/notices.toml"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"notices file {path} is not valid TOML: {exc}") from exc
+    raw, origin = load_toml(
+        path,
+        shipped="notices.toml",
+        what="notices file",
+        hint="give a TOML file like hub/resources/notices.toml",
+    )
     return Notices(tuple(_notice(item, origin) for item in raw.get("notices", [])))
 
 
