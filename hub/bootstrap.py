@@ -177,7 +177,12 @@ class App:
                 directory=self.directory, codec=self.codec, clock=utc_now, group_id=hub.group_id
             ),
             relay=Relay(
-                store, producer, utc_now, hub.relay_batch, redeliver_after_s=hub.redeliver_after_s
+                store,
+                producer,
+                utc_now,
+                hub.relay_batch,
+                redeliver_after_s=hub.redeliver_after_s,
+                redeliver_max=hub.redeliver_max,
             ),
             clock=utc_now,
             notary=self.notary(),

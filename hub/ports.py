@@ -96,8 +96,13 @@ class Transaction(Protocol):
     # relay
     def pending_outbox(self, limit: int) -> list[OutboxMessage]: ...
     def mark_published(self, message_ids: Sequence[str], at: datetime) -> None: ...
-    def unreceipted_outbox(self, published_before: datetime, limit: int) -> list[OutboxMessage]:
-        """Notifications published before then that no receipt answered, oldest first."""
+    def unreceipted_outbox(
+        self, published_before: datetime, limit: int, max_republished: int
+    ) -> list[OutboxMessage]:
+        """Notifications published before then that no receipt answered and that were
+        republished fewer than ``max_republished`` times, oldest first."""
+
+    def mark_republished(self, message_ids: Sequence[str], at: datetime) -> None: ...
 
 
 class Store(Protocol):

@@ -5,7 +5,9 @@ the notification id. Rows go out in outbox order, so order per key holds.
 
 A notification whose connector sent no receipt within ``redeliver_after_s`` is published again:
 the broker may have lost it (the embedded Tansu keeps nothing across a restart), and the sink's
-idempotency absorbs the repeat when it had not.
+idempotency absorbs the repeat when it had not. After ``redeliver_max`` tries the relay stops:
+a recipient whose connector is down for days should not find its topic flooded with copies;
+``tellonce connector status`` shows those notifications as in flight.
 """
 
 from __future__ import annotations
@@ -28,26 +30,30 @@ class Relay:
         batch: int = 500,
         *,
         redeliver_after_s: float = 300.0,
+        redeliver_max: int = 12,
     ) -> None:
         self._store = store
         self._producer = producer
         self._clock = clock
         self._batch = batch
         self._redeliver_after = timedelta(seconds=redeliver_after_s)
+        self._redeliver_max = redeliver_max
         self.republished = 0
 
     def republish_unreceipted(self) -> int:
         """Publish again notifications published long ago that no receipt answered."""
         now = self._clock()
         with self._store.transaction() as tx:
-            stale = tx.unreceipted_outbox(now - self._redeliver_after, self._batch)
+            stale = tx.unreceipted_outbox(
+                now - self._redeliver_after, self._batch, self._redeliver_max
+            )
         if not stale:
             return 0
         for message in stale:
             self._producer.send(message.topic, message.key, message.value, message.headers)
         self._producer.flush()
         with self._store.transaction() as tx:
-            tx.mark_published([m.message_id for m in stale], now)  # restarts their clock
+            tx.mark_republished([m.message_id for m in stale], now)  # restarts their clock
         self.republished += len(stale)
         log.warning("notifications without a receipt published again", count=len(stale))
         return len(stale)

@@ -63,6 +63,9 @@ class HubSettings(BaseModel):
         description="Publish a notification again when its connector sent no receipt for this "
         "long (covers a broker that lost data); the sink's idempotency absorbs the repeat.",
     )
+    redeliver_max: int = Field(
+        12, ge=0, description="Publish one notification again at most this many times."
+    )
 
 
 class AuditSettings(BaseModel):

@@ -48,6 +48,7 @@ class _State:
     rejections: list[RejectionRecord] = field(default_factory=list)
     outbox: list[OutboxMessage] = field(default_factory=list)
     published: dict[str, datetime] = field(default_factory=dict)
+    republished: dict[str, int] = field(default_factory=dict)
     audit: list[AuditRecord] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     deliveries: dict[str, Delivery] = field(default_factory=dict)
@@ -66,6 +67,7 @@ class _State:
             rejections=list(self.rejections),
             outbox=list(self.outbox),
             published=dict(self.published),
+            republished=dict(self.republished),
             audit=list(self.audit),
             checkpoints=list(self.checkpoints),
             deliveries=dict(self.deliveries),
@@ -330,8 +332,11 @@ class MemoryTransaction:
         pending = [m for m in self.state.outbox if m.message_id not in published]
         return pending[: max(limit, 0)]
 
-    def unreceipted_outbox(self, published_before: datetime, limit: int) -> list[OutboxMessage]:
+    def unreceipted_outbox(
+        self, published_before: datetime, limit: int, max_republished: int
+    ) -> list[OutboxMessage]:
         published, answered = self.state.published, self.state.deliveries
+        again = self.state.republished
         stale = [
             m
             for m in self.state.outbox
@@ -339,8 +344,14 @@ class MemoryTransaction:
             and m.message_id in published
             and published[m.message_id] < published_before
             and m.message_id not in answered
+            and again.get(m.message_id, 0) < max_republished
         ]
         return stale[: max(limit, 0)]
+
+    def mark_republished(self, message_ids: Sequence[str], at: datetime) -> None:
+        self.mark_published(message_ids, at)
+        for message_id in message_ids:
+            self.state.republished[message_id] = self.state.republished.get(message_id, 0) + 1
 
     def mark_published(self, message_ids: Sequence[str], at: datetime) -> None:
         known = self.state.unique.get("uq_outbox_message_id", set())

@@ -559,7 +559,9 @@ class SqlTransaction:
         )
         return [_outbox(r) for r in rows]
 
-    def unreceipted_outbox(self, published_before: datetime, limit: int) -> list[OutboxMessage]:
+    def unreceipted_outbox(
+        self, published_before: datetime, limit: int, max_republished: int
+    ) -> list[OutboxMessage]:
         answered = select(deliveries.c.notification_id).where(
             deliveries.c.notification_id == outbox.c.message_id
         )
@@ -569,12 +571,21 @@ class SqlTransaction:
                 outbox.c.topic.like("tellonce.notify.%"),
                 outbox.c.published_at.is_not(None),
                 outbox.c.published_at < published_before,
+                outbox.c.republished < max_republished,
                 ~answered.exists(),
             )
             .order_by(outbox.c.seq)
             .limit(limit)
         )
         return [_outbox(r) for r in rows]
+
+    def mark_republished(self, message_ids: Sequence[str], at: datetime) -> None:
+        for chunk in _chunks(list(message_ids)):
+            self._c.execute(
+                update(outbox)
+                .where(outbox.c.message_id.in_(chunk))
+                .values(published_at=at, republished=outbox.c.republished + 1)
+            )
 
     def mark_published(self, message_ids: Sequence[str], at: datetime) -> None:
         for chunk in _chunks(list(message_ids)):

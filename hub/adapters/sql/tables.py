@@ -145,6 +145,8 @@ outbox = Table(
     Column("headers", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("published_at", DateTime(timezone=True), nullable=True),
+    # times the relay published it again for want of a receipt (migration 0002)
+    Column("republished", Integer, nullable=False, server_default="0"),
     Index(None, "published_at"),
 )
 
