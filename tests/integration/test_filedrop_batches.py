@@ -77,7 +77,10 @@ def start_connector(
     env |= {
         "TELLONCE_STORE__URL": harness.app.settings.store.url,
         "TELLONCE_BROKER__BOOTSTRAP_SERVERS": harness.bootstrap,
-        "TELLONCE_HUB__BATCH_SIZE": "20",  # commits often: kills land between and within them
+        # Two per poll: commits often, so kills land between and within batches, and the run is
+        # slow enough (a commit and a receipt flush per two) for the watcher to kill it
+        # mid-stream rather than after the last notice.
+        "TELLONCE_HUB__BATCH_SIZE": "2",
         "TELLONCE_AUDIT__SIGNING_KEY": str(harness.app.settings.audit.signing_key),
         "TELLONCE_LOG_LEVEL": "warning",
         # A killed member holds its partitions until its session expires: keep that short.
