@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from hub.audit import record_bytes
+from hub.merkle import Tree
 from hub.model import Checkpoint
 from hub.ports import SignatureCheck, Store
-from hub.proofs import Tree
 from hub.verification import Finding, LeafInput, Verdict, check_checkpoints, verify_log
 
 FORMAT = "tellonce-audit-bundle/v1"

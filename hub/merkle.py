@@ -8,7 +8,8 @@ two below n. Keeping to it exactly lets an auditor check our proofs with any CT 
 Everything works on *leaf hashes*: the log stores them, and a client checking a proof needs
 the leaf's hash, not the record. ``root_from_leaf_hashes`` and ``Frontier`` give MTH (2.1.1)
 of a whole or a growing tree; ``inclusion_proof``/``verify_inclusion`` are PATH and its check
-(2.1.3), ``consistency_proof``/``verify_consistency`` are PROOF and its check (2.1.4). The
+(2.1.3), ``consistency_proof``/``verify_consistency`` are PROOF and its check (2.1.4); ``Tree``
+keeps a whole log's levels so many proofs over its prefixes cost one hashing of the log. The
 checks follow the RFC's steps literally, so a proof with a hash too many or too few fails
 here exactly as in any other implementation.
 """
@@ -23,6 +24,7 @@ __all__ = [
     "HASH_SIZE",
     "Frontier",
     "ProofError",
+    "Tree",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
@@ -138,55 +140,104 @@ class Frontier:
         return frontier
 
 
-def inclusion_proof(index: int, hashes: Sequence[bytes]) -> list[bytes]:
-    """PATH(index, D[n]) over leaf hashes (RFC 9162 2.1.3.1), ordered leaf to root.
+class Tree:
+    """A whole log's leaf hashes with every level of complete, aligned subtrees (2n hashes).
 
-    Walks the RFC's recursion top-down without recursing: at each split the subtree that does
-    not hold ``index`` contributes its root. Those subtrees are disjoint, so one proof hashes
-    fewer than n nodes.
+    Built once, it answers roots and proofs for any prefix of the log: the subtrees the RFC
+    recursion visits start on a subtree boundary, so each is a lookup or O(log n) combinations.
+    A verifier or exporter needing a proof per checkpoint thus hashes the log once, not once
+    per proof.
     """
-    if not 0 <= index < len(hashes):
-        raise ValueError(f"index {index} is not in a tree of size {len(hashes)}")
-    path: list[bytes] = []
-    lo, hi = 0, len(hashes)
-    while hi - lo > 1:
-        mid = lo + _split(hi - lo)
-        if index < mid:
-            path.append(root_from_leaf_hashes(hashes[mid:hi]))
-            hi = mid
-        else:
-            path.append(root_from_leaf_hashes(hashes[lo:mid]))
-            lo = mid
-    path.reverse()  # collected root-first; the RFC lists the sibling nearest the leaf first
-    return path
+
+    def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
+        for i, h in enumerate(leaf_hashes):
+            if len(h) != HASH_SIZE:
+                raise ValueError(f"leaf hash {i} is {len(h)} bytes, not {HASH_SIZE}")
+        self.size = len(leaf_hashes)
+        self._levels: list[list[bytes]] = [list(leaf_hashes)]
+        while len(self._levels[-1]) > 1:
+            below = self._levels[-1]
+            self._levels.append(
+                [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+            )
+
+    def _range(self, lo: int, hi: int) -> bytes:
+        """MTH of leaves [lo, hi)."""
+        n = hi - lo
+        if n & (n - 1) == 0 and lo % n == 0:  # a complete, aligned subtree: stored
+            return self._levels[n.bit_length() - 1][lo // n]
+        k = _split(n)
+        return node_hash(self._range(lo, lo + k), self._range(lo + k, hi))
+
+    def root(self, size: int | None = None) -> bytes:
+        size = self._size(size)
+        return self._range(0, size) if size else EMPTY_ROOT
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """PATH(index, D[size]) (RFC 9162 2.1.3.1), ordered leaf to root.
+
+        Walks the RFC's recursion top-down without recursing: at each split the subtree that
+        does not hold ``index`` contributes its root.
+        """
+        size = self._size(size)
+        if not 0 <= index < size:
+            raise ValueError(f"index {index} is not in a tree of size {size}")
+        path: list[bytes] = []
+        lo, hi = 0, size
+        while hi - lo > 1:
+            mid = lo + _split(hi - lo)
+            if index < mid:
+                path.append(self._range(mid, hi))
+                hi = mid
+            else:
+                path.append(self._range(lo, mid))
+                lo = mid
+        path.reverse()  # collected root-first; the RFC lists the sibling nearest the leaf first
+        return path
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """PROOF(old_size, D[new_size]) (RFC 9162 2.1.4.1), in the RFC's order.
+
+        Empty when ``old_size`` is 0 or the new size. Otherwise SUBPROOF is unrolled like
+        ``inclusion_proof``; ``whole`` is the RFC's flag b: once the old tree is not the whole
+        subtree being descended, that subtree's root is part of the proof.
+        """
+        n = self._size(new_size)
+        if not 0 <= old_size <= n:
+            raise ValueError(f"old size {old_size} is not between 0 and the tree size {n}")
+        proof: list[bytes] = []
+        if old_size in (0, n):
+            return proof
+        lo, hi, m, whole = 0, n, old_size, True
+        while m != hi - lo:
+            k = _split(hi - lo)
+            if m <= k:
+                proof.append(self._range(lo + k, hi))
+                hi = lo + k
+            else:
+                proof.append(self._range(lo, lo + k))
+                lo, m, whole = lo + k, m - k, False
+        if not whole:
+            proof.append(self._range(lo, hi))
+        proof.reverse()
+        return proof
+
+    def _size(self, size: int | None) -> int:
+        if size is None:
+            return self.size
+        if not 0 <= size <= self.size:
+            raise ValueError(f"size {size} is not between 0 and the {self.size} leaves held")
+        return size
+
+
+def inclusion_proof(index: int, hashes: Sequence[bytes]) -> list[bytes]:
+    """PATH(index, D[n]) over leaf hashes (RFC 9162 2.1.3.1), ordered leaf to root."""
+    return Tree(hashes).inclusion_proof(index)
 
 
 def consistency_proof(old_size: int, hashes: Sequence[bytes]) -> list[bytes]:
-    """PROOF(old_size, D[n]) over leaf hashes (RFC 9162 2.1.4.1), in the RFC's order.
-
-    Empty when ``old_size`` is 0 or n. Otherwise SUBPROOF is unrolled like ``inclusion_proof``;
-    ``whole`` is the RFC's flag b: once the old tree is not the whole subtree being descended,
-    that subtree's root is part of the proof.
-    """
-    n = len(hashes)
-    if not 0 <= old_size <= n:
-        raise ValueError(f"old size {old_size} is not between 0 and the tree size {n}")
-    proof: list[bytes] = []
-    if old_size in (0, n):
-        return proof
-    lo, hi, m, whole = 0, n, old_size, True
-    while m != hi - lo:
-        k = _split(hi - lo)
-        if m <= k:
-            proof.append(root_from_leaf_hashes(hashes[lo + k : hi]))
-            hi = lo + k
-        else:
-            proof.append(root_from_leaf_hashes(hashes[lo : lo + k]))
-            lo, m, whole = lo + k, m - k, False
-    if not whole:
-        proof.append(root_from_leaf_hashes(hashes[lo:hi]))
-    proof.reverse()
-    return proof
+    """PROOF(old_size, D[n]) over leaf hashes (RFC 9162 2.1.4.1), in the RFC's order."""
+    return Tree(hashes).consistency_proof(old_size)
 
 
 def _check_lengths(proof: Sequence[bytes], *named: tuple[str, bytes]) -> None:

@@ -17,9 +17,9 @@ from hub import merkle
 from hub.audit import covering_checkpoint, record_bytes
 from hub.directory import Directory
 from hub.errors import NotFoundError
+from hub.merkle import Tree
 from hub.model import AuditRecord, Checkpoint, Outcome
 from hub.ports import SignatureCheck, Store
-from hub.proofs import Tree
 from hub.reports import DisclosureRow, RecipientRow
 from hub.verification import LeafInput, Verdict, verify_log
 

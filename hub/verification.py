@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from hub import merkle
 from hub.audit import GENESIS, LEAF_KINDS, signed_body
+from hub.merkle import Tree
 from hub.model import Checkpoint
 from hub.ports import SignatureCheck
-from hub.proofs import Tree
 
 
 @dataclass(frozen=True, slots=True)
