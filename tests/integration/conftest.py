@@ -6,6 +6,7 @@ A missing service fails the test when CI=true and skips it with the reason elsew
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -48,7 +49,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hub.db'}"
         return
-    name = f"tellonce_it_{uuid.uuid4().hex[:16]}"
+    with fresh_postgres_database("tellonce_it") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
     try:
         admin = psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:

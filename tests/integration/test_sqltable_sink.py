@@ -17,16 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import Engine, create_engine, event, func, select, text
 
 from connectors.contract import Outcome
 from connectors.sqltable import DEFAULT_TABLE, StagingTableSink, database_url, staging_table
 from connectors.testing import SinkContract, crash, personal_values, sample_notification
 
-from .conftest import POSTGRES_SERVER, unavailable
+from .conftest import fresh_postgres_database, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +34,8 @@ MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A new, empty database on the PostgreSQL server, dropped after the test."""
-    name = f"tellonce_t_{uuid.uuid4().hex[:16]}"
-    try:
-        admin = psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        unavailable(f"PostgreSQL is not reachable at {POSTGRES_SERVER}: {exc}")
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{POSTGRES_SERVER}/{name}"
-    finally:
-        with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with fresh_postgres_database("tellonce_t") as url:
+        yield url
 
 
 @pytest.fixture
