@@ -39,10 +39,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
+from databases import fresh_postgres
 from sqlalchemy import Column, MetaData, Table, insert
-from sqlalchemy.engine import make_url
 
 from hub.adapters.signing import FileSigner, public_key_check
 from hub.adapters.sql import SqlStore
@@ -141,23 +139,12 @@ def sqlite_store(workdir: Path, name: str) -> Iterator[SqlStore]:
 @contextlib.contextmanager
 def postgres_store(server: str) -> Iterator[SqlStore]:
     """A new database on ``server`` for the run, dropped afterwards whatever happens."""
-    url = make_url(server)
-    maintenance = url.set(drivername="postgresql", database=url.database or "postgres")
-    dsn = maintenance.render_as_string(hide_password=False)
-    name = f"tellonce_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    store: SqlStore | None = None
-    try:
-        store = SqlStore.open(url.set(database=name).render_as_string(hide_password=False))
-        yield store
-    finally:
-        if store is not None:
+    with fresh_postgres(server) as url:
+        store = SqlStore.open(url)
+        try:
+            yield store
+        finally:
             store.close()
-        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 # -- (a) append ------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from databases import fresh_postgres
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
@@ -130,23 +131,8 @@ def sqlite_file(workdir: Path, _args: argparse.Namespace) -> Iterator[FarSide]:
 @contextlib.contextmanager
 def postgres_database(_workdir: Path, args: argparse.Namespace) -> Iterator[FarSide]:
     """A new database on ``--pg-url``, dropped afterwards whatever happens."""
-    import psycopg
-    from psycopg import sql
-
-    server = make_url(args.pg_url)
-    admin_dsn = server.set(drivername="postgresql", database=server.database or "postgres")
-    dsn = admin_dsn.render_as_string(hide_password=False)
-    name = f"tellonce_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
+    with fresh_postgres(args.pg_url) as url:
         yield FarSide({"url": url}, lambda: rows_held(url))
-    finally:
-        with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @contextlib.contextmanager
