@@ -28,6 +28,24 @@ log = structlog.get_logger(__name__)
 
 RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0)
 REPUBLISH_CHECK_S = 5.0
+# Idle polls come every poll timeout; looking for due checkpoints needs a transaction (a write
+# lock on SQLite), and checkpoints are due by the tens of seconds: once a second is plenty.
+CHECKPOINT_CHECK_S = 1.0
+
+
+class Every:
+    """True at most once per ``seconds`` (monotonic): paces the worker's idle chores."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last = float("-inf")
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True
 
 
 @dataclass(slots=True)
@@ -86,7 +104,8 @@ class HubWorker:
         self._processor = processor
         self._notary = notary
         self._intakes = {intake.topic: intake for intake in intakes}
-        self._last_republish_check = 0.0
+        self._republish_check = Every(REPUBLISH_CHECK_S)
+        self._checkpoint_check = Every(CHECKPOINT_CHECK_S)
         self._relay = relay
         self._clock = clock
         self._batch_size = batch_size
@@ -183,13 +202,13 @@ class HubWorker:
 
     def _republish_if_due(self) -> None:
         """Look for notifications no receipt answered, every few seconds while idle."""
-        now = time.monotonic()
-        if now - self._last_republish_check >= REPUBLISH_CHECK_S:
-            self._last_republish_check = now
+        if self._republish_check.due():
             self.totals.republished += self._relay.republish_unreceipted()
 
     def _checkpoint_if_due(self) -> None:
         """Sign leaves that waited long enough (consent changes made through the CLI, say)."""
+        if not self._checkpoint_check.due():
+            return
         with self._store.transaction() as tx:
             checkpoint = self._notary.maybe_checkpoint(tx, self._clock())
         if checkpoint is not None:
