@@ -30,7 +30,7 @@ from consent.model import ConsentState, ConsentTerms, Evidence
 from hub.audit import AuditLog
 from hub.directory import Directory
 from hub.errors import ConflictError, NotFoundError, RejectedEvent
-from hub.events import CLOCK_SKEW
+from hub.events import CLOCK_SKEW, EVENT_TYPES
 from hub.model import CONSENT_TOPIC, Headers, InboundMessage
 from hub.ports import Clock, Codec, Transaction
 from hub.processing import Envelope, cloudevent_headers, read_envelope, reject
@@ -237,6 +237,13 @@ class ConsentIntake:
         """Check each rule in turn so the rejection names it, then record through the service."""
         if change.recipient not in self._directory.program_ids:
             raise RejectedEvent("unknown_recipient", "recipient is not a program in the directory")
+        # Details name the field, never a value sent: the portal's strings are untrusted.
+        if any(event_type not in EVENT_TYPES for event_type in change.event_types):
+            raise RejectedEvent(
+                "not_subscribed",
+                f"event_types: names an event type the hub does not know; known: "
+                f"{', '.join(EVENT_TYPES)}",
+            )
         try:
             self._service.check_scope(change.recipient, change.event_types)
         except NotFoundError as exc:
@@ -249,10 +256,18 @@ class ConsentIntake:
         if version is not None and digest is not None:
             try:
                 self._service.notices.check(version, digest)
-            except NotFoundError as exc:
-                raise RejectedEvent("unknown_notice", str(exc)) from None
-            except ConflictError as exc:
-                raise RejectedEvent("notice_mismatch", str(exc)) from None
+            except NotFoundError:
+                raise RejectedEvent(
+                    "unknown_notice",
+                    "notice_version: not a version of the hub's notices; "
+                    "'tellonce consent notices' lists them",
+                ) from None
+            except ConflictError:
+                raise RejectedEvent(
+                    "notice_mismatch",
+                    "notice_hash: not the hash of the notice version given; send the version "
+                    "and hash 'tellonce consent notices' lists",
+                ) from None
         try:
             self._service.check_evidence(change.state, change.evidence, change.terms)
         except (NotFoundError, ConflictError) as exc:

@@ -273,6 +273,34 @@ def test_bad_consent_event_is_rejected_and_the_batch_goes_on(
 
 
 @pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"event_types": ["Jane Doe 1984"]}, "not_subscribed"),
+        ({"notice_version": "Jane Doe 1984"}, "unknown_notice"),
+        ({"notice_hash": "Jane Doe 1984"}, "notice_mismatch"),
+    ],
+    ids=["event-type", "notice-version", "notice-hash"],
+)
+def test_a_rejection_names_the_field_never_the_value_sent(
+    store: MemoryStore,
+    intake: ConsentIntake,
+    portal: Portal,
+    person: str,
+    fields: dict[str, Any],
+    reason: str,
+) -> None:
+    """A refused value of the portal's (free text) is in neither the detail nor the logs."""
+    with capture_logs() as logs:
+        run(store, intake, portal.message("c-bad", portal.record(**fields)))
+    (rejection,) = store.rejections()
+    assert rejection.reason == reason
+    (field,) = fields
+    assert rejection.detail.startswith(field)
+    assert "Jane" not in rejection.detail
+    assert not [entry for entry in logs if "Jane" in repr(entry)]
+
+
+@pytest.mark.parametrize(
     ("mangle", "reason"),
     [(lambda v: v[:-3], "truncated"), (lambda v: v + b"\x00", "trailing_bytes")],
     ids=["cut-short", "trailing-bytes"],
