@@ -34,6 +34,7 @@ from hub.events import CLOCK_SKEW, EVENT_TYPES
 from hub.model import CONSENT_TOPIC, Headers, InboundMessage
 from hub.ports import Clock, Codec, Transaction
 from hub.processing import Envelope, cloudevent_headers, read_envelope, reject
+from hub.pseudonyms import Pseudonyms
 from hub.services import ConsentService, Histories
 
 log = structlog.get_logger(__name__)
@@ -90,11 +91,13 @@ class ConsentIntake:
         clock: Clock,
         group_id: str,
         service: ConsentService,
+        pseudonyms: Pseudonyms,
     ) -> None:
         self._directory = directory
         self._codec = codec
         self._clock = clock
         self._service = service
+        self._ids = pseudonyms
         self.group_id = group_id
 
     def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> ConsentSummary:
@@ -142,24 +145,28 @@ class ConsentIntake:
                 key = (item.envelope.source, item.envelope.event_id)
                 if key in seen:
                     summary.duplicates += 1
-                    log.info(
-                        "duplicate consent event ignored",
-                        source=item.envelope.source,
-                        event_id=item.envelope.event_id,
-                    )
+                    log.info("duplicate consent event ignored", event_ref=self._event(item))
                     continue
                 self._apply(tx, chain, person, item, histories)
                 tx.add_consent_event(key, person, message, now)
                 seen.add(key)
             except RejectedEvent as exc:
-                reject(tx, chain, self._codec, message, exc, now)
+                reject(
+                    tx,
+                    chain,
+                    self._codec,
+                    message,
+                    exc,
+                    now,
+                    pseudonyms=self._ids,
+                    directory=self._directory,
+                )
                 summary.rejected += 1
                 continue
             summary.applied += 1
             log.info(
                 "consent event applied",
-                source=item.envelope.source,
-                event_id=item.envelope.event_id,
+                event_ref=self._event(item),
                 recipient=item.recipient,
                 state=item.state.value,
             )
@@ -169,6 +176,10 @@ class ConsentIntake:
         return summary
 
     # -- steps -------------------------------------------------------------------------------
+
+    def _event(self, change: _Change) -> str:
+        """The event as leaves and logs name it: the portal, and its ce_id hashed."""
+        return self._ids.event(change.envelope.source, change.envelope.event_id)
 
     def _parse(self, message: InboundMessage, now: datetime) -> _Change:
         envelope = read_envelope(message, self._directory, now)
@@ -283,7 +294,7 @@ class ConsentIntake:
                 change.evidence,
                 change.terms,
                 histories=histories,
-                audit={"event": f"{change.envelope.source}/{change.envelope.event_id}"},
+                audit={"event": self._event(change)},
             )
         except (NotFoundError, ConflictError) as exc:
             raise RejectedEvent("consent_conflict", str(exc)) from None

@@ -135,7 +135,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from hub.oversight import reconcile
 
-    result = reconcile(app_from_settings().store)
+    app = app_from_settings()
+    result = reconcile(app.store, app.pseudonyms(create=False))
     if args.json:
         payload = {
             "reconciled": result.ok,
@@ -164,6 +165,13 @@ def cmd_prove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pseudonym(args: argparse.Namespace) -> int:
+    """The keyed hash that stands for a publisher's id in leaves and rejections."""
+    pseudonyms = app_from_settings().pseudonyms(create=False)
+    print(pseudonyms.event(args.source, args.id) if args.source else pseudonyms.of(args.id))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from hub.bootstrap import utc_now
     from hub.oversight import correction_list, disclosure_rows
@@ -182,6 +190,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         since = since or now - timedelta(days=round(365.25 * args.years))
     rows = disclosure_rows(
         app.store,
+        app.pseudonyms(create=False),
         person_id=person,
         recipient=args.recipient,
         since=since,
@@ -253,6 +262,12 @@ def register(sub: Any) -> None:
     p.add_argument("leaf", type=int, help="leaf index (see the report's proof column)")
     p.add_argument("--checkpoint", type=int, help="checkpoint number (default: the newest)")
     p.set_defaults(handler=cmd_prove)
+    p = asub.add_parser(
+        "pseudonym", help="the keyed hash that stands for a publisher's ce_id in the log"
+    )
+    p.add_argument("id", help="the ce_id as the publisher sent it")
+    p.add_argument("--source", help="the publishing program: print the event as leaves name it")
+    p.set_defaults(handler=cmd_pseudonym)
     p = asub.add_parser("report", help="disclosures and withholdings, with proof references")
     p.add_argument("--person", help="person id or PROGRAM:LOCAL_ID (any of their local ids)")
     p.add_argument("--recipient", help="recipient program id")

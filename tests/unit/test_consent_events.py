@@ -19,6 +19,7 @@ from hub.directory import Directory
 from hub.model import CONSENT_TOPIC, REJECTED_TOPIC, InboundMessage
 from hub.notices import load_notices
 from hub.services import ConsentService
+from tests.unit.conftest import PSEUDONYMS
 
 PORTAL = "canada-ca-portal"
 SUBJECT = "GCKEY-77A1"  # the client's id at the portal
@@ -101,7 +102,12 @@ def intake(
     service: ConsentService,
 ) -> ConsentIntake:
     return ConsentIntake(
-        directory=directory, codec=codec, clock=clock, group_id=GROUP, service=service
+        directory=directory,
+        codec=codec,
+        clock=clock,
+        group_id=GROUP,
+        service=service,
+        pseudonyms=PSEUDONYMS,
     )
 
 
