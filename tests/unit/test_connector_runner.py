@@ -405,6 +405,20 @@ def test_undecodable_record_is_dead_lettered_without_a_receipt(
     assert r.source.committed == 2
 
 
+def test_an_undecodable_record_is_logged_by_position_unless_its_ce_id_is_a_notification_id(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """Anyone can write a notify topic: the dead-letter log line names an unreadable record by
+    its ce_id only when that is a UUID (an id the hub mints), else by its position."""
+    minted = "0b6f2c1e-3c52-5d9e-9a44-2f0f6a1c9b10"
+    topic.raw(b"junk", ce_id="Jane-Doe-1984").raw(b"junk", ce_id=minted)
+    with capture_logs() as logs:
+        rig(codec, topic).run()
+    named = [e["notification"] for e in logs if e["event"] == "notification dead-lettered"]
+    assert named == [f"{TOPIC}/0/0", minted]
+    assert not [e for e in logs if "Jane" in repr(e)]
+
+
 def test_a_receipt_on_a_notify_topic_is_dead_lettered(codec: AvroCodec, topic: Topic) -> None:
     """A well-formed record of another schema (a receipt) is no notice: DecodeError, no retry."""
     receipt = codec.encode(
@@ -616,7 +630,8 @@ def test_middleware_hooks_are_called_in_order(codec: AvroCodec, topic: Topic) ->
         ("before", "n-2", 1),
         ("after", "n-2", Outcome.FAILED),
         ("dead", "n-2", 1),
-        ("dead", "n-3", 1),  # undecodable: named by its ce_id
+        # undecodable, and its ce_id is no notification id the hub minted: its position
+        ("dead", f"{TOPIC}/0/2", 1),
     ]
     assert calls == [(name, *call) for call in each for name in ("a", "b")]
 
