@@ -33,8 +33,8 @@ def load_pseudonym_key(path: Path, *, create: bool) -> bytes:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         raise ConfigError(
-            f"pseudonym key file {path} does not exist; set {SETTING} to the hub's key file "
-            "(the hub creates one on first use when TELLONCE_AUDIT__CREATE_KEY is true)"
+            f"pseudonym key file {path} does not exist; set {SETTING} to the hub's key file, "
+            "or create one with `tellonce audit keygen --pseudonym`"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not hex text"

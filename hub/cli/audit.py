@@ -19,12 +19,27 @@ from hub.errors import ConfigError
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from hub.adapters.pseudonym_key import load_pseudonym_key
     from hub.adapters.signing import FileSigner, create_key
 
-    app = app_from_settings()
-    path = Path(args.path) if args.path else app.settings.audit.signing_key
-    create_key(path)
-    print(f"created {path} (key id {FileSigner(path).key_id}); keep it secret and backed up")
+    audit = app_from_settings().settings.audit
+    if args.path:
+        audit = audit.model_copy(update={"signing_key": Path(args.path)})
+    pseudonym_key = audit.pseudonym_key_path()
+    if args.pseudonym:
+        if pseudonym_key.exists():
+            raise ConfigError(
+                f"pseudonym key file {pseudonym_key} already exists; refusing to overwrite it "
+                "(a new key would no longer match the pseudonyms in the log)"
+            )
+    else:
+        path = audit.signing_key
+        create_key(path)
+        print(f"created {path} (key id {FileSigner(path).key_id}); keep it secret and backed up")
+        if pseudonym_key.exists():
+            return 0
+    load_pseudonym_key(pseudonym_key, create=True)
+    print(f"created {pseudonym_key} (pseudonym key); keep it secret and backed up")
     return 0
 
 
@@ -238,8 +253,15 @@ def register(sub: Any) -> None:
     audit = sub.add_parser("audit", help="the signed audit log: verify, reconcile, report")
     asub = audit.add_subparsers(metavar="ACTION")
 
-    p = asub.add_parser("keygen", help="create the Ed25519 signing key")
+    p = asub.add_parser(
+        "keygen", help="create the Ed25519 signing key (and the pseudonym key, if missing)"
+    )
     p.add_argument("--path", help="where to write it (default: TELLONCE_AUDIT__SIGNING_KEY)")
+    p.add_argument(
+        "--pseudonym",
+        action="store_true",
+        help="create only the pseudonym key (TELLONCE_AUDIT__PSEUDONYM_KEY)",
+    )
     p.set_defaults(handler=cmd_keygen)
     asub.add_parser("public-key", help="print the public key to publish").set_defaults(
         handler=cmd_public_key
