@@ -11,6 +11,7 @@ from hub.adapters.avro import AvroCodec
 from hub.adapters.broker import EmbeddedBroker
 from hub.adapters.jws import sign_compact
 from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_topics
+from hub.adapters.pseudonym_key import load_pseudonym_key
 from hub.adapters.signing import FileSigner, public_key_check
 from hub.adapters.sql import SqlStore
 from hub.audit import CheckpointPolicy, Notary
@@ -31,6 +32,7 @@ from hub.model import (
 from hub.oversight import verify_store
 from hub.ports import SignatureCheck
 from hub.processing import BatchProcessor
+from hub.pseudonyms import Pseudonyms
 from hub.relay import Relay
 from hub.retries import RetryPolicy
 from hub.services import ConsentService
@@ -51,6 +53,7 @@ class App:
     codec: AvroCodec
     _store: SqlStore | None = field(default=None, repr=False)
     _signer: FileSigner | None = field(default=None, repr=False)
+    _pseudonyms: Pseudonyms | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> App:
@@ -84,6 +87,18 @@ class App:
                 audit.signing_key, create=audit.create_key if create is None else create
             )
         return self._signer
+
+    def pseudonyms(self, *, create: bool | None = None) -> Pseudonyms:
+        """Keyed hashes of publisher-supplied ids. The key is read when first needed, and
+        created then when the settings allow it and ``create`` does not forbid it (read-only
+        commands never mint a key that could not match the log)."""
+        if self._pseudonyms is None:
+            audit = self.settings.audit
+            allowed = audit.create_key if create is None else create
+            self._pseudonyms = Pseudonyms(
+                lambda: load_pseudonym_key(audit.pseudonym_key_path(), create=allowed)
+            )
+        return self._pseudonyms
 
     def notary(self) -> Notary:
         audit = self.settings.audit
@@ -174,7 +189,11 @@ class App:
             store=store,
             source=source,
             processor=BatchProcessor(
-                directory=self.directory, codec=self.codec, clock=utc_now, group_id=hub.group_id
+                directory=self.directory,
+                codec=self.codec,
+                clock=utc_now,
+                group_id=hub.group_id,
+                pseudonyms=self.pseudonyms(),
             ),
             relay=Relay(
                 store,
@@ -194,14 +213,16 @@ class App:
     def intakes(self) -> list[Intake]:
         """Topics the hub worker handles besides life events."""
         group = self.settings.hub.group_id
+        pseudonyms = self.pseudonyms().load()  # a missing key stops the worker at its start
         return [
-            DeliveryIntake(codec=self.codec, clock=utc_now, group_id=group),
+            DeliveryIntake(codec=self.codec, clock=utc_now, group_id=group, pseudonyms=pseudonyms),
             ConsentIntake(
                 directory=self.directory,
                 codec=self.codec,
                 clock=utc_now,
                 group_id=group,
                 service=self.consent(),
+                pseudonyms=pseudonyms,
             ),
         ]
 

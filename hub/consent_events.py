@@ -30,10 +30,11 @@ from consent.model import ConsentState, ConsentTerms, Evidence
 from hub.audit import AuditLog
 from hub.directory import Directory
 from hub.errors import ConflictError, NotFoundError, RejectedEvent
-from hub.events import CLOCK_SKEW
+from hub.events import CLOCK_SKEW, EVENT_TYPES
 from hub.model import CONSENT_TOPIC, Headers, InboundMessage
 from hub.ports import Clock, Codec, Transaction
 from hub.processing import Envelope, cloudevent_headers, read_envelope, reject
+from hub.pseudonyms import Pseudonyms
 from hub.services import ConsentService, Histories
 
 log = structlog.get_logger(__name__)
@@ -90,11 +91,13 @@ class ConsentIntake:
         clock: Clock,
         group_id: str,
         service: ConsentService,
+        pseudonyms: Pseudonyms,
     ) -> None:
         self._directory = directory
         self._codec = codec
         self._clock = clock
         self._service = service
+        self._ids = pseudonyms
         self.group_id = group_id
 
     def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> ConsentSummary:
@@ -142,24 +145,28 @@ class ConsentIntake:
                 key = (item.envelope.source, item.envelope.event_id)
                 if key in seen:
                     summary.duplicates += 1
-                    log.info(
-                        "duplicate consent event ignored",
-                        source=item.envelope.source,
-                        event_id=item.envelope.event_id,
-                    )
+                    log.info("duplicate consent event ignored", event_ref=self._event(item))
                     continue
                 self._apply(tx, chain, person, item, histories)
                 tx.add_consent_event(key, person, message, now)
                 seen.add(key)
             except RejectedEvent as exc:
-                reject(tx, chain, self._codec, message, exc, now)
+                reject(
+                    tx,
+                    chain,
+                    self._codec,
+                    message,
+                    exc,
+                    now,
+                    pseudonyms=self._ids,
+                    directory=self._directory,
+                )
                 summary.rejected += 1
                 continue
             summary.applied += 1
             log.info(
                 "consent event applied",
-                source=item.envelope.source,
-                event_id=item.envelope.event_id,
+                event_ref=self._event(item),
                 recipient=item.recipient,
                 state=item.state.value,
             )
@@ -169,6 +176,10 @@ class ConsentIntake:
         return summary
 
     # -- steps -------------------------------------------------------------------------------
+
+    def _event(self, change: _Change) -> str:
+        """The event as leaves and logs name it: the portal, and its ce_id hashed."""
+        return self._ids.event(change.envelope.source, change.envelope.event_id)
 
     def _parse(self, message: InboundMessage, now: datetime) -> _Change:
         envelope = read_envelope(message, self._directory, now)
@@ -237,6 +248,13 @@ class ConsentIntake:
         """Check each rule in turn so the rejection names it, then record through the service."""
         if change.recipient not in self._directory.program_ids:
             raise RejectedEvent("unknown_recipient", "recipient is not a program in the directory")
+        # Details name the field, never a value sent: the portal's strings are untrusted.
+        if any(event_type not in EVENT_TYPES for event_type in change.event_types):
+            raise RejectedEvent(
+                "not_subscribed",
+                f"event_types: names an event type the hub does not know; known: "
+                f"{', '.join(EVENT_TYPES)}",
+            )
         try:
             self._service.check_scope(change.recipient, change.event_types)
         except NotFoundError as exc:
@@ -249,10 +267,18 @@ class ConsentIntake:
         if version is not None and digest is not None:
             try:
                 self._service.notices.check(version, digest)
-            except NotFoundError as exc:
-                raise RejectedEvent("unknown_notice", str(exc)) from None
-            except ConflictError as exc:
-                raise RejectedEvent("notice_mismatch", str(exc)) from None
+            except NotFoundError:
+                raise RejectedEvent(
+                    "unknown_notice",
+                    "notice_version: not a version of the hub's notices; "
+                    "'tellonce consent notices' lists them",
+                ) from None
+            except ConflictError:
+                raise RejectedEvent(
+                    "notice_mismatch",
+                    "notice_hash: not the hash of the notice version given; send the version "
+                    "and hash 'tellonce consent notices' lists",
+                ) from None
         try:
             self._service.check_evidence(change.state, change.evidence, change.terms)
         except (NotFoundError, ConflictError) as exc:
@@ -268,7 +294,7 @@ class ConsentIntake:
                 change.evidence,
                 change.terms,
                 histories=histories,
-                audit={"event": f"{change.envelope.source}/{change.envelope.event_id}"},
+                audit={"event": self._event(change)},
             )
         except (NotFoundError, ConflictError) as exc:
             raise RejectedEvent("consent_conflict", str(exc)) from None

@@ -14,6 +14,7 @@ from datetime import datetime
 from hub.audit import AuditLog
 from hub.model import Headers, InboundMessage
 from hub.ports import Store
+from hub.pseudonyms import Pseudonyms
 
 PREFIX = "tellonce.errors."
 CLASS = PREFIX + "class"
@@ -94,16 +95,28 @@ def replayed(store: Store, recipient: str) -> set[tuple[int, int]]:
     }
 
 
-def record_replays(store: Store, recipient: str, letters: list[DeadLetter], at: datetime) -> None:
-    """One audit leaf per replayed dead letter, so the trail shows who was told again."""
+def record_replays(
+    store: Store,
+    recipient: str,
+    letters: list[DeadLetter],
+    at: datetime,
+    pseudonyms: Pseudonyms,
+) -> None:
+    """One audit leaf per replayed dead letter, so the trail shows who was told again.
+
+    A leaf names the notification by its id when the hub issued it; any other ce_id came from
+    whoever wrote the record (it may hold anything) and is kept as its keyed hash.
+    """
     with store.transaction() as tx:
+        issued = tx.decisions_by_notification([letter.notification_id for letter in letters])
         chain = AuditLog(tx.last_audit())
         for letter in letters:
+            nid = letter.notification_id
             chain.append(
                 "dlq_replayed",
                 {
                     "recipient": recipient,
-                    "notification": letter.notification_id,
+                    "notification": nid if nid in issued else pseudonyms.of(nid),
                     "partition": letter.partition,
                     "offset": letter.offset,
                     "error": letter.error,

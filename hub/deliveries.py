@@ -19,6 +19,7 @@ from hub.audit import AuditLog
 from hub.errors import RejectedEvent
 from hub.model import RECEIPTS_TOPIC, Delivery, InboundMessage
 from hub.ports import Clock, Codec, Transaction
+from hub.pseudonyms import Pseudonyms
 
 log = structlog.get_logger(__name__)
 
@@ -44,9 +45,12 @@ class ReceiptSummary:
 class DeliveryIntake:
     topic = RECEIPTS_TOPIC
 
-    def __init__(self, *, codec: Codec, clock: Clock, group_id: str) -> None:
+    def __init__(
+        self, *, codec: Codec, clock: Clock, group_id: str, pseudonyms: Pseudonyms
+    ) -> None:
         self._codec = codec
         self._clock = clock
+        self._ids = pseudonyms
         self.group_id = group_id
 
     def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> ReceiptSummary:
@@ -103,7 +107,7 @@ class DeliveryIntake:
                 LEAF_KIND[status],
                 {
                     "notification": notification,
-                    "event": f"{decision.source}/{decision.event_id}",
+                    "event": self._ids.event(decision.source, decision.event_id),
                     "recipient": decision.recipient,
                     "sink": delivery.sink,
                 },

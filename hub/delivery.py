@@ -15,8 +15,10 @@ so (``errors.tolerance=all``), or the connector stops without committing
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,6 +70,17 @@ def to_notification(decoded: Any) -> Notification:
         consent_revision=record["consent_revision"],
         fields={name: record.get(name) for name in record["disclosed_fields"]},
     )
+
+
+def _unread_id(message: InboundMessage) -> str:
+    """How logs and errors name a record that could not be read: its ce_id when that is a
+    notification id the hub minted (a UUID), else its position. A record's other text came
+    from whoever wrote it and may hold anything."""
+    raw = message.header("ce_id")
+    if raw is not None:
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            return str(uuid.UUID(raw.decode("ascii")))
+    return f"{message.topic}/{message.partition}/{message.offset}"
 
 
 class ConnectorRunner:
@@ -245,12 +258,7 @@ class ConnectorRunner:
         attempts: int,
     ) -> None:
         """Dead-letter (errors.tolerance=all) or stop the connector (none)."""
-        ce_id = message.header("ce_id")
-        notification_id = (
-            notification.notification_id
-            if notification
-            else (ce_id.decode("utf-8", "replace") if ce_id else f"offset-{message.offset}")
-        )
+        notification_id = notification.notification_id if notification else _unread_id(message)
         if not self._retry.tolerate_all:
             what = result.error or result.outcome.value
             raise ConnectorStopped(

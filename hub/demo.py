@@ -443,7 +443,7 @@ def _report(
     all_decisions = [d for by in decisions.values() for d in by.values()]
     signer = app.signer()
     verdict = app.verify_audit()
-    reconciled = reconcile(app.store)
+    reconciled = reconcile(app.store, app.pseudonyms())
     checkpoints = app.store.checkpoints()
     summary = {
         "published": len(steps),

@@ -20,6 +20,7 @@ from hub.errors import NotFoundError
 from hub.merkle import Tree
 from hub.model import AuditRecord, Checkpoint, Outcome
 from hub.ports import SignatureCheck, Store
+from hub.pseudonyms import Pseudonyms
 from hub.reports import DisclosureRow, RecipientRow
 from hub.verification import LeafInput, Verdict, verify_log
 
@@ -101,8 +102,12 @@ class Reconciliation:
         return all(t.ok for t in self.tallies) and not self.problems
 
 
-def reconcile(store: Store) -> Reconciliation:
-    """Leaf counts against the facts in the store, and one decision per recipient per event."""
+def reconcile(store: Store, pseudonyms: Pseudonyms) -> Reconciliation:
+    """Leaf counts against the facts in the store, and one decision per recipient per event.
+
+    Leaves name events by their keyed hash (``hub.pseudonyms``); the store's decisions are
+    hashed the same way to be matched with them.
+    """
     kinds: Counter[str] = Counter()
     announced: dict[str, int] = {}  # event -> recipients its accepted leaf announced
     decided_leaves: set[tuple[str, str, str]] = set()
@@ -131,14 +136,15 @@ def reconcile(store: Store) -> Reconciliation:
         Tally("identity links", kinds["identity_linked"], store.link_count()),
     ]
     problems: list[str] = []
-    per_event = Counter(f"{d.source}/{d.event_id}" for d in decisions)
+    refs = {(d.source, d.event_id): pseudonyms.event(d.source, d.event_id) for d in decisions}
+    per_event = Counter(refs[(d.source, d.event_id)] for d in decisions)
     for event, expected in announced.items():
         if per_event[event] != expected:
             problems.append(
                 f"event {event}: {per_event[event]} decisions recorded, {expected} recipients "
                 "announced in its accepted leaf"
             )
-    stored = {(f"{d.source}/{d.event_id}", d.recipient, d.outcome.value) for d in decisions}
+    stored = {(refs[(d.source, d.event_id)], d.recipient, d.outcome.value) for d in decisions}
     for event, recipient, outcome in sorted(stored ^ decided_leaves)[:20]:
         where = "the store" if (event, recipient, outcome) in stored else "the audit log"
         problems.append(f"event {event}, {recipient}: {outcome} only in {where}")
@@ -150,6 +156,7 @@ def reconcile(store: Store) -> Reconciliation:
 
 def disclosure_rows(
     store: Store,
+    pseudonyms: Pseudonyms,
     *,
     person_id: str | None = None,
     recipient: str | None = None,
@@ -175,13 +182,14 @@ def disclosure_rows(
         ):
             continue
         delivery = deliveries.get(d.notification_id or "")
-        leaf = leaf_of.get((f"{d.source}/{d.event_id}", d.recipient), -1)
+        ref = pseudonyms.event(d.source, d.event_id)
+        leaf = leaf_of.get((ref, d.recipient), -1)
         covering = covering_checkpoint(checkpoints, leaf) if leaf >= 0 else None
         rows.append(
             DisclosureRow(
                 decided_at=d.decided_at,
                 event_type=event.event_type,
-                event=f"{d.source}/{d.event_id}",
+                event=ref,
                 recipient=d.recipient,
                 outcome=d.outcome.value,
                 reason=d.reason,
@@ -197,7 +205,8 @@ def disclosure_rows(
                 checkpoint_size=covering.size if covering else None,
             )
         )
-    rows.sort(key=lambda r: (r.decided_at, r.event, r.recipient))
+    # Leaves are in the order the hub decided (event refs are hashes: no order of their own).
+    rows.sort(key=lambda r: (r.decided_at, r.leaf_index, r.recipient))
     return rows
 
 

@@ -7,6 +7,9 @@ record becomes a rejection, never an exception that stops the batch.
 ``read_envelope`` (CloudEvents headers and key) and ``reject`` (rejection row, message on the
 rejected topic, audit leaf) are shared with the other inbound topics (``hub.consent_events``),
 so every topic of the wire contract is checked and refused the same way.
+
+Leaves and rejection rows name an event by its program and the keyed hash of its ``ce_id``
+(``hub.pseudonyms``), never by the id as the publisher sent it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from hub.model import (
     notify_topic,
 )
 from hub.ports import Clock, Codec, Transaction
+from hub.pseudonyms import Pseudonyms
 
 log = structlog.get_logger(__name__)
 
@@ -75,10 +79,19 @@ def notification_id(source: str, event_id: str, recipient: str) -> str:
 
 
 class BatchProcessor:
-    def __init__(self, *, directory: Directory, codec: Codec, clock: Clock, group_id: str) -> None:
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        codec: Codec,
+        clock: Clock,
+        group_id: str,
+        pseudonyms: Pseudonyms,
+    ) -> None:
         self._directory = directory
         self._codec = codec
         self._clock = clock
+        self._ids = pseudonyms
         self.group_id = group_id
 
     def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> BatchSummary:
@@ -112,13 +125,23 @@ class BatchProcessor:
                 summary.next_offsets.get(position, 0), message.offset + 1
             )
             if not isinstance(item, _Parsed):
-                reject(tx, chain, self._codec, message, item[1], now)
+                reject(
+                    tx,
+                    chain,
+                    self._codec,
+                    message,
+                    item[1],
+                    now,
+                    pseudonyms=self._ids,
+                    directory=self._directory,
+                )
                 summary.rejected += 1
                 continue
             key = (item.source, item.event_id)
+            event = self._ids.event(item.source, item.event_id)
             if key in known:
                 summary.duplicates += 1
-                log.info("duplicate event ignored", source=item.source, event_id=item.event_id)
+                log.info("duplicate event ignored", event_ref=event)
                 continue
             known.add(key)
             person = persons.get((item.source, item.subject))
@@ -139,7 +162,7 @@ class BatchProcessor:
             chain.append(
                 "accepted",
                 {
-                    "event": f"{item.source}/{item.event_id}",
+                    "event": event,
                     "type": item.event_type.name,
                     "position": f"{message.topic}/{message.partition}/{message.offset}",
                     "person": person,
@@ -157,7 +180,7 @@ class BatchProcessor:
                     chain.append(
                         "disclosed",
                         {
-                            "event": f"{item.source}/{item.event_id}",
+                            "event": event,
                             "recipient": decision.recipient,
                             "notification": decision.notification_id,
                             "consent": decision.consent_revision,
@@ -170,7 +193,7 @@ class BatchProcessor:
                     chain.append(
                         "withheld",
                         {
-                            "event": f"{item.source}/{item.event_id}",
+                            "event": event,
                             "recipient": decision.recipient,
                             "reason": decision.reason,
                             "consent": decision.consent_revision,
@@ -352,12 +375,24 @@ def reject(
     message: InboundMessage,
     error: RejectedEvent,
     now: datetime,
+    *,
+    pseudonyms: Pseudonyms,
+    directory: Directory,
 ) -> None:
-    """Record a refused record: rejection row, message on the rejected topic, audit leaf."""
+    """Record a refused record: rejection row, message on the rejected topic, audit leaf.
+
+    The row and the leaf keep the keyed hash of ``ce_id`` (and of a ``ce_source`` that is no
+    program). The message on the rejected topic gives the publisher back its own ``ce_id`` and
+    ``ce_source`` as sent, so it can tell which of its events was refused.
+    """
     source = _header_or_none(message, "ce_source")
     event_id = _header_or_none(message, "ce_id")
     position = f"{message.topic}/{message.partition}/{message.offset}"
     rejection_id = str(uuid.uuid5(ID_NAMESPACE, f"rejected\x1f{position}"))
+    kept_source = (
+        source if source is None or source in directory.program_ids else pseudonyms.of(source)
+    )
+    kept_id = pseudonyms.of(event_id) if event_id is not None else None
     tx.add_rejection(
         RejectionRecord(
             topic=message.topic,
@@ -365,8 +400,8 @@ def reject(
             offset=message.offset,
             reason=error.reason,
             detail=error.detail,
-            source=source,
-            event_id=event_id,
+            source=kept_source,
+            event_id=kept_id,
             rejected_at=now,
         )
     )
@@ -395,7 +430,7 @@ def reject(
     )
     chain.append(
         "rejected",
-        {"position": position, "reason": error.reason, "source": source, "event_id": event_id},
+        {"position": position, "reason": error.reason, "source": kept_source, "event_id": kept_id},
         now,
     )
     log.warning("event rejected", position=position, reason=error.reason, detail=error.detail)

@@ -34,7 +34,7 @@ class DisclosureRow:
 
     decided_at: datetime
     event_type: str  # AddressChanged | DeathReported | NameChanged
-    event: str  # "<source>/<event_id>"
+    event: str  # "<source>/h:<keyed hash of its ce_id>", as its audit leaf names it
     recipient: str  # program id
     outcome: str  # disclosed | withheld
     reason: str  # consent_given | no_consent | consent_withdrawn | ... (see _LABELS)

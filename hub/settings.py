@@ -77,10 +77,18 @@ class AuditSettings(BaseModel):
         "receipts. Keep it secret and backed up; publish its public key "
         "('tellonce audit public-key').",
     )
+    pseudonym_key: Path | None = Field(
+        None,
+        description="Key (32 random bytes, hex) of the HMAC-SHA-256 hashes that stand for "
+        "publisher-supplied ids (ce_id) in audit leaves and the rejections table. Keep it "
+        "secret and backed up with the signing key; a privacy officer needs it to look an id "
+        "up. Default: the signing key's path with the suffix .pseudonym-key.",
+    )
     create_key: bool = Field(
         True,
-        description="Create the signing key on first use when the file is missing (embedded "
-        "default). Set false in production so a missing key stops the hub instead.",
+        description="Create the signing key and the pseudonym key on first use when their files "
+        "are missing (embedded default). Set false in production so a missing key stops the "
+        "hub instead.",
     )
     checkpoint_every_leaves: int = Field(
         1_000, ge=1, description="Issue a signed checkpoint once this many leaves are unsigned."
@@ -89,6 +97,9 @@ class AuditSettings(BaseModel):
         30.0, gt=0, description="Issue a signed checkpoint when leaves are this old unsigned."
     )
     issuer: str = Field("tellonce-hub", description="Issuer (iss) named in consent receipts.")
+
+    def pseudonym_key_path(self) -> Path:
+        return self.pseudonym_key or self.signing_key.with_suffix(".pseudonym-key")
 
 
 class ConnectorSettings(BaseModel):

@@ -19,12 +19,27 @@ from hub.errors import ConfigError
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from hub.adapters.pseudonym_key import load_pseudonym_key
     from hub.adapters.signing import FileSigner, create_key
 
-    app = app_from_settings()
-    path = Path(args.path) if args.path else app.settings.audit.signing_key
-    create_key(path)
-    print(f"created {path} (key id {FileSigner(path).key_id}); keep it secret and backed up")
+    audit = app_from_settings().settings.audit
+    if args.path:
+        audit = audit.model_copy(update={"signing_key": Path(args.path)})
+    pseudonym_key = audit.pseudonym_key_path()
+    if args.pseudonym:
+        if pseudonym_key.exists():
+            raise ConfigError(
+                f"pseudonym key file {pseudonym_key} already exists; refusing to overwrite it "
+                "(a new key would no longer match the pseudonyms in the log)"
+            )
+    else:
+        path = audit.signing_key
+        create_key(path)
+        print(f"created {path} (key id {FileSigner(path).key_id}); keep it secret and backed up")
+        if pseudonym_key.exists():
+            return 0
+    load_pseudonym_key(pseudonym_key, create=True)
+    print(f"created {pseudonym_key} (pseudonym key); keep it secret and backed up")
     return 0
 
 
@@ -135,7 +150,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from hub.oversight import reconcile
 
-    result = reconcile(app_from_settings().store)
+    app = app_from_settings()
+    result = reconcile(app.store, app.pseudonyms(create=False))
     if args.json:
         payload = {
             "reconciled": result.ok,
@@ -164,6 +180,13 @@ def cmd_prove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pseudonym(args: argparse.Namespace) -> int:
+    """The keyed hash that stands for a publisher's id in leaves and rejections."""
+    pseudonyms = app_from_settings().pseudonyms(create=False)
+    print(pseudonyms.event(args.source, args.id) if args.source else pseudonyms.of(args.id))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from hub.bootstrap import utc_now
     from hub.oversight import correction_list, disclosure_rows
@@ -182,6 +205,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         since = since or now - timedelta(days=round(365.25 * args.years))
     rows = disclosure_rows(
         app.store,
+        app.pseudonyms(create=False),
         person_id=person,
         recipient=args.recipient,
         since=since,
@@ -229,8 +253,15 @@ def register(sub: Any) -> None:
     audit = sub.add_parser("audit", help="the signed audit log: verify, reconcile, report")
     asub = audit.add_subparsers(metavar="ACTION")
 
-    p = asub.add_parser("keygen", help="create the Ed25519 signing key")
+    p = asub.add_parser(
+        "keygen", help="create the Ed25519 signing key (and the pseudonym key, if missing)"
+    )
     p.add_argument("--path", help="where to write it (default: TELLONCE_AUDIT__SIGNING_KEY)")
+    p.add_argument(
+        "--pseudonym",
+        action="store_true",
+        help="create only the pseudonym key (TELLONCE_AUDIT__PSEUDONYM_KEY)",
+    )
     p.set_defaults(handler=cmd_keygen)
     asub.add_parser("public-key", help="print the public key to publish").set_defaults(
         handler=cmd_public_key
@@ -253,6 +284,12 @@ def register(sub: Any) -> None:
     p.add_argument("leaf", type=int, help="leaf index (see the report's proof column)")
     p.add_argument("--checkpoint", type=int, help="checkpoint number (default: the newest)")
     p.set_defaults(handler=cmd_prove)
+    p = asub.add_parser(
+        "pseudonym", help="the keyed hash that stands for a publisher's ce_id in the log"
+    )
+    p.add_argument("id", help="the ce_id as the publisher sent it")
+    p.add_argument("--source", help="the publishing program: print the event as leaves name it")
+    p.set_defaults(handler=cmd_pseudonym)
     p = asub.add_parser("report", help="disclosures and withholdings, with proof references")
     p.add_argument("--person", help="person id or PROGRAM:LOCAL_ID (any of their local ids)")
     p.add_argument("--recipient", help="recipient program id")

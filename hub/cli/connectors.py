@@ -186,7 +186,7 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
         producer.flush()
     finally:
         producer.close()
-    record_replays(app.store, args.recipient, chosen, utc_now())
+    record_replays(app.store, args.recipient, chosen, utc_now(), app.pseudonyms())
     print(
         f"replayed {len(chosen)} dead letters to {notify_topic(args.recipient)}; the connector "
         "delivers them again (its sink ignores any it already has), and each replay is in the "

@@ -183,3 +183,36 @@ def test_checkpoint_without_a_signing_key_fails_closed(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "tellonce audit keygen" in result.stderr
     assert not (tmp_path / "audit.pem").exists()
+
+
+def test_keygen_creates_the_pseudonym_key_beside_the_signing_key(tmp_path: Path) -> None:
+    """`audit keygen` makes both keys; `--pseudonym` adds a missing pseudonym key only, and
+    refuses to replace one."""
+    env = {**hub_env(tmp_path), "TELLONCE_AUDIT__CREATE_KEY": "false"}
+    pseudonym_key = tmp_path / "audit.pseudonym-key"
+    created = ok("audit", "keygen", env=env)
+    assert f"created {pseudonym_key} (pseudonym key)" in created
+    first = pseudonym_key.read_text()
+    pseudonym_key.unlink()
+    ok("audit", "keygen", "--pseudonym", env=env)
+    assert pseudonym_key.read_text() != first  # a new one, the signing key left alone
+    again = run("audit", "keygen", "--pseudonym", env=env)
+    assert again.returncode == 2
+    assert "already exists; refusing to overwrite it" in again.stderr
+
+
+def test_pseudonym_look_up_needs_the_existing_key(tmp_path: Path) -> None:
+    """`audit pseudonym` never creates the key: without it, exit 2 naming the setting; with it,
+    the same id always gives the same `h:` hash."""
+    env = hub_env(tmp_path)
+    missing = run("audit", "pseudonym", "sbc-2026-000101", env=env)
+    assert missing.returncode == 2
+    assert "TELLONCE_AUDIT__PSEUDONYM_KEY" in missing.stderr
+    assert not (tmp_path / "audit.pseudonym-key").exists()
+    ok("audit", "keygen", env=env)
+    first = ok("audit", "pseudonym", "sbc-2026-000101", env=env).strip()
+    assert first.startswith("h:")
+    assert len(first) == 2 + 64
+    assert ok("audit", "pseudonym", "sbc-2026-000101", env=env).strip() == first
+    named = ok("audit", "pseudonym", "sbc-2026-000101", "--source", "bc-service-bc", env=env)
+    assert named.strip() == f"bc-service-bc/{first}"

@@ -217,7 +217,7 @@ def test_real_flow_verifies_reconciles_and_names_tampering(
     receipts = len(harness.read(RECEIPTS_TOPIC))
     harness.run_worker_until(lambda: harness.consumed(RECEIPTS_TOPIC) >= receipts)
 
-    result = reconcile(app.store)
+    result = reconcile(app.store, app.pseudonyms())
     assert result.ok, (result.tallies, result.problems)
     withheld = 2 * len(app.directory.recipients_of(EVENT_TYPE, origin=PUBLISHER)) - 4
     counts = tallies(result)
@@ -315,7 +315,7 @@ def test_unusable_signing_key_accepts_nothing_until_restored(harness: Harness) -
     assert_accepted_once(app, published)
     assert sum(stored_offsets(app, LIFEEVENTS_TOPIC).values()) == 3
     assert verify(app).ok
-    result = reconcile(app.store)
+    result = reconcile(app.store, app.pseudonyms())
     assert result.ok, (result.tallies, result.problems)
 
 
@@ -372,7 +372,7 @@ def test_database_outage_accepts_nothing_until_it_returns(harness: Harness) -> N
     assert (totals.accepted, totals.duplicates) == (3, 0)
     assert_accepted_once(app, published)
     assert verify(app).ok
-    assert reconcile(app.store).ok
+    assert reconcile(app.store, app.pseudonyms()).ok
 
 
 # -- receipts --------------------------------------------------------------------------------
@@ -404,7 +404,7 @@ def test_repeated_receipts_add_no_second_delivered_leaf(harness: Harness, tmp_pa
     assert (delivery.notification_id, delivery.status) == (original["notification_id"], "delivered")
     assert len(list(drop.glob("*.json"))) == 1
     assert harness.read(notify_topic("cra-individual"))
-    result = reconcile(app.store)
+    result = reconcile(app.store, app.pseudonyms())
     assert result.ok, (result.tallies, result.problems)
     assert tallies(result)["confirmed deliveries"] == (1, 1)
     assert verify(app).ok

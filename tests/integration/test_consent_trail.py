@@ -166,7 +166,8 @@ def test_portal_consent_events_decide_later_disclosures(harness: Harness) -> Non
     rejections = app.store.rejections()
     assert [(r.topic, r.reason) for r in rejections] == [(CONSENT_TOPIC, "unknown_person")]
     (rejection,) = rejections
-    assert (rejection.source, rejection.event_id) == (PORTAL, unlinked[3])
+    # The stored row keeps the keyed hash of the portal's ce_id; the portal gets its own back.
+    assert (rejection.source, rejection.event_id) == (PORTAL, app.pseudonyms().of(unlinked[3]))
     (rejected,) = harness.read(REJECTED_TOPIC)
     wire = harness.decode(rejected.value)
     assert (wire["reason"], wire["topic"], wire["ce_id"]) == (
@@ -182,15 +183,16 @@ def test_portal_consent_events_decide_later_disclosures(harness: Harness) -> Non
     consent_leaves = {
         r.data["event"]: r.kind for r in app.store.audit_records() if r.kind.startswith("consent_")
     }
+    event = app.pseudonyms().event
     assert consent_leaves == {
-        f"{PORTAL}/{grant_a[3]}": "consent_given",
-        f"{PORTAL}/{withdraw_a[3]}": "consent_withdrawn",
-        f"{PORTAL}/{grant_b[3]}": "consent_given",
+        event(PORTAL, grant_a[3]): "consent_given",
+        event(PORTAL, withdraw_a[3]): "consent_withdrawn",
+        event(PORTAL, grant_b[3]): "consent_given",
     }
     assert not any("GCKEY" in json.dumps(r.data) for r in app.store.audit_records())
     verdict = app.verify_audit()
     assert verdict.ok, verdict.problem
-    result = reconcile(app.store)
+    result = reconcile(app.store, app.pseudonyms())
     assert result.ok, (result.tallies, result.problems)
 
 
@@ -309,14 +311,15 @@ def test_disclosure_report_lists_decisions_with_proofs(harness: Harness) -> None
     (cpp_notice,) = harness.read(notify_topic("esdc-cpp"))
     assert harness.decode(cpp_notice.value)["given_names"] == "Marie-Ève"
 
-    rows = disclosure_rows(app.store, person_id=person)
+    pseudonyms = app.pseudonyms()
+    rows = disclosure_rows(app.store, pseudonyms, person_id=person)
     expected = {
-        (f"{PUBLISHER}/{event}", p.id)
+        (pseudonyms.event(PUBLISHER, event), p.id)
         for event, event_type in ((moved, EVENT_TYPE), (renamed, "NameChanged"))
         for p in directory.recipients_of(event_type, origin=PUBLISHER)
     }
     assert {(r.event, r.recipient) for r in rows} == expected  # nothing of the other person
-    assert f"{PUBLISHER}/{other}" not in {r.event for r in rows}
+    assert pseudonyms.event(PUBLISHER, other) not in {r.event for r in rows}
     assert {(r.event_type, r.recipient) for r in rows if r.outcome == "disclosed"} == {
         (EVENT_TYPE, "cra-individual"),
         (EVENT_TYPE, "bc-msp"),

@@ -193,7 +193,7 @@ def verified(app: App) -> None:
     signer = app.signer()
     verdict = verify_store(app.store, App.signature_check(signer.public_key_pem()), signer.key_id)
     assert verdict.ok, verdict.problem
-    result = reconcile(app.store)
+    result = reconcile(app.store, app.pseudonyms())
     assert result.ok, (result.tallies, result.problems)
 
 

@@ -11,6 +11,10 @@ from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
 from hub.catalog import Catalog, load_catalog
 from hub.directory import Directory, load_directory
+from hub.pseudonyms import Pseudonyms
+
+# The hub's pseudonym key in the fast tier (hub.pseudonyms): fixed, so hashes are reproducible.
+PSEUDONYMS = Pseudonyms(bytes(range(32)))
 
 
 @pytest.fixture(scope="session")

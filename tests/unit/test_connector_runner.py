@@ -36,7 +36,9 @@ from hub.model import (
 from hub.model import Outcome as Decided
 from hub.oversight import reconcile, verify_store
 from hub.processing import cloudevent_headers
+from hub.pseudonyms import Pseudonyms
 from hub.retries import Chain, Middleware, RetryPolicy
+from tests.unit.conftest import PSEUDONYMS
 
 RECIPIENT = "bc-msp"
 TOPIC = notify_topic(RECIPIENT)
@@ -403,6 +405,20 @@ def test_undecodable_record_is_dead_lettered_without_a_receipt(
     assert r.source.committed == 2
 
 
+def test_an_undecodable_record_is_logged_by_position_unless_its_ce_id_is_a_notification_id(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """Anyone can write a notify topic: the dead-letter log line names an unreadable record by
+    its ce_id only when that is a UUID (an id the hub mints), else by its position."""
+    minted = "0b6f2c1e-3c52-5d9e-9a44-2f0f6a1c9b10"
+    topic.raw(b"junk", ce_id="Jane-Doe-1984").raw(b"junk", ce_id=minted)
+    with capture_logs() as logs:
+        rig(codec, topic).run()
+    named = [e["notification"] for e in logs if e["event"] == "notification dead-lettered"]
+    assert named == [f"{TOPIC}/0/0", minted]
+    assert not [e for e in logs if "Jane" in repr(e)]
+
+
 def test_a_receipt_on_a_notify_topic_is_dead_lettered(codec: AvroCodec, topic: Topic) -> None:
     """A well-formed record of another schema (a receipt) is no notice: DecodeError, no retry."""
     receipt = codec.encode(
@@ -614,7 +630,8 @@ def test_middleware_hooks_are_called_in_order(codec: AvroCodec, topic: Topic) ->
         ("before", "n-2", 1),
         ("after", "n-2", Outcome.FAILED),
         ("dead", "n-2", 1),
-        ("dead", "n-3", 1),  # undecodable: named by its ce_id
+        # undecodable, and its ce_id is no notification id the hub minted: its position
+        ("dead", f"{TOPIC}/0/2", 1),
     ]
     assert calls == [(name, *call) for call in each for name in ("a", "b")]
 
@@ -685,11 +702,10 @@ def decided(store: MemoryStore) -> MemoryStore:
                     T0,
                 )
             )
-            chain.append("accepted", {"event": f"{SOURCE}/{event}", "recipients": 1}, T0)
+            ref = PSEUDONYMS.event(SOURCE, event)
+            chain.append("accepted", {"event": ref, "recipients": 1}, T0)
             chain.append(
-                "disclosed",
-                {"event": f"{SOURCE}/{event}", "recipient": RECIPIENT, "notification": nid},
-                T0,
+                "disclosed", {"event": ref, "recipient": RECIPIENT, "notification": nid}, T0
             )
         chain.write(tx)
     return store
@@ -697,7 +713,9 @@ def decided(store: MemoryStore) -> MemoryStore:
 
 def take_receipts(store: MemoryStore, codec: AvroCodec, r: Rig, start: int = 0) -> int:
     """Feed the receipts the runner sent (from ``start``) to the hub's DeliveryIntake."""
-    intake = DeliveryIntake(codec=codec, clock=lambda: T0, group_id="tellonce-hub")
+    intake = DeliveryIntake(
+        codec=codec, clock=lambda: T0, group_id="tellonce-hub", pseudonyms=PSEUDONYMS
+    )
     sent = r.producer.to(RECEIPTS_TOPIC)[start:]
     messages = [
         InboundMessage(RECEIPTS_TOPIC, 0, start + i, s.key, s.value, s.headers)
@@ -735,7 +753,7 @@ def test_dead_letter_receipt_then_replay_then_delivery_on_the_hub(
     assert by_id["n-2"].status == "delivered"
     assert by_id["n-2"].dead_lettered_at is None
     assert kinds(decided) == [("dead_lettered", "n-1"), ("delivered", "n-2")]
-    assert reconcile(decided).ok, reconcile(decided)
+    assert reconcile(decided, PSEUDONYMS).ok, reconcile(decided, PSEUDONYMS)
 
     # The operator replays the dead letter: the original record, without the error headers.
     [record] = first.dead()
@@ -745,7 +763,7 @@ def test_dead_letter_receipt_then_replay_then_delivery_on_the_hub(
     assert (letter.notification_id, letter.error, letter.attempts) == ("n-1", "HTTP422", 1)
     assert letter.original == f"{TOPIC}/0/0"
     assert letter.replay_headers() == topic.messages[0].headers
-    record_replays(decided, RECIPIENT, [letter], T0)
+    record_replays(decided, RECIPIENT, [letter], T0, PSEUDONYMS)
     assert replayed(decided, RECIPIENT) == {(1, 0)}
     assert replayed(decided, "cra-individual") == set()
 
@@ -770,7 +788,7 @@ def test_dead_letter_receipt_then_replay_then_delivery_on_the_hub(
         ("dlq_replayed", "n-1"),
         ("delivered", "n-1"),
     ]
-    result = reconcile(decided)
+    result = reconcile(decided, PSEUDONYMS)
     assert result.ok, result
     tallies = {t.fact: (t.leaves, t.facts) for t in result.tallies}
     assert tallies["dead letters"] == (1, 1)
@@ -789,7 +807,7 @@ def test_a_repeated_dead_letter_receipt_adds_no_leaf(
     assert len(r.dead()) == 2
     take_receipts(decided, codec, r)
     assert kinds(decided) == [("dead_lettered", "n-1")]
-    assert reconcile(decided).ok
+    assert reconcile(decided, PSEUDONYMS).ok
 
 
 def test_a_late_dead_letter_receipt_does_not_undo_a_delivery(
@@ -806,7 +824,7 @@ def test_a_late_dead_letter_receipt_does_not_undo_a_delivery(
     [delivery] = decided.deliveries()
     assert (delivery.status, delivery.dead_lettered_at) == ("delivered", None)
     assert kinds(decided) == [("delivered", "n-1")]
-    assert reconcile(decided).ok
+    assert reconcile(decided, PSEUDONYMS).ok
 
 
 # -- replaying dead letters (tellonce dlq replay) --------------------------------------------
@@ -821,6 +839,9 @@ class ReplayApp:
 
     def producer(self, bootstrap: str) -> MemoryProducer:
         return self.producer_
+
+    def pseudonyms(self) -> Pseudonyms:
+        return PSEUDONYMS
 
 
 def replay_cli(
@@ -860,6 +881,20 @@ def test_replay_offset_present_in_two_partitions_is_refused(
     with pytest.raises(ConfigError, match=r"partitions 0, 1 .* PARTITION/0"):
         replay_cli(monkeypatch, store, letters, "0")
     assert list(store.audit_records()) == []
+
+
+def test_a_replayed_letter_the_hub_never_issued_is_kept_as_a_keyed_hash(
+    decided: MemoryStore,
+) -> None:
+    """Anyone can write a dead-letter topic: a replayed letter whose ce_id names no notification
+    of this hub gets a leaf with the keyed hash of that ce_id, never its text."""
+    letters = [
+        DeadLetter.from_record(InboundMessage(DLQ, 0, offset, b"k", b"v", [("ce_id", ce_id)]))
+        for offset, ce_id in enumerate([b"n-1", b"Jane-Doe-1984"])
+    ]
+    record_replays(decided, RECIPIENT, letters, T0, PSEUDONYMS)
+    named = [r.data["notification"] for r in decided.audit_records() if r.kind == "dlq_replayed"]
+    assert named == ["n-1", PSEUDONYMS.of("Jane-Doe-1984")]
 
 
 def test_replay_partition_slash_offset_replays_exactly_that_letter(

@@ -19,6 +19,7 @@ from hub.directory import Directory
 from hub.model import CONSENT_TOPIC, REJECTED_TOPIC, InboundMessage
 from hub.notices import load_notices
 from hub.services import ConsentService
+from tests.unit.conftest import PSEUDONYMS
 
 PORTAL = "canada-ca-portal"
 SUBJECT = "GCKEY-77A1"  # the client's id at the portal
@@ -101,7 +102,12 @@ def intake(
     service: ConsentService,
 ) -> ConsentIntake:
     return ConsentIntake(
-        directory=directory, codec=codec, clock=clock, group_id=GROUP, service=service
+        directory=directory,
+        codec=codec,
+        clock=clock,
+        group_id=GROUP,
+        service=service,
+        pseudonyms=PSEUDONYMS,
     )
 
 
@@ -270,6 +276,34 @@ def test_bad_consent_event_is_rejected_and_the_batch_goes_on(
     assert (summary.applied, summary.rejected) == (1, 1)
     assert [r.reason for r in store.rejections()] == [reason]
     assert [r.state for r in history(service, person)] == [ConsentState.GIVEN]
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"event_types": ["Jane Doe 1984"]}, "not_subscribed"),
+        ({"notice_version": "Jane Doe 1984"}, "unknown_notice"),
+        ({"notice_hash": "Jane Doe 1984"}, "notice_mismatch"),
+    ],
+    ids=["event-type", "notice-version", "notice-hash"],
+)
+def test_a_rejection_names_the_field_never_the_value_sent(
+    store: MemoryStore,
+    intake: ConsentIntake,
+    portal: Portal,
+    person: str,
+    fields: dict[str, Any],
+    reason: str,
+) -> None:
+    """A refused value of the portal's (free text) is in neither the detail nor the logs."""
+    with capture_logs() as logs:
+        run(store, intake, portal.message("c-bad", portal.record(**fields)))
+    (rejection,) = store.rejections()
+    assert rejection.reason == reason
+    (field,) = fields
+    assert rejection.detail.startswith(field)
+    assert "Jane" not in rejection.detail
+    assert not [entry for entry in logs if "Jane" in repr(entry)]
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from hub.adapters.memory import MemoryStore
 from hub.deliveries import RECEIPT_SCHEMA, DeliveryIntake, ReceiptSummary
 from hub.model import RECEIPTS_TOPIC, AcceptedEvent, Decision, Delivery, InboundMessage, Outcome
 from hub.oversight import verify_store
+from tests.unit.conftest import PSEUDONYMS
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 GROUP = "tellonce-hub"
@@ -48,7 +49,7 @@ def decided(store: MemoryStore) -> MemoryStore:
 
 @pytest.fixture
 def intake(codec: AvroCodec, clock: Callable[[], datetime]) -> DeliveryIntake:
-    return DeliveryIntake(codec=codec, clock=clock, group_id=GROUP)
+    return DeliveryIntake(codec=codec, clock=clock, group_id=GROUP, pseudonyms=PSEUDONYMS)
 
 
 class Connector:
@@ -111,7 +112,7 @@ def test_delivered_receipt_records_the_delivery_and_one_leaf(
     assert leaf.kind == "delivered"
     assert leaf.data == {
         "notification": "n-msp",
-        "event": f"{SOURCE}/{EVENT}",
+        "event": PSEUDONYMS.event(SOURCE, EVENT),
         "recipient": "bc-msp",
         "sink": "webhook",
     }

@@ -27,11 +27,20 @@ from hub.model import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, InboundMessage, Outcome
 from hub.oversight import correction_list, disclosure_rows, prove_inclusion, reconcile
 from hub.processing import BatchProcessor
 from hub.services import ConsentService
+from tests.unit.conftest import PSEUDONYMS
 
 DAY1 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 DAY3 = DAY1 + timedelta(days=2)
 PUBLISHER = "bc-service-bc"
 ADDRESS_CHANGED = "ca.tellonce.lifeevents.AddressChanged"
+
+
+def ref(event_id: str) -> str:
+    """How leaves, reports and reconciliation name the publisher's event ``event_id``."""
+    return PSEUDONYMS.event(PUBLISHER, event_id)
+
+
+EVENT_IDS = {ref(e): e for e in ("evt-1", "evt-2", "evt-3")}
 # person -> their id at each program; each consents to be told of moves by these recipients
 CLIENTS = {
     "alice": {PUBLISHER: "SBC-1001", "cra-individual": "CRA-1", "bc-icbc-licensing": "DL-1"},
@@ -81,7 +90,13 @@ def life_event(codec: AvroCodec, ce_id: str, subject: str, now: datetime, offset
 def process(
     store: MemoryStore, directory: Directory, codec: AvroCodec, now: datetime, *events: Any
 ) -> None:
-    processor = BatchProcessor(directory=directory, codec=codec, clock=lambda: now, group_id="hub")
+    processor = BatchProcessor(
+        directory=directory,
+        codec=codec,
+        clock=lambda: now,
+        group_id="hub",
+        pseudonyms=PSEUDONYMS,
+    )
     with store.transaction() as tx:
         processor.process(tx, events)
 
@@ -126,7 +141,7 @@ def hub(tmp_path: Path, directory: Directory, codec: AvroCodec) -> Hub:
         "detail": None,
         "recorded_at": DAY1 + timedelta(hours=1),
     }
-    intake = DeliveryIntake(codec=codec, clock=lambda: DAY3, group_id="hub")
+    intake = DeliveryIntake(codec=codec, clock=lambda: DAY3, group_id="hub", pseudonyms=PSEUDONYMS)
     with store.transaction() as tx:
         message = InboundMessage(RECEIPTS_TOPIC, 0, 0, None, codec.encode(RECEIPT_SCHEMA, receipt))
         assert intake.process(tx, [message]).recorded == 1
@@ -144,7 +159,7 @@ def tampered(store: MemoryStore, **changes: Any) -> MemoryStore:
 
 def test_reconcile_matches_every_leaf_kind_with_the_store(hub: Hub) -> None:
     """After linking, consenting, processing and a delivery, leaf counts equal the facts."""
-    result = reconcile(hub.store)
+    result = reconcile(hub.store, PSEUDONYMS)
     assert result.ok, (result.tallies, result.problems)
     counts = {t.fact: (t.leaves, t.facts) for t in result.tallies}
     decisions = hub.store.decisions()
@@ -168,10 +183,12 @@ def test_reconcile_fails_when_a_decision_is_deleted(hub: Hub) -> None:
     """A disclosure missing from the store fails the disclosures tally and names the event."""
     decisions = hub.store.decisions()
     gone = next(d for d in decisions if (d.event_id, d.recipient) == ("evt-2", "cra-individual"))
-    result = reconcile(tampered(hub.store, decisions=[d for d in decisions if d != gone]))
+    result = reconcile(
+        tampered(hub.store, decisions=[d for d in decisions if d != gone]), PSEUDONYMS
+    )
     assert not result.ok
     assert [t.fact for t in result.tallies if not t.ok] == ["disclosures"]
-    event = f"{PUBLISHER}/evt-2"
+    event = PSEUDONYMS.event(PUBLISHER, "evt-2")
     assert f"event {event}, cra-individual: disclosed only in the audit log" in result.problems
     assert any(
         p.startswith(f"event {event}: ") and "recipients announced" in p for p in result.problems
@@ -185,7 +202,7 @@ def test_reconcile_fails_on_a_leaf_without_its_fact(hub: Hub) -> None:
         log = AuditLog(tx.last_audit())
         log.append("delivered", {"notification": "n-forged", "recipient": "bc-msp"}, DAY3)
         log.write(tx)
-    result = reconcile(store)
+    result = reconcile(store, PSEUDONYMS)
     assert not result.ok
     [wrong] = [t for t in result.tallies if not t.ok]
     assert (wrong.fact, wrong.leaves, wrong.facts) == ("confirmed deliveries", 2, 1)
@@ -195,7 +212,8 @@ def test_reconcile_fails_on_a_fact_without_its_leaf(hub: Hub) -> None:
     """An identity link added straight into the store, without its leaf, fails the links tally."""
     links = hub.store._state.links
     result = reconcile(
-        tampered(hub.store, links=[*links, dataclasses.replace(links[0], local_id="X")])
+        tampered(hub.store, links=[*links, dataclasses.replace(links[0], local_id="X")]),
+        PSEUDONYMS,
     )
     assert [(t.fact, t.leaves, t.facts) for t in result.tallies if not t.ok] == [
         ("identity links", 5, 6)
@@ -254,10 +272,10 @@ def test_unsigned_leaf_has_no_proof_yet(hub: Hub) -> None:
 
 def test_disclosure_rows_of_one_person(hub: Hub) -> None:
     """A person's rows cover only their events, one per recipient, with delivery and proof refs."""
-    rows = disclosure_rows(hub.store, person_id=hub.persons["alice"])
-    assert {r.event for r in rows} == {f"{PUBLISHER}/evt-1", f"{PUBLISHER}/evt-3"}
+    rows = disclosure_rows(hub.store, PSEUDONYMS, person_id=hub.persons["alice"])
+    assert {r.event for r in rows} == {ref("evt-1"), ref("evt-3")}
     assert len(rows) == len({(r.event, r.recipient) for r in rows})
-    assert rows == sorted(rows, key=lambda r: (r.decided_at, r.event, r.recipient))
+    assert rows == sorted(rows, key=lambda r: (r.decided_at, r.leaf_index))  # oldest first
     records = {r.index: r for r in hub.store.audit_records()}
     for row in rows:
         leaf = records[row.leaf_index]
@@ -267,7 +285,7 @@ def test_disclosure_rows_of_one_person(hub: Hub) -> None:
             row.recipient,
         )
         assert row.checkpoint_size == (hub.signed if row.leaf_index < hub.signed else None)
-    by_key = {(r.event.split("/")[1], r.recipient): r for r in rows}
+    by_key = {(EVENT_IDS[r.event], r.recipient): r for r in rows}
     assert by_key["evt-1", "cra-individual"].delivery == "delivered"
     assert by_key["evt-3", "cra-individual"].delivery == "pending"
     assert by_key["evt-1", "esdc-cpp"].delivery == "not_sent"
@@ -276,24 +294,24 @@ def test_disclosure_rows_of_one_person(hub: Hub) -> None:
 
 def test_disclosure_rows_filter_by_recipient_and_dates(hub: Hub) -> None:
     """Recipient and [since, until) narrow the rows; until is exclusive."""
-    rows = disclosure_rows(hub.store, recipient="cra-individual")
+    rows = disclosure_rows(hub.store, PSEUDONYMS, recipient="cra-individual")
     assert [(r.event, r.outcome) for r in rows] == [
-        (f"{PUBLISHER}/evt-1", "disclosed"),
-        (f"{PUBLISHER}/evt-2", "disclosed"),
-        (f"{PUBLISHER}/evt-3", "disclosed"),
+        (ref("evt-1"), "disclosed"),
+        (ref("evt-2"), "disclosed"),
+        (ref("evt-3"), "disclosed"),
     ]
-    later = disclosure_rows(hub.store, recipient="cra-individual", since=DAY3)
-    assert [r.event for r in later] == [f"{PUBLISHER}/evt-3"]
-    earlier = disclosure_rows(hub.store, recipient="cra-individual", until=DAY3)
-    assert [r.event for r in earlier] == [f"{PUBLISHER}/evt-1", f"{PUBLISHER}/evt-2"]
-    assert disclosure_rows(hub.store, since=DAY3 + timedelta(seconds=1)) == []
+    later = disclosure_rows(hub.store, PSEUDONYMS, recipient="cra-individual", since=DAY3)
+    assert [r.event for r in later] == [ref("evt-3")]
+    earlier = disclosure_rows(hub.store, PSEUDONYMS, recipient="cra-individual", until=DAY3)
+    assert [r.event for r in earlier] == [ref("evt-1"), ref("evt-2")]
+    assert disclosure_rows(hub.store, PSEUDONYMS, since=DAY3 + timedelta(seconds=1)) == []
 
 
 def test_correction_list_names_each_program_that_received_data(
     hub: Hub, directory: Directory
 ) -> None:
     """One correction-list line per program that got the person's data; withholdings left out."""
-    rows = disclosure_rows(hub.store, person_id=hub.persons["alice"])
+    rows = disclosure_rows(hub.store, PSEUDONYMS, person_id=hub.persons["alice"])
     listed = correction_list(rows, directory)
     assert [r.recipient for r in listed] == ["bc-icbc-licensing", "cra-individual"]
     jurisdictions = {j.id: j.name for j in directory.jurisdictions}

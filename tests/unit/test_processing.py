@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -24,8 +25,10 @@ from hub.model import (
     Outcome,
     notify_topic,
 )
-from hub.oversight import verify_store
+from hub.oversight import reconcile, verify_store
 from hub.processing import BatchProcessor, BatchSummary
+from hub.pseudonyms import Pseudonyms
+from tests.unit.conftest import PSEUDONYMS
 
 PUBLISHER = "bc-service-bc"
 SUBJECT = "SBC-1001"  # the client's id at Service BC
@@ -112,7 +115,9 @@ def publisher(codec: AvroCodec, now: datetime) -> Publisher:
 def processor(
     directory: Directory, codec: AvroCodec, clock: Callable[[], datetime]
 ) -> BatchProcessor:
-    return BatchProcessor(directory=directory, codec=codec, clock=clock, group_id=GROUP)
+    return BatchProcessor(
+        directory=directory, codec=codec, clock=clock, group_id=GROUP, pseudonyms=PSEUDONYMS
+    )
 
 
 @pytest.fixture
@@ -399,6 +404,41 @@ def test_audit_log_verifies_and_reconciles_after_processing(
     for record in records:
         assert POSTAL_CODE not in str(record.data)
         assert SUBJECT not in str(record.data)
+
+
+def test_leaves_and_rejections_keep_keyed_hashes_of_publisher_ids(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher, codec: AvroCodec
+) -> None:
+    """ce_id (and a ce_source that is no program) are kept as keyed hashes in leaves and
+    rejection rows; the rejected topic gives the publisher its ids back; reconcile passes."""
+    good, refused, stranger = "evt-Jane-Doe-1", "evt-Jane-Doe-2", "src-Jane-Doe"
+    run(
+        linked_store,
+        processor,
+        publisher.message(good),
+        publisher.message(refused, ce_subject="SBC-2002"),
+        publisher.message("evt-3", ce_source=stranger),
+    )
+    leaves = [json.dumps(r.data) for r in linked_store.audit_records()]
+    rows = linked_store.rejections()
+    assert not [s for s in leaves + [repr(r) for r in rows] if "Jane" in s]
+    by_offset = {r.offset: r for r in rows}
+    assert (by_offset[1].source, by_offset[1].event_id) == (PUBLISHER, PSEUDONYMS.of(refused))
+    assert (by_offset[2].source, by_offset[2].event_id) == (
+        PSEUDONYMS.of(stranger),
+        PSEUDONYMS.of("evt-3"),
+    )
+    accepted = [r.data for r in linked_store.audit_records() if r.kind == "accepted"]
+    assert [a["event"] for a in accepted] == [PSEUDONYMS.event(PUBLISHER, good)]
+    wire = sorted(
+        (codec.decode(m.value).record["ce_source"], codec.decode(m.value).record["ce_id"])
+        for m in outbox(linked_store)
+        if m.topic == REJECTED_TOPIC
+    )
+    assert wire == [(PUBLISHER, refused), (stranger, "evt-3")]
+    # Per-event matching (the fixture's links and consents were stored without leaves).
+    assert reconcile(linked_store, PSEUDONYMS).problems == []
+    assert reconcile(linked_store, Pseudonyms(bytes(32))).problems  # bound to the hub's key
 
 
 def test_failed_batch_leaves_no_trace(

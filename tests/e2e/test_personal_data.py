@@ -1,0 +1,215 @@
+"""Personal values through the whole flow, as a user runs it: never in the logs, never in what
+the audit keeps.
+
+Canary values (a subject id, a recipient's local id, a street, a postal code, a name, the
+publisher's ce_ids) go through `tellonce hub run` and `tellonce connector run` at debug level,
+on the real broker and a PostgreSQL store; the delivered file proves they did. Standard error
+is one JSON object per line, kafka-python's records among them, without a single canary; the
+exported audit bundle names events by the keyed hash `tellonce audit pseudonym` prints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consent.model import ConsentState, Evidence
+from hub.adapters.broker import EmbeddedBroker
+from hub.bootstrap import App
+from hub.errors import ConfigError
+from hub.model import LIFEEVENTS_TOPIC
+from hub.processing import cloudevent_headers
+from hub.publishing import event_message, publish_event
+from hub.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
+from tests.e2e.conftest import run
+from tests.integration.conftest import fresh_postgres_database, unavailable
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+PUBLISHER = "bc-service-bc"
+SUBJECT = "SBC-CANARY-4417"  # the client's id at the publisher: key and ce_subject
+LOCAL_ID = "MSP-CANARY-8823"  # the client's id at the recipient: the notice's key
+STREET = "4417 Canarywood Crescent"
+POSTAL_CODE = "V8W 4K7"
+GIVEN_NAMES = "Zephyrine"
+FAMILY_NAME = "Canarysmith"
+EVENT_ID = "ce-CANARY-9921"  # the publisher's ce_id of the good event
+REJECTED_ID = "ce-CANARY-REJECT-5"  # ce_id of an event refused for its ce_subject
+CANARIES = (SUBJECT, LOCAL_ID, STREET, POSTAL_CODE, GIVEN_NAMES, FAMILY_NAME, EVENT_ID, REJECTED_ID)
+
+
+@dataclass(frozen=True)
+class Flow:
+    env: dict[str, str]
+    stderr: str  # of every command run at debug level
+    inbox: Path
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
+    """One life of the canaries: link and consent, publish, hub, connector, hub (receipts)."""
+    folder = tmp_path_factory.mktemp("logs")
+    try:
+        broker = EmbeddedBroker()
+    except ConfigError as exc:
+        unavailable(f"no Tansu broker binary: {exc}")
+    with broker, fresh_postgres_database("tellonce_logs") as url:
+        settings = Settings(
+            store=StoreSettings(url=url),
+            broker=BrokerSettings(bootstrap_servers=broker.bootstrap),
+            audit=AuditSettings(signing_key=folder / "audit.pem", create_key=True),
+        )
+        app = App.from_settings(settings)
+        try:
+            _prepare(app, broker.bootstrap)
+        finally:
+            app.close()
+        env = {
+            "TELLONCE_STORE__URL": url,
+            "TELLONCE_BROKER__BOOTSTRAP_SERVERS": broker.bootstrap,
+            "TELLONCE_AUDIT__SIGNING_KEY": str(folder / "audit.pem"),
+            "TELLONCE_LOG_LEVEL": "debug",
+        }
+        inbox = folder / "inbox"
+        connector = ("connector", "run", "bc-msp", "--sink", "filedrop")
+        commands = [
+            ("hub", "run", "--idle-exit", "2"),
+            (*connector, "--option", f"directory={inbox}", "--idle-exit", "2"),
+            ("hub", "run", "--idle-exit", "2"),  # records the receipts
+        ]
+        stderr = []
+        for command in commands:
+            result = run(*command, env=env)
+            assert result.returncode == 0, (command, result.stderr[-3000:])
+            stderr.append(result.stderr)
+        yield Flow(env, "".join(stderr), inbox)
+
+
+def _prepare(app: App, bootstrap: str) -> None:
+    """The client, their consent, and three events: good, a repeat of it, and a refused one."""
+    now = datetime.now(UTC)
+    service = app.consent()
+    evidence = Evidence("counter", "staff-1", now)
+    person = service.link(PUBLISHER, SUBJECT, evidence)
+    service.link("bc-msp", LOCAL_ID, evidence, to=person)
+    service.link("esdc-cpp", "CPP-7", evidence, to=person)
+    service.record(person, "bc-msp", ["AddressChanged"], ConsentState.GIVEN, evidence)
+    address = {
+        "lines": [STREET],
+        "municipality": "Victoria",
+        "province": "BC",
+        "postal_code": POSTAL_CODE,
+    }
+    moved: dict[str, Any] = {
+        "subject_id": SUBJECT,
+        "effective_date": date(2025, 1, 1),
+        "new_address": address,
+        "mailing_address": None,
+    }
+    renamed: dict[str, Any] = {
+        "subject_id": SUBJECT,
+        "effective_date": date(2025, 1, 1),
+        "given_names": GIVEN_NAMES,
+        "family_name": FAMILY_NAME,
+        "reason": "MARRIAGE",
+    }
+    app.ensure_topics(bootstrap)
+    producer = app.producer(bootstrap)
+    try:
+        for _ in range(2):  # the second one is a duplicate: ignored, and logged as such
+            publish_event(
+                producer,
+                app.codec,
+                source=PUBLISHER,
+                event_type="AddressChanged",
+                payload=moved,
+                at=now,
+                event_id=EVENT_ID,
+            )
+        publish_event(
+            producer, app.codec, source=PUBLISHER, event_type="NameChanged", payload=renamed, at=now
+        )
+        # Refused: ce_subject names another client than the key and the payload.
+        key, value, _, _ = event_message(
+            app.codec, source=PUBLISHER, event_type="AddressChanged", payload=moved, at=now
+        )
+        headers = cloudevent_headers(
+            REJECTED_ID,
+            "ca.tellonce.lifeevents.AddressChanged",
+            now,
+            subject="SBC-OTHER",
+            source=PUBLISHER,
+        )
+        producer.send(LIFEEVENTS_TOPIC, key, value, headers)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def _lines(stderr: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stderr.splitlines() if line.strip()]
+
+
+def test_canaries_went_through_the_flow(flow: Flow) -> None:
+    """The delivered notice holds the canary address: the logs below saw real traffic."""
+    (file,) = flow.inbox.glob("*.json")
+    text = file.read_text()
+    assert STREET in text
+    assert POSTAL_CODE in text
+    assert LOCAL_ID in text
+
+
+def test_debug_logs_hold_no_canary(flow: Flow) -> None:
+    """At debug level not one canary value appears on standard error."""
+    hits = {canary: flow.stderr.count(canary) for canary in CANARIES}
+    assert hits == dict.fromkeys(CANARIES, 0)
+
+
+def test_every_stderr_line_is_one_json_object(flow: Flow) -> None:
+    """Every line on standard error is a JSON object with level, logger, event and timestamp."""
+    lines = flow.stderr.splitlines()
+    assert lines
+    for line in lines:
+        entry = json.loads(line)
+        assert {"level", "logger", "event", "timestamp"} <= set(entry), line
+
+
+def test_kafka_python_records_are_rendered_as_json(flow: Flow) -> None:
+    """kafka-python's own log records come out as JSON lines, at info level at most."""
+    loggers = Counter(
+        (entry["logger"], entry["level"])
+        for entry in _lines(flow.stderr)
+        if entry["logger"].startswith("kafka")
+    )
+    assert loggers
+    assert {level for _, level in loggers} <= {"info", "warning", "error"}
+
+
+def test_the_audit_names_events_by_the_keyed_hash_the_pseudonym_command_prints(
+    flow: Flow,
+) -> None:
+    """The bundle holds no canary; `audit pseudonym` gives the name its leaves use for the
+    publisher's ce_id, and `audit reconcile` matches leaves with the store."""
+    printed = run("audit", "pseudonym", EVENT_ID, "--source", PUBLISHER, env=flow.env)
+    assert printed.returncode == 0, printed.stderr
+    ref = printed.stdout.strip()
+    assert ref.startswith(f"{PUBLISHER}/h:")
+    assert run("audit", "checkpoint", env=flow.env).returncode == 0
+    bundle = flow.inbox.parent / "bundle.jsonl"
+    exported = run("audit", "export", str(bundle), env=flow.env)
+    assert exported.returncode == 0, exported.stderr
+    text = bundle.read_text()
+    assert [canary for canary in CANARIES if canary in text] == []
+    lines = [json.loads(line) for line in text.splitlines()]
+    accepted = [e["data"]["event"] for e in lines if e.get("kind") == "accepted" and "data" in e]
+    assert len(accepted) == 2  # the move and the name change; the repeat was ignored
+    assert ref in accepted
+    reconciled = run("audit", "reconcile", env=flow.env)
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
