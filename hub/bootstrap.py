@@ -49,11 +49,14 @@ class App:
     directory: Directory
     catalog: Catalog
     codec: AvroCodec
+    # For commands that only read: the store must exist already and is never migrated, and
+    # the signing key is never created.
+    read_only: bool = False
     _store: SqlStore | None = field(default=None, repr=False)
     _signer: FileSigner | None = field(default=None, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> App:
+    def from_settings(cls, settings: Settings | None = None, *, read_only: bool = False) -> App:
         settings = settings or Settings()
         catalog = load_catalog(settings.schemas_dir)
         return cls(
@@ -61,6 +64,7 @@ class App:
             directory=load_directory(settings.directory_path),
             catalog=catalog,
             codec=AvroCodec(catalog, settings.limits.decode_limits()),
+            read_only=read_only,
         )
 
     # -- store -------------------------------------------------------------------------------
@@ -68,9 +72,12 @@ class App:
     @property
     def store(self) -> SqlStore:
         if self._store is None:
-            self._store = SqlStore.open(
-                self.settings.store.url, migrate_schema=self.settings.store.auto_migrate
-            )
+            if self.read_only:
+                self._store = SqlStore.open_existing(self.settings.store.url)
+            else:
+                self._store = SqlStore.open(
+                    self.settings.store.url, migrate_schema=self.settings.store.auto_migrate
+                )
         return self._store
 
     # -- signing ---------------------------------------------------------------------------
@@ -80,9 +87,9 @@ class App:
         ``create`` does not forbid it (a verifier must never mint the key it checks against)."""
         if self._signer is None:
             audit = self.settings.audit
-            self._signer = FileSigner(
-                audit.signing_key, create=audit.create_key if create is None else create
-            )
+            if create is None:
+                create = audit.create_key and not self.read_only
+            self._signer = FileSigner(audit.signing_key, create=create)
         return self._signer
 
     def notary(self) -> Notary:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -23,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from consent.model import ConsentRevision, ConsentState, ConsentTerms, Evidence, IdentityLink
 from hub.adapters.sql import migrate
@@ -110,6 +113,66 @@ class SqlStore:
                     f"{exc.orig.__class__.__name__}; check the store URL and that it is running"
                 ) from exc
         return store
+
+    @classmethod
+    def open_existing(cls, url: str) -> SqlStore:
+        """The store for commands that only read: it never creates the database (a missing
+        SQLite file stays missing) and never migrates it. A missing database, or one without
+        tellonce's current schema, is a ConfigError that names TELLONCE_STORE__URL."""
+        store = cls.open(url, migrate_schema=False)  # connects lazily: nothing created yet
+        try:
+            store._check_existing()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _check_existing(self) -> None:
+        url = self.engine.url
+        where = url.render_as_string(hide_password=True)
+        probe = self.engine
+        sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "")
+        if sqlite_file and url.database != ":memory:" and not url.query.get("uri"):
+            path = Path(str(url.database)).resolve()
+            if not path.is_file():
+                raise ConfigError(
+                    f"there is no tellonce database at {path} (TELLONCE_STORE__URL={where}); "
+                    "this command only reads and creates nothing. Point TELLONCE_STORE__URL at "
+                    "the hub's database, or create this one with 'tellonce db upgrade' (or by "
+                    "running the hub) first"
+                )
+            # Look at the schema through a read-only connection: the store's own connections
+            # switch the file to WAL, which would write to a file that is not tellonce's.
+            uri = path.as_uri() + "?mode=ro"
+            probe = create_engine(
+                "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True), poolclass=NullPool
+            )
+        try:
+            with probe.connect() as connection:
+                current = migrate.current_revision(connection)
+                head = migrate.head_revision(connection)
+        except DBAPIError as exc:
+            if _no_such_database(exc):
+                raise ConfigError(
+                    f"the database at TELLONCE_STORE__URL={where} does not exist; this command "
+                    "only reads and creates nothing. Point TELLONCE_STORE__URL at the hub's "
+                    "database, or create this one (e.g. createdb) and run 'tellonce db upgrade'"
+                ) from None
+            raise StoreError(
+                f"cannot reach the database at TELLONCE_STORE__URL={where} "
+                f"({exc.orig.__class__.__name__}); check the URL and that the server is running"
+            ) from exc
+        if current is None:
+            raise ConfigError(
+                f"the database at TELLONCE_STORE__URL={where} holds no tellonce tables; point "
+                "TELLONCE_STORE__URL at the hub's database, or run 'tellonce db upgrade' first"
+            )
+        if current != head:
+            raise ConfigError(
+                f"the database at TELLONCE_STORE__URL={where} is at schema revision {current}, "
+                f"this tellonce reads revision {head}; run 'tellonce db upgrade' (commands that "
+                "only read never change the database)"
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
@@ -207,6 +270,12 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _no_such_database(exc: DBAPIError) -> bool:
+    """True when the server answered that the named database does not exist."""
+    text = str(exc.orig)
+    return ("database" in text and "does not exist" in text) or "Unknown database" in text
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
