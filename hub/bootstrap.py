@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hub.adapters.avro import AvroCodec
 from hub.adapters.broker import EmbeddedBroker
+from hub.adapters.claims import KafkaClaimLog, ensure_claim_topic
 from hub.adapters.jws import sign_compact
 from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_topics
 from hub.adapters.signing import FileSigner, public_key_check
@@ -21,6 +23,7 @@ from hub.deliveries import DeliveryIntake
 from hub.delivery import ConnectorRunner
 from hub.directory import Directory, load_directory
 from hub.errors import ConfigError
+from hub.fence import StoreFence
 from hub.model import (
     CONSENT_TOPIC,
     LIFEEVENTS_TOPIC,
@@ -163,19 +166,38 @@ class App:
 
     # -- workers -----------------------------------------------------------------------------
 
+    def store_fence(self, bootstrap: str) -> StoreFence:
+        """The fence that keeps this hub out of a group working with another store."""
+        ensure_claim_topic(bootstrap, self.settings.broker.replication_factor)
+        return StoreFence(
+            KafkaClaimLog(bootstrap),
+            group_id=self.settings.hub.group_id,
+            store_id=self.store.store_id(),
+            audit_key_id=self.signer().key_id,
+            host=socket.gethostname(),
+            clock=utc_now,
+        )
+
     def hub_worker(self, bootstrap: str) -> HubWorker:
         hub = self.settings.hub
         store = self.store
         self.ensure_topics(bootstrap)
-        intakes = self.intakes()
-        source = KafkaSource(
-            bootstrap,
-            [LIFEEVENTS_TOPIC, *(intake.topic for intake in intakes)],
-            group_id=hub.group_id,
-            offset_lookup=stored_offsets(store, hub.group_id),
-            tuning=self._tuning(),
-            client_id="tellonce-hub",
-        )
+        notary = self.notary()  # a missing signing key stops the hub here, before the fence
+        fence = self.store_fence(bootstrap)
+        try:
+            fence.enter()  # before the group join: never take partitions for another store
+            intakes = self.intakes()
+            source = KafkaSource(
+                bootstrap,
+                [LIFEEVENTS_TOPIC, *(intake.topic for intake in intakes)],
+                group_id=hub.group_id,
+                offset_lookup=stored_offsets(store, hub.group_id),
+                tuning=self._tuning(),
+                client_id="tellonce-hub",
+            )
+        except BaseException:
+            fence.close()
+            raise
         producer = KafkaSink(bootstrap, client_id="tellonce-hub")
         return HubWorker(
             store=store,
@@ -192,10 +214,12 @@ class App:
                 redeliver_max=hub.redeliver_max,
             ),
             clock=utc_now,
-            notary=self.notary(),
+            notary=notary,
             intakes=intakes,
             batch_size=hub.batch_size,
             poll_timeout_ms=hub.poll_timeout_ms,
+            fence=fence,
+            fence_check_every_s=hub.fence_check_every_s,
         )
 
     def intakes(self) -> list[Intake]:

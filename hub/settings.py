@@ -70,6 +70,12 @@ class HubSettings(BaseModel):
     redeliver_max: int = Field(
         12, ge=0, description="Publish one notification again at most this many times."
     )
+    fence_check_every_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often a running hub checks on tellonce.hub.v1 that its consumer "
+        "group still works with its store (it checks before joining, too); it stops if not.",
+    )
 
 
 class AuditSettings(BaseModel):

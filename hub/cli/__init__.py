@@ -239,6 +239,16 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_id(_args: argparse.Namespace) -> int:
+    """The store id the hub claims its consumer group with (read-only)."""
+    app = app_from_settings(read_only=True)
+    try:
+        print(app.store.store_id())
+    finally:
+        app.close()
+    return 0
+
+
 def cmd_directory_show(_args: argparse.Namespace) -> int:
     from hub.directory import load_directory
     from hub.settings import Settings
@@ -324,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="create or upgrade the schema").set_defaults(
         handler=cmd_db_upgrade
     )
+    db.add_parser(
+        "id", help="print the database's store id (which hub consumer groups claim; read-only)"
+    ).set_defaults(handler=cmd_db_id)
     directory = sub.add_parser("directory", help="the program directory")
     directory.add_subparsers(metavar="ACTION").add_parser(
         "show", help="list programs, what they publish and what they may receive"

@@ -42,6 +42,7 @@ from hub.adapters.sql.tables import (
     outbox,
     persons,
     rejections,
+    store_identity,
 )
 from hub.errors import ConfigError, StoreError
 from hub.model import (
@@ -196,6 +197,24 @@ class SqlStore:
             ) from exc
 
     # -- queries for reports and tests -------------------------------------------------------
+
+    def store_id(self) -> str:
+        """The random id made with the schema (migration 0003): which database this is."""
+        try:
+            rows = self._all(select(store_identity.c.store_id))
+        except DBAPIError as exc:
+            raise StoreError(
+                f"cannot read the store id ({exc.orig.__class__.__name__}); check that the "
+                "database is running, and run 'tellonce db upgrade' if its schema is older "
+                "than this tellonce"
+            ) from exc
+        if len(rows) != 1:
+            raise StoreError(
+                f"the store_identity table holds {len(rows)} rows instead of one; it was "
+                "edited by hand: restore it from a backup",
+                retriable=False,
+            )
+        return str(rows[0][0])
 
     def _all(self, statement: Any) -> list[Row[Any]]:
         with self.engine.connect() as connection:
