@@ -88,7 +88,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _letters(
-    args: argparse.Namespace, *, read_only: bool
+    args: argparse.Namespace, *, read_only: bool = False
 ) -> tuple[Any, str, list[Any], set[tuple[int, int]]]:
     from hub.adapters.topics import read_topic
     from hub.dead_letters import DeadLetter, dlq_topic, replayed
@@ -148,7 +148,7 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
             "name dead letters with --offset N (repeatable) or replay them with --all"
         )
     positions = [_position(text) for text in args.offset]
-    app, bootstrap, letters, done = _letters(args, read_only=False)
+    app, bootstrap, letters, done = _letters(args)
     wanted: set[tuple[int, int]] = set()
     missing = []
     for partition, offset in positions:
