@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -293,8 +294,10 @@ class SqlStore:
 
 def _no_such_database(exc: DBAPIError) -> bool:
     """True when the server answered that the named database does not exist."""
-    text = str(exc.orig)
-    return ("database" in text and "does not exist" in text) or "Unknown database" in text
+    text = str(exc.orig)  # PostgreSQL: database "x" does not exist; MariaDB: Unknown database
+    return re.search(r'database "[^"]*" does not exist', text) is not None or (
+        "Unknown database" in text
+    )
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
