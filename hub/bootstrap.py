@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hub.adapters.avro import AvroCodec
 from hub.adapters.broker import EmbeddedBroker
+from hub.adapters.claims import KafkaClaimLog, ensure_claim_topic
 from hub.adapters.jws import sign_compact
 from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_topics
 from hub.adapters.pseudonym_key import load_pseudonym_key
@@ -22,6 +24,7 @@ from hub.deliveries import DeliveryIntake
 from hub.delivery import ConnectorRunner
 from hub.directory import Directory, load_directory
 from hub.errors import ConfigError
+from hub.fence import StoreFence
 from hub.model import (
     CONSENT_TOPIC,
     LIFEEVENTS_TOPIC,
@@ -51,12 +54,15 @@ class App:
     directory: Directory
     catalog: Catalog
     codec: AvroCodec
+    # For commands that only read: the store must exist already and is never migrated, and
+    # the signing key is never created.
+    read_only: bool = False
     _store: SqlStore | None = field(default=None, repr=False)
     _signer: FileSigner | None = field(default=None, repr=False)
     _pseudonyms: Pseudonyms | None = field(default=None, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> App:
+    def from_settings(cls, settings: Settings | None = None, *, read_only: bool = False) -> App:
         settings = settings or Settings()
         catalog = load_catalog(settings.schemas_dir)
         return cls(
@@ -64,6 +70,7 @@ class App:
             directory=load_directory(settings.directory_path),
             catalog=catalog,
             codec=AvroCodec(catalog, settings.limits.decode_limits()),
+            read_only=read_only,
         )
 
     # -- store -------------------------------------------------------------------------------
@@ -71,9 +78,12 @@ class App:
     @property
     def store(self) -> SqlStore:
         if self._store is None:
-            self._store = SqlStore.open(
-                self.settings.store.url, migrate_schema=self.settings.store.auto_migrate
-            )
+            if self.read_only:
+                self._store = SqlStore.open_existing(self.settings.store.url)
+            else:
+                self._store = SqlStore.open(
+                    self.settings.store.url, migrate_schema=self.settings.store.auto_migrate
+                )
         return self._store
 
     # -- signing ---------------------------------------------------------------------------
@@ -83,9 +93,9 @@ class App:
         ``create`` does not forbid it (a verifier must never mint the key it checks against)."""
         if self._signer is None:
             audit = self.settings.audit
-            self._signer = FileSigner(
-                audit.signing_key, create=audit.create_key if create is None else create
-            )
+            if create is None:
+                create = audit.create_key and not self.read_only
+            self._signer = FileSigner(audit.signing_key, create=create)
         return self._signer
 
     def pseudonyms(self, *, create: bool | None = None) -> Pseudonyms:
@@ -95,6 +105,7 @@ class App:
         if self._pseudonyms is None:
             audit = self.settings.audit
             allowed = audit.create_key if create is None else create
+            allowed = allowed and not self.read_only
             self._pseudonyms = Pseudonyms(
                 lambda: load_pseudonym_key(audit.pseudonym_key_path(), create=allowed)
             )
@@ -171,19 +182,38 @@ class App:
 
     # -- workers -----------------------------------------------------------------------------
 
+    def store_fence(self, bootstrap: str) -> StoreFence:
+        """The fence that keeps this hub out of a group working with another store."""
+        ensure_claim_topic(bootstrap, self.settings.broker.replication_factor)
+        return StoreFence(
+            KafkaClaimLog(bootstrap),
+            group_id=self.settings.hub.group_id,
+            store_id=self.store.store_id(),
+            audit_key_id=self.signer().key_id,
+            host=socket.gethostname(),
+            clock=utc_now,
+        )
+
     def hub_worker(self, bootstrap: str) -> HubWorker:
         hub = self.settings.hub
         store = self.store
         self.ensure_topics(bootstrap)
-        intakes = self.intakes()
-        source = KafkaSource(
-            bootstrap,
-            [LIFEEVENTS_TOPIC, *(intake.topic for intake in intakes)],
-            group_id=hub.group_id,
-            offset_lookup=stored_offsets(store, hub.group_id),
-            tuning=self._tuning(),
-            client_id="tellonce-hub",
-        )
+        notary = self.notary()  # a missing signing key stops the hub here, before the fence
+        fence = self.store_fence(bootstrap)
+        try:
+            fence.enter()  # before the group join: never take partitions for another store
+            intakes = self.intakes()
+            source = KafkaSource(
+                bootstrap,
+                [LIFEEVENTS_TOPIC, *(intake.topic for intake in intakes)],
+                group_id=hub.group_id,
+                offset_lookup=stored_offsets(store, hub.group_id),
+                tuning=self._tuning(),
+                client_id="tellonce-hub",
+            )
+        except BaseException:
+            fence.close()
+            raise
         producer = KafkaSink(bootstrap, client_id="tellonce-hub")
         return HubWorker(
             store=store,
@@ -204,10 +234,12 @@ class App:
                 redeliver_max=hub.redeliver_max,
             ),
             clock=utc_now,
-            notary=self.notary(),
+            notary=notary,
             intakes=intakes,
             batch_size=hub.batch_size,
             poll_timeout_ms=hub.poll_timeout_ms,
+            fence=fence,
+            fence_check_every_s=hub.fence_check_every_s,
         )
 
     def intakes(self) -> list[Intake]:

@@ -4,6 +4,7 @@ The tree::
 
     TellonceError                 root; ``retriable`` says retry (True) or give up (False)
     ├── ConfigError               settings, directory or catalog are wrong; fix and restart
+    │   └── FenceError            the hub's consumer group works with another store
     ├── NotFoundError             a named recipient, person, link or event type does not exist
     ├── ConflictError             the request contradicts what is already recorded
     ├── RejectedEvent             an inbound event is invalid; carries a reason code
@@ -35,6 +36,11 @@ class TellonceError(Exception):
 
 class ConfigError(TellonceError):
     """Settings, the directory or the schema catalog are wrong."""
+
+
+class FenceError(ConfigError):
+    """The hub's consumer group works with another store: joining it would split the group's
+    events between two databases. Point the hub at the group's store or give it its own group."""
 
 
 class NotFoundError(TellonceError):

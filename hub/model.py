@@ -12,6 +12,7 @@ LIFEEVENTS_TOPIC = "tellonce.lifeevents.v1"
 REJECTED_TOPIC = "tellonce.lifeevents.rejected.v1"
 RECEIPTS_TOPIC = "tellonce.receipts.v1"
 CONSENT_TOPIC = "tellonce.consent.v1"  # consent changes from client-facing portals
+HUB_TOPIC = "tellonce.hub.v1"  # compacted: which store each hub consumer group works with
 HUB_SOURCE = "tellonce-hub"
 
 
@@ -136,3 +137,19 @@ class Delivery:
     detail: str | None
     recorded_at: datetime
     dead_lettered_at: datetime | None = None  # kept after a replay delivers it
+
+
+@dataclass(frozen=True, slots=True)
+class StoreClaim:
+    """A hub's statement on ``HUB_TOPIC`` that its consumer group works with its store."""
+
+    group_id: str
+    store_id: str  # the store's random id (``Store.store_id``), never its URL
+    audit_key_id: str | None  # the key the claiming hub signed its audit log with
+    claimed_at: datetime
+    host: str | None  # where the claiming hub ran, to help find a stray one
+
+    @property
+    def key(self) -> str:
+        """One record per (group, store) survives compaction; a tombstone takes it back."""
+        return f"{self.group_id}/{self.store_id}"

@@ -22,6 +22,7 @@ from hub.model import (
     InboundMessage,
     OutboxMessage,
     RejectionRecord,
+    StoreClaim,
 )
 
 
@@ -108,6 +109,9 @@ class Transaction(Protocol):
 class Store(Protocol):
     def transaction(self) -> AbstractContextManager[Transaction]: ...
 
+    def store_id(self) -> str:
+        """The random id made once with the schema: tells this database from any other."""
+
     def events(self) -> list[AcceptedEvent]: ...
     def decisions(self) -> list[Decision]: ...
     def rejections(self) -> list[RejectionRecord]: ...
@@ -150,3 +154,21 @@ class MessageSource(Protocol):
 
 
 OffsetLookup = Callable[[str, int], int | None]
+
+
+class ClaimLog(Protocol):
+    """The hub's claims of consumer groups for stores (``tellonce.hub.v1``, one partition,
+    compacted). Positions are the order claims were recorded in; anyone on the broker can
+    write the topic, so a record that is not a claim is skipped, never fatal."""
+
+    def read(self, through: int | None = None) -> list[tuple[int, StoreClaim]]:
+        """The claims in force with their positions, oldest first: up to and including
+        position ``through``, or (None) until the log is quiet. A claim taken back is gone."""
+
+    def append(self, claim: StoreClaim) -> int:
+        """Record ``claim``; its position, once the broker acknowledged it."""
+
+    def withdraw(self, claim: StoreClaim) -> None:
+        """Take ``claim`` back (a tombstone), once the broker acknowledged it."""
+
+    def close(self) -> None: ...

@@ -1,10 +1,14 @@
 """Settings, read once by the composition root. Environment prefix ``TELLONCE_``.
 
 Nested settings use ``__``: ``TELLONCE_STORE__URL``, ``TELLONCE_BROKER__BOOTSTRAP_SERVERS``.
+A ``TELLONCE_*`` variable that names no setting is an error (``unknown_variables``), not a
+silent default: pydantic's ``extra="forbid"`` only sees variables that map to a field.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -65,6 +69,12 @@ class HubSettings(BaseModel):
     )
     redeliver_max: int = Field(
         12, ge=0, description="Publish one notification again at most this many times."
+    )
+    fence_check_every_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often a running hub checks on tellonce.hub.v1 that its consumer "
+        "group still works with its store (it checks before joining, too); it stops if not.",
     )
 
 
@@ -165,3 +175,39 @@ class Settings(BaseSettings):
         "info", description="Lowest level logged (to standard error)."
     )
     log_format: Literal["json", "console"] = Field("json", description="Log rendering.")
+
+
+ENV_PREFIX = "TELLONCE_"
+
+
+def setting_variables() -> list[str]:
+    """Every environment variable a setting is read from: ``TELLONCE_STORE`` (a whole nested
+    model as JSON) as well as ``TELLONCE_STORE__URL``."""
+    names = []
+    for name, field in Settings.model_fields.items():
+        names.append(f"{ENV_PREFIX}{name.upper()}")
+        model = field.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names += [f"{ENV_PREFIX}{name.upper()}__{sub.upper()}" for sub in model.model_fields]
+    return names
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One problem per ``TELLONCE_*`` variable in ``environ`` that names no setting (names are
+    case-insensitive, as pydantic-settings reads them), with the closest setting's name.
+
+    Only names are quoted, never values: a store URL can hold a password.
+    """
+    known = setting_variables()
+    problems = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        # Compare what follows the prefix, which every name shares and would make all alike.
+        close = difflib.get_close_matches(
+            upper.removeprefix(ENV_PREFIX), [k.removeprefix(ENV_PREFIX) for k in known], n=1
+        )
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        problems.append(f"{variable} is not a tellonce setting{hint}")
+    return problems

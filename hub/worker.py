@@ -5,6 +5,8 @@ that came with them, their audit leaves, a signed checkpoint when one is due, an
 offsets. The worker fails closed: it checks the signer before it accepts a batch, and a
 checkpoint that cannot be signed rolls the whole batch back, so nothing is accepted into a log
 that cannot be signed. It retries with backoff and resumes once the signer or database is back.
+Every few seconds it checks the store fence (``hub.fence``) and stops if its consumer group now
+works with another store.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any, Protocol
 import structlog
 
 from hub.audit import Notary
-from hub.errors import SignerError, StoreError, TellonceError
+from hub.errors import BrokerError, SignerError, StoreError, TellonceError
+from hub.fence import StoreFence
 from hub.model import LIFEEVENTS_TOPIC, InboundMessage
 from hub.ports import Clock, MessageSource, Store, Transaction
 from hub.processing import BatchProcessor, BatchSummary
@@ -98,8 +101,13 @@ class HubWorker:
         intakes: Sequence[Intake] = (),
         batch_size: int = 200,
         poll_timeout_ms: int = 500,
+        fence: StoreFence | None = None,
+        fence_check_every_s: float = 30.0,
     ) -> None:
         self._store = store
+        self._fence = fence
+        self._fence_check = Every(fence_check_every_s)
+        self._fence_check.due()  # the fence was just passed to join: next check in N seconds
         self._source = source
         self._processor = processor
         self._notary = notary
@@ -130,6 +138,7 @@ class HubWorker:
                     # Inside the try, because reading them fails too while the database is down.
                     self._source.rewind()
                     rewind = False
+                self._check_fence_if_due()
                 messages = self._source.poll(self._batch_size, self._poll_timeout_ms)
                 if messages:
                     summary = self._commit_batch(messages)
@@ -200,6 +209,17 @@ class HubWorker:
             log.info("audit checkpoint signed", seq=checkpoint.seq, size=checkpoint.size)
         return summary
 
+    def _check_fence_if_due(self) -> None:
+        """Stop (FenceError) once the consumer group works with another store."""
+        if self._fence is None or not self._fence_check.due():
+            return
+        try:
+            self._fence.check()
+        except BrokerError as exc:
+            # The fence held when the hub joined; a broker that cannot answer now shows in
+            # the polls as well. Try again at the next check.
+            log.warning("store fence not checked; will try again", error=str(exc))
+
     def _republish_if_due(self) -> None:
         """Look for notifications no receipt answered, every few seconds while idle."""
         if self._republish_check.due():
@@ -217,3 +237,5 @@ class HubWorker:
     def close(self) -> None:
         self._source.close()
         self._relay.close()
+        if self._fence is not None:
+            self._fence.close()

@@ -1,4 +1,5 @@
-"""The Store port in memory: a real adapter for fast tests and demos, not a mock.
+"""The Store port in memory: a real adapter for fast tests and demos, not a mock. (The
+``ClaimLog`` port of the store fence is here too: ``MemoryClaimLog``.)
 
 It keeps the promises of the SQL store (``hub.adapters.sql.store``): a transaction works on a
 copy of the data and is applied only when its block exits normally, so an exception leaves
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
+import uuid
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,10 +32,11 @@ from hub.model import (
     InboundMessage,
     OutboxMessage,
     RejectionRecord,
+    StoreClaim,
 )
 
 if TYPE_CHECKING:
-    from hub.ports import Store, Transaction
+    from hub.ports import ClaimLog, Store, Transaction
 
 
 @dataclass(slots=True)
@@ -83,6 +86,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._state = _State()  # committed data; never changed in place, only replaced
+        self._store_id = str(uuid.uuid4())  # made with the store, as migration 0003 does
 
     @contextmanager
     def transaction(self) -> Iterator[MemoryTransaction]:
@@ -97,6 +101,9 @@ class MemoryStore:
                 tx.closed = True
 
     # -- queries for reports and tests -------------------------------------------------------
+
+    def store_id(self) -> str:
+        return self._store_id
 
     def events(self) -> list[AcceptedEvent]:
         return list(self._state.events)
@@ -360,7 +367,45 @@ class MemoryTransaction:
                 self.state.published[message_id] = at
 
 
+class MemoryClaimLog:
+    """hub.ports.ClaimLog in memory: the records of one compacted partition, never compacted.
+
+    Several fences may share one log, as hubs share the topic. ``records`` is the log itself
+    (key, claim or None for a tombstone), for tests that stage what a broker would hold.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.records: list[tuple[str, StoreClaim | None]] = []
+
+    def read(self, through: int | None = None) -> list[tuple[int, StoreClaim]]:
+        with self._lock:
+            records = list(self.records if through is None else self.records[: through + 1])
+        live: dict[str, tuple[int, StoreClaim]] = {}
+        for position, (key, claim) in enumerate(records):
+            if claim is None:
+                live.pop(key, None)
+            elif key not in live:
+                live[key] = (position, claim)
+        return sorted(live.values(), key=lambda entry: entry[0])
+
+    def append(self, claim: StoreClaim) -> int:
+        with self._lock:
+            self.records.append((claim.key, claim))
+            return len(self.records) - 1
+
+    def withdraw(self, claim: StoreClaim) -> None:
+        with self._lock:
+            self.records.append((claim.key, None))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 if TYPE_CHECKING:  # mypy proves the adapter satisfies the ports
+
+    def _is_claim_log(claims: MemoryClaimLog) -> ClaimLog:
+        return claims
 
     def _is_store(store: MemoryStore) -> Store:
         return store

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
+    if unknown := _unknown_variables():
+        print(unknown, file=sys.stderr)
+        return 2
     try:
         from hub.settings import Settings
 
@@ -56,6 +60,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _unknown_variables() -> str | None:
+    """The message for TELLONCE_* variables that name no setting (a typo must not fall back to
+    a default store silently), or None."""
+    from hub.settings import unknown_variables
+
+    problems = unknown_variables(os.environ)
+    if not problems:
+        return None
+    return (
+        "\n".join(f"tellonce: {problem}" for problem in problems)
+        + f"\ntellonce: rename or unset {'it' if len(problems) == 1 else 'them'}; "
+        "nested settings use a double underscore "
+        "(TELLONCE_STORE__URL), and the README's Settings section lists them all"
+    )
 
 
 def _pydantic_problems(exc: ValidationError) -> str:
@@ -219,6 +239,16 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_id(_args: argparse.Namespace) -> int:
+    """The store id the hub claims its consumer group with (read-only)."""
+    app = app_from_settings(read_only=True)
+    try:
+        print(app.store.store_id())
+    finally:
+        app.close()
+    return 0
+
+
 def cmd_directory_show(_args: argparse.Namespace) -> int:
     from hub.directory import load_directory
     from hub.settings import Settings
@@ -304,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="create or upgrade the schema").set_defaults(
         handler=cmd_db_upgrade
     )
+    db.add_parser(
+        "id", help="print the database's store id (which hub consumer groups claim; read-only)"
+    ).set_defaults(handler=cmd_db_id)
     directory = sub.add_parser("directory", help="the program directory")
     directory.add_subparsers(metavar="ACTION").add_parser(
         "show", help="list programs, what they publish and what they may receive"

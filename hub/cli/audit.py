@@ -68,14 +68,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hub.bootstrap import utc_now
     from hub.bundle import export_bundle
 
-    app = app_from_settings()
+    app = app_from_settings(read_only=True)
+    store = app.store  # a missing database is the first thing to report
     signer = app.signer()
     target = Path(args.bundle)
     partial = target.with_name(target.name + ".partial")
     started = time.monotonic()
     with partial.open("wb") as out:
         summary = export_bundle(
-            app.store,
+            store,
             out,
             public_key_pem=signer.public_key_pem(),
             key_id=signer.key_id,
@@ -111,9 +112,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         from hub.oversight import verify_store
 
-        app = app_from_settings()
+        app = app_from_settings(read_only=True)
+        store = app.store  # a missing database is the first thing to report
         pem = trusted or app.signer(create=False).public_key_pem()
-        verdict = verify_store(app.store, public_key_check(pem), key_id_for(pem))
+        verdict = verify_store(store, public_key_check(pem), key_id_for(pem))
         what = "the live store"
     elapsed = time.monotonic() - started
     result = {
@@ -150,7 +152,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from hub.oversight import reconcile
 
-    app = app_from_settings()
+    app = app_from_settings(read_only=True)
     result = reconcile(app.store, app.pseudonyms(create=False))
     if args.json:
         payload = {
@@ -175,7 +177,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_prove(args: argparse.Namespace) -> int:
     from hub.oversight import prove_inclusion
 
-    proof = prove_inclusion(app_from_settings().store, args.leaf, args.checkpoint)
+    proof = prove_inclusion(app_from_settings(read_only=True).store, args.leaf, args.checkpoint)
     print(json.dumps(proof.as_json(), indent=2))
     return 0
 
@@ -192,7 +194,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from hub.oversight import correction_list, disclosure_rows
     from hub.reports import ReportScope, render_correction_list, render_disclosures
 
-    app = app_from_settings()
+    app = app_from_settings(read_only=True)
     person = None
     if args.person:
         with app.store.transaction() as tx:

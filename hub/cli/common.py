@@ -11,10 +11,12 @@ from typing import Any
 Handler = Callable[[argparse.Namespace], int]
 
 
-def app_from_settings() -> Any:
+def app_from_settings(*, read_only: bool = False) -> Any:
+    """The composition root; ``read_only`` for commands that only read, which must never
+    create or migrate a database (nor mint a signing key)."""
     from hub.bootstrap import App
 
-    return App.from_settings()
+    return App.from_settings(read_only=read_only)
 
 
 def stop_on_signals() -> threading.Event:

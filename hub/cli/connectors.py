@@ -41,7 +41,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from hub.adapters.topics import topic_lag
     from hub.dead_letters import dlq_topic, replayed
 
-    app = app_from_settings()
+    app = app_from_settings(read_only=True)
     bootstrap = app.bootstrap_servers()
     recipients = [args.recipient] if args.recipient else [p.id for p in app.directory.subscribers()]
     for recipient in recipients:
@@ -87,19 +87,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _letters(args: argparse.Namespace) -> tuple[Any, str, list[Any], set[tuple[int, int]]]:
+def _letters(
+    args: argparse.Namespace, *, read_only: bool = False
+) -> tuple[Any, str, list[Any], set[tuple[int, int]]]:
     from hub.adapters.topics import read_topic
     from hub.dead_letters import DeadLetter, dlq_topic, replayed
 
-    app = app_from_settings()
+    app = app_from_settings(read_only=read_only)
     app.directory.program(args.recipient)
     bootstrap = app.bootstrap_servers()
+    store = app.store  # a missing database is reported before the broker is asked
     letters = [DeadLetter.from_record(r) for r in read_topic(bootstrap, dlq_topic(args.recipient))]
-    return app, bootstrap, letters, replayed(app.store, args.recipient)
+    return app, bootstrap, letters, replayed(store, args.recipient)
 
 
 def cmd_dlq_list(args: argparse.Namespace) -> int:
-    _app, _bootstrap, letters, done = _letters(args)
+    _app, _bootstrap, letters, done = _letters(args, read_only=True)
     if args.json:
         print(
             json.dumps(

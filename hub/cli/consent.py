@@ -127,7 +127,7 @@ def _cmd_consent_state(state_name: str) -> Handler:
 
 
 def cmd_consent_show(args: argparse.Namespace) -> int:
-    app = app_from_settings()
+    app = app_from_settings(read_only=True)
     view = app.consent().show(args.person)
     if args.json:
         print(
@@ -204,7 +204,7 @@ def cmd_consent_history(args: argparse.Namespace) -> int:
     """Every revision of every consent of a person; exit 1 when a chain does not verify."""
     from consent.rules import verify_history
 
-    app = app_from_settings()
+    app = app_from_settings(read_only=True)
     service = app.consent()
     view = service.show(args.person)
     now = service.now()

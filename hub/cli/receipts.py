@@ -74,7 +74,7 @@ def cmd_consent_verify_receipt(args: argparse.Namespace) -> int:
     from hub.receipts import read_claims, receipt_status
 
     token = _read_token(args.receipt)
-    app = app_from_settings()
+    app = app_from_settings(read_only=True)
     if args.public_key:
         try:
             pem = Path(args.public_key).read_text(encoding="utf-8")

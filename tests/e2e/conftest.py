@@ -13,13 +13,18 @@ import pytest
 TELLONCE = shutil.which("tellonce", path=str(Path(sys.executable).parent)) or "tellonce"
 
 
+def full_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without its TELLONCE_* variables, plus ``env``."""
+    merged = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
+    merged.update(env or {})
+    return merged
+
+
 def run(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
-    full_env.update(env or {})
     return subprocess.run(
-        [TELLONCE, *args], capture_output=True, text=True, env=full_env, timeout=timeout
+        [TELLONCE, *args], capture_output=True, text=True, env=full_env(env), timeout=timeout
     )
 
 

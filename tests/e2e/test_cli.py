@@ -143,6 +143,8 @@ def test_consent_errors_are_clear(
     sqlite_env: dict[str, str], args: tuple[str, ...], message: str
 ) -> None:
     """Unknown programs and people exit 2 with a message that says what to do."""
+    # The hub's database exists: 'consent show' only reads and never creates it.
+    assert run("db", "upgrade", env=sqlite_env).returncode == 0
     result = run(*args, env=sqlite_env)
     assert result.returncode == 2
     assert message in result.stderr

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import re
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -23,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from consent.model import ConsentRevision, ConsentState, ConsentTerms, Evidence, IdentityLink
 from hub.adapters.sql import migrate
@@ -39,6 +43,7 @@ from hub.adapters.sql.tables import (
     outbox,
     persons,
     rejections,
+    store_identity,
 )
 from hub.errors import ConfigError, StoreError
 from hub.model import (
@@ -111,6 +116,66 @@ class SqlStore:
                 ) from exc
         return store
 
+    @classmethod
+    def open_existing(cls, url: str) -> SqlStore:
+        """The store for commands that only read: it never creates the database (a missing
+        SQLite file stays missing) and never migrates it. A missing database, or one without
+        tellonce's current schema, is a ConfigError that names TELLONCE_STORE__URL."""
+        store = cls.open(url, migrate_schema=False)  # connects lazily: nothing created yet
+        try:
+            store._check_existing()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _check_existing(self) -> None:
+        url = self.engine.url
+        where = url.render_as_string(hide_password=True)
+        probe = self.engine
+        sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "")
+        if sqlite_file and url.database != ":memory:" and not url.query.get("uri"):
+            path = Path(str(url.database)).resolve()
+            if not path.is_file():
+                raise ConfigError(
+                    f"there is no tellonce database at {path} (TELLONCE_STORE__URL={where}); "
+                    "this command only reads and creates nothing. Point TELLONCE_STORE__URL at "
+                    "the hub's database, or create this one with 'tellonce db upgrade' (or by "
+                    "running the hub) first"
+                )
+            # Look at the schema through a read-only connection: the store's own connections
+            # switch the file to WAL, which would write to a file that is not tellonce's.
+            uri = path.as_uri() + "?mode=ro"
+            probe = create_engine(
+                "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True), poolclass=NullPool
+            )
+        try:
+            with probe.connect() as connection:
+                current = migrate.current_revision(connection)
+                head = migrate.head_revision(connection)
+        except DBAPIError as exc:
+            if _no_such_database(exc):
+                raise ConfigError(
+                    f"the database at TELLONCE_STORE__URL={where} does not exist; this command "
+                    "only reads and creates nothing. Point TELLONCE_STORE__URL at the hub's "
+                    "database, or create this one (e.g. createdb) and run 'tellonce db upgrade'"
+                ) from None
+            raise StoreError(
+                f"cannot reach the database at TELLONCE_STORE__URL={where} "
+                f"({exc.orig.__class__.__name__}); check the URL and that the server is running"
+            ) from exc
+        if current is None:
+            raise ConfigError(
+                f"the database at TELLONCE_STORE__URL={where} holds no tellonce tables; point "
+                "TELLONCE_STORE__URL at the hub's database, or run 'tellonce db upgrade' first"
+            )
+        if current != head:
+            raise ConfigError(
+                f"the database at TELLONCE_STORE__URL={where} is at schema revision {current}, "
+                f"this tellonce reads revision {head}; run 'tellonce db upgrade' (commands that "
+                "only read never change the database)"
+            )
+
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
         try:
@@ -133,6 +198,24 @@ class SqlStore:
             ) from exc
 
     # -- queries for reports and tests -------------------------------------------------------
+
+    def store_id(self) -> str:
+        """The random id made with the schema (migration 0003): which database this is."""
+        try:
+            rows = self._all(select(store_identity.c.store_id))
+        except DBAPIError as exc:
+            raise StoreError(
+                f"cannot read the store id ({exc.orig.__class__.__name__}); check that the "
+                "database is running, and run 'tellonce db upgrade' if its schema is older "
+                "than this tellonce"
+            ) from exc
+        if len(rows) != 1:
+            raise StoreError(
+                f"the store_identity table holds {len(rows)} rows instead of one; it was "
+                "edited by hand: restore it from a backup",
+                retriable=False,
+            )
+        return str(rows[0][0])
 
     def _all(self, statement: Any) -> list[Row[Any]]:
         with self.engine.connect() as connection:
@@ -207,6 +290,14 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _no_such_database(exc: DBAPIError) -> bool:
+    """True when the server answered that the named database does not exist."""
+    text = str(exc.orig)  # PostgreSQL: database "x" does not exist; MariaDB: Unknown database
+    return re.search(r'database "[^"]*" does not exist', text) is not None or (
+        "Unknown database" in text
+    )
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

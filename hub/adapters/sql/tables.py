@@ -211,3 +211,12 @@ consumer_offsets = Table(
     Column("next_offset", BigInteger, nullable=False),
     PrimaryKeyConstraint("group_id", "topic", "kafka_partition"),
 )
+
+# One row, made with the schema (migration 0003): the random id that tells this database from
+# any other (hub.fence).
+store_identity = Table(
+    "store_identity",
+    metadata,
+    Column("store_id", ID, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
