@@ -4,12 +4,15 @@ and Ctrl-C on the demo exits 130 with one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from hub.reports import proof_reference
 from tests.e2e.conftest import run
 
 pytestmark = pytest.mark.e2e
@@ -25,6 +28,26 @@ def one_message(result: subprocess.CompletedProcess[str], code: int) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("tellonce: ")
     return lines[0]
+
+
+# -- files the user names ------------------------------------------------------------------------
+
+
+def test_verify_with_a_missing_public_key(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    """`audit verify --public-key` naming no file exits 2 and says how to get the key."""
+    result = run("audit", "verify", "--public-key", str(tmp_path / "hub.pem"), env=sqlite_env)
+    message = one_message(result, 2)
+    assert "cannot read the public key file" in message
+    assert "tellonce audit public-key" in message
+
+
+def test_export_into_a_missing_folder(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    """`audit export` into a folder that does not exist exits 2, names it and writes nothing."""
+    target = tmp_path / "no-such-folder" / "bundle.jsonl"
+    message = one_message(run("audit", "export", str(target), env=sqlite_env), 2)
+    assert f"the folder {target.parent} does not exist" in message
+    assert "mkdir -p" in message
+    assert not target.parent.exists()
 
 
 # -- settings ------------------------------------------------------------------------------------
@@ -88,3 +111,54 @@ def test_mysql_store_url_says_what_the_hub_store_supports(
     assert "must be SQLite (sqlite:///tellonce.db) or PostgreSQL" in message
     assert "tellonce[mariadb]" in message
     assert "tellonce[postgres]" not in message
+
+
+# -- audit prove with what the report prints --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signed_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A store with three leaves, all covered by checkpoint 1 (tree size 3)."""
+    folder = tmp_path_factory.mktemp("signed")
+    env = {
+        "TELLONCE_STORE__URL": f"sqlite:///{folder / 'hub.db'}",
+        "TELLONCE_AUDIT__SIGNING_KEY": str(folder / "audit.pem"),
+        "TELLONCE_LOG_LEVEL": "warning",
+    }
+    for args in (
+        ("consent", "link", "bc-service-bc", "SBC-7"),
+        ("consent", "link", "cra-individual", "CRA-7"),
+        ("consent", "grant", "bc-service-bc:SBC-7", "cra-individual", "AddressChanged"),
+        ("audit", "checkpoint"),
+    ):
+        assert run(*args, env=env).returncode == 0, args
+    return env
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+@pytest.mark.parametrize("split", [True, False], ids=["as-words", "quoted"])
+def test_prove_accepts_the_reference_a_report_prints(
+    signed_store: dict[str, str], lang: str, split: bool
+) -> None:
+    """`audit prove` takes the report's proof column as printed (English or French, quoted or
+    not) and proves that leaf in the checkpoint of that tree size."""
+    reference = proof_reference(1, 3, lang)  # type: ignore[arg-type]
+    words = reference.split() if split else [reference]
+    result = run("audit", "prove", *words, env=signed_store)
+    assert result.returncode == 0, result.stderr
+    proof = json.loads(result.stdout)
+    assert (proof["leaf_index"], proof["tree_size"], proof["checkpoint"]) == (1, 3, 1)
+
+
+def test_prove_with_a_tree_size_no_checkpoint_has(signed_store: dict[str, str]) -> None:
+    """A reference to a checkpoint size that was never signed exits 2 naming the newest."""
+    result = run("audit", "prove", "leaf 1 @ checkpoint 40", env=signed_store)
+    message = one_message(result, 2)
+    assert "no signed checkpoint has tree size 40" in message
+    assert "the newest is checkpoint 1 of tree size 3" in message
+
+
+def test_prove_with_text_that_is_no_reference(signed_store: dict[str, str]) -> None:
+    """Anything else exits 2 showing the two accepted forms."""
+    message = one_message(run("audit", "prove", "latest", env=signed_store), 2)
+    assert "give the leaf index (41) or the report's proof column" in message
