@@ -183,6 +183,11 @@ class BatchProcessor:
         chain.write(tx)
         return summary
 
+    def check(self, message: InboundMessage, now: datetime) -> None:
+        """Raise RejectedEvent when the hub would refuse ``message``: exactly the checks of a
+        batch, without a store (``tellonce publish`` runs them before sending)."""
+        self._parse(message, now)
+
     # -- steps -------------------------------------------------------------------------------
 
     def _parse(self, message: InboundMessage, now: datetime) -> _Parsed:

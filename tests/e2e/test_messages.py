@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -31,6 +32,17 @@ def one_message(result: subprocess.CompletedProcess[str], code: int) -> str:
 
 
 # -- files the user names ------------------------------------------------------------------------
+
+
+def test_publish_with_a_missing_payload_file(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    """`publish --file` naming no file exits 2 and says how to give the payload."""
+    result = run(
+        "publish", "bc-service-bc", "AddressChanged", "--file", str(tmp_path / "nope.json"),
+        env=sqlite_env,
+    )  # fmt: skip
+    message = one_message(result, 2)
+    assert f"cannot read the payload file {tmp_path / 'nope.json'}: no such file" in message
+    assert "--json" in message
 
 
 def test_verify_with_a_missing_public_key(sqlite_env: dict[str, str], tmp_path: Path) -> None:
@@ -111,6 +123,141 @@ def test_mysql_store_url_says_what_the_hub_store_supports(
     assert "must be SQLite (sqlite:///tellonce.db) or PostgreSQL" in message
     assert "tellonce[mariadb]" in message
     assert "tellonce[postgres]" not in message
+
+
+# -- payloads ------------------------------------------------------------------------------------
+
+SECRET = "Zyxwvut Street"  # a value that must never be echoed back
+DROP = object()  # remove the field
+
+
+def payload_with(path: str = "", value: object = None) -> dict[str, Any]:
+    """A good AddressChanged payload, with the field at ``path`` (a.b) set to ``value``."""
+    payload: dict[str, Any] = {
+        "subject_id": "SBC-42",
+        "effective_date": "2026-11-01",
+        "new_address": {
+            "lines": [SECRET],
+            "municipality": "Victoria",
+            "province": "BC",
+            "postal_code": "V8W 1A1",
+        },
+        "mailing_address": None,
+    }
+    if path:
+        *parents, name = path.split(".")
+        target = payload
+        for parent in parents:
+            target = target[parent]
+        if value is DROP:
+            del target[name]
+        else:
+            target[name] = value
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "says"),
+    [
+        ("new_address", DROP, "new_address: is required; give an object (CanadianAddress"),
+        ("new_address.lines", SECRET, "new_address.lines: must be a list of strings"),
+        ("subject_id", 42, "subject_id: must be a string"),
+        ("new_address.province", SECRET, "new_address.province: must be one of AB, BC,"),
+        ("effective_date", SECRET, "effective_date: must be a date like 2026-11-01"),
+        ("effective_date", 2**40, "effective_date: must be a date like 2026-11-01"),
+        ("mailing_address", 5, "mailing_address: must be null or an object (CanadianAddress"),
+        ("new_address.floor", SECRET, "new_address.floor: is not a field of CanadianAddress"),
+    ],
+    ids=[
+        "missing", "string-for-list", "number-for-string", "not-an-enum-symbol",
+        "not-a-date", "date-beyond-int", "wrong-union-branch", "unknown-field",
+    ],
+)  # fmt: skip
+def test_payload_that_does_not_fit_the_schema_names_the_field(
+    sqlite_env: dict[str, str], path: str, value: object, says: str
+) -> None:
+    """A payload that does not fit the schema exits 2 naming the field and the rule, never the
+    value, before any broker is contacted (the one configured does not exist)."""
+    payload = json.dumps(payload_with(path, value))
+    env = {**sqlite_env, "TELLONCE_BROKER__BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    result = run("publish", "bc-service-bc", "AddressChanged", "--json", payload, env=env)
+    message = one_message(result, 2)
+    assert "does not fit the AddressChanged schema" in message
+    assert says in message
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    ("source", "postal_code", "says"),
+    [
+        (
+            "bc-service-bc",
+            "K1A 0B1",
+            "(invalid_event): new_address: postal_code does not belong to the province given",
+        ),
+        (
+            "bc-service-bc",
+            "v8w1a1",
+            "(invalid_event): new_address: postal_code must look like A1A 1A1",
+        ),
+        (
+            "bc-msp",
+            "V8W 1A1",
+            "(not_authorized): program bc-msp may not publish AddressChanged events; "
+            "'tellonce directory show'",
+        ),
+    ],
+    ids=["postal-code-of-another-province", "malformed-postal-code", "may-not-publish"],
+)
+def test_publish_refuses_what_the_hub_would_reject(
+    sqlite_env: dict[str, str], source: str, postal_code: str, says: str
+) -> None:
+    """An event the hub would reject exits 2 with the hub's reason code and rule, and is not
+    sent (no broker is reachable, yet no broker error)."""
+    payload = json.dumps(payload_with("new_address.postal_code", postal_code))
+    env = {**sqlite_env, "TELLONCE_BROKER__BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    result = run("publish", source, "AddressChanged", "--json", payload, env=env)
+    message = one_message(result, 2)
+    assert "the hub would reject this AddressChanged event " + says in message
+    assert SECRET not in message
+
+
+def test_death_in_the_future_is_refused_naming_the_field(sqlite_env: dict[str, str]) -> None:
+    """A date of death in the future exits 2 with the field rule the hub applies."""
+    payload = {
+        "subject_id": "VS-1",
+        "date_of_death": "2999-01-01",
+        "province_of_death": "BC",
+        "informant_relationship": "SPOUSE",
+    }
+    result = run(
+        "publish", "bc-vital-statistics", "DeathReported", "--json", json.dumps(payload),
+        env=sqlite_env,
+    )  # fmt: skip
+    assert "(invalid_event): date_of_death: must not be in the future" in one_message(result, 2)
+
+
+def test_dry_run_checks_and_prints_what_would_be_sent_without_a_broker(
+    sqlite_env: dict[str, str],
+) -> None:
+    """`publish --dry-run` needs no broker, exits 0 and prints the topic, key, CloudEvents
+    headers and value size it would send."""
+    result = run(
+        "publish", "bc-service-bc", "AddressChanged", "--json", json.dumps(payload_with()),
+        "--id", "evt-1", "--dry-run", env=sqlite_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert (shown["dry_run"], shown["sent"]) == (True, False)
+    assert shown["topic"] == "tellonce.lifeevents.v1"
+    assert shown["key"] == "SBC-42"
+    assert shown["schema_id"] == 1
+    assert shown["value_bytes"] > 5
+    headers = shown["headers"]
+    assert headers["ce_id"] == "evt-1"
+    assert headers["ce_source"] == "bc-service-bc"
+    assert headers["ce_type"] == "ca.tellonce.lifeevents.AddressChanged"
+    assert headers["content-type"] == "application/avro"
 
 
 # -- audit prove with what the report prints --------------------------------------------------
