@@ -2,7 +2,11 @@
 
 Exit codes: 0 success; 1 the work failed (a broker or database error, a demo outcome that did not
 match); 2 the request was wrong (usage, settings, unknown program, person or event type, a file
-that cannot be read, a payload the hub would refuse).
+that cannot be read, a payload the hub would refuse); 130 interrupted (Ctrl-C).
+
+Every failure is one ``tellonce: ...`` line saying what was wrong and what to do, never a
+traceback. An error nobody foresaw is logged as one JSON line naming its class (never its
+message, which may quote personal data) and exits 1.
 """
 
 from __future__ import annotations
@@ -38,6 +42,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback
+        print("tellonce: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last resort: one JSON line naming the class, exit 1
+        _log_unexpected(exc, _command(parser, sys.argv[1:] if argv is None else argv))
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         from hub.settings import Settings
 
         settings = Settings()
@@ -62,8 +77,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TellonceError as exc:
         print(f"tellonce: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+
+
+def _log_unexpected(exc: Exception, command: str) -> None:
+    """One JSON line on standard error: the error's class, the command and where it was
+    raised. Never the message: it can quote the data being handled."""
+    import traceback
+
+    import structlog
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = None
+    if frames:
+        where = f"{'/'.join(Path(frames[-1].filename).parts[-2:])}:{frames[-1].lineno}"
+    logs.configure("error", "json")
+    structlog.get_logger("hub.cli").error(
+        "unexpected error; the command stopped. Please report this line (it holds no data "
+        "from the request)",
+        error=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        command=command,
+        where=where,
+    )
+
+
+def _command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """The command words of ``argv`` (``audit prove``), without arguments or options."""
+    words = []
+    current = parser
+    for token in argv:
+        subparsers = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers:
+            break
+        if token in subparsers[0].choices:
+            words.append(token)
+            current = subparsers[0].choices[token]
+    return " ".join(words) or "tellonce"
 
 
 def _pydantic_problems(exc: ValidationError) -> str:
