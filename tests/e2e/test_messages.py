@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ import psycopg
 import pytest
 
 from hub.reports import proof_reference
-from tests.e2e.conftest import run
+from tests.e2e.conftest import TELLONCE, run
 
 pytestmark = pytest.mark.e2e
 
@@ -309,3 +312,49 @@ def test_prove_with_text_that_is_no_reference(signed_store: dict[str, str]) -> N
     """Anything else exits 2 showing the two accepted forms."""
     message = one_message(run("audit", "prove", "latest", env=signed_store), 2)
     assert "give the leaf index (41) or the report's proof column" in message
+
+
+# -- Ctrl-C on the demo ------------------------------------------------------------------------
+
+
+def _delivered_file(folder: Path) -> bool:
+    return any((folder / "dropbox").glob("*/*.json"))
+
+
+@pytest.mark.parametrize(
+    "ready",
+    [lambda folder: (folder / "tellonce.db").exists(), _delivered_file],
+    ids=["while-starting", "mid-flow"],
+)
+def test_ctrl_c_on_the_demo_exits_130_with_one_line(
+    tmp_path: Path, ready: Callable[[Path], bool]
+) -> None:
+    """Ctrl-C in a terminal (SIGINT to the demo and its embedded broker alike) stops the demo
+    with exit 130 and one line: no traceback, no flood of Kafka client errors."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
+    folder = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [TELLONCE, "demo", "--keep", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        process_group=0,  # its own group, as a terminal's foreground job
+        # A shell's background job ignores SIGINT and children inherit that; a terminal's
+        # foreground job does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready(folder):
+            assert demo.poll() is None, demo.communicate()
+            assert time.monotonic() < deadline, "the demo never got that far"
+            time.sleep(0.05)
+        os.killpg(demo.pid, signal.SIGINT)
+        out, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()
+    assert demo.returncode == 130, out + err
+    assert err == "tellonce: interrupted\n"
