@@ -8,7 +8,9 @@ recipient run in threads; at the end every outcome is compared with what the sce
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import shutil
 import tempfile
 import threading
@@ -19,10 +21,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from consent.model import ConsentState, Evidence
 from hub import logs
 from hub.bootstrap import App, utc_now
 from hub.delivery import ConnectorRunner
+from hub.errors import TellonceError
 from hub.model import LIFEEVENTS_TOPIC, Outcome
 from hub.oversight import reconcile
 from hub.publishing import event_message
@@ -30,6 +35,7 @@ from hub.settings import Settings
 from hub.worker import HubWorker
 
 DEADLINE_S = 50.0
+SHUTDOWN_S = 5.0  # after Ctrl-C, how long clients may take to close before the demo exits
 
 
 @dataclass(frozen=True)
@@ -246,6 +252,10 @@ def scenario(today: date) -> tuple[list[Step], list[Step]]:
 
 def run_demo(*, as_json: bool, keep: Path | None, verbose: bool) -> int:
     logs.configure("info" if verbose else "error", "console")
+    if not verbose:
+        # The demo checks every outcome itself; kafka-python's connection errors are noise
+        # here (a terminal's Ctrl-C stops the embedded broker before the clients).
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     workdir = keep or Path(tempfile.mkdtemp(prefix="tellonce-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     base = Settings()
@@ -261,13 +271,43 @@ def run_demo(*, as_json: bool, keep: Path | None, verbose: bool) -> int:
     )
     app = App.from_settings(settings)
     started = time.monotonic()
+    stop = threading.Event()
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def body(bootstrap: str) -> None:
+        try:
+            outcome["report"] = _run(app, bootstrap, workdir, started, stop)
+        except _Interrupted:
+            pass
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            done.set()
+
     try:
         with app.broker() as bootstrap:
-            report = _run(app, bootstrap, workdir, started)
+            # The flow runs in a thread so that Ctrl-C always reaches this one: kafka-python
+            # swallows a KeyboardInterrupt raised inside its own calls and would go on. Wait on
+            # an Event, not Thread.join: a join that Ctrl-C interrupts marks the thread as
+            # ended while it still runs (CPython 3.11).
+            threading.Thread(target=body, args=(bootstrap,), name="demo", daemon=True).start()
+            try:
+                while not done.wait(0.2):
+                    pass
+            except KeyboardInterrupt:
+                _quiet()
+                stop.set()
+                # Clients close while the broker still answers; one stuck is abandoned.
+                done.wait(SHUTDOWN_S)
+                raise
     finally:
         app.close()
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
+    if "error" in outcome:
+        raise outcome["error"]
+    report: dict[str, Any] = outcome["report"]
     if as_json:
         print(json.dumps(report["summary"]))
     else:
@@ -275,7 +315,26 @@ def run_demo(*, as_json: bool, keep: Path | None, verbose: bool) -> int:
     return 0 if report["summary"]["matched"] else 1
 
 
-def _run(app: App, bootstrap: str, workdir: Path, started: float) -> dict[str, Any]:
+class _Interrupted(Exception):
+    """Ctrl-C: the flow stops where it is and closes its clients."""
+
+
+def _quiet() -> None:
+    """Silence everything but the final line once Ctrl-C is pressed. A terminal sends the
+    signal to the embedded broker too, so the clients still closing would log a flood of
+    connection errors (and a thread's end a traceback); none of it matters any more."""
+    logging.getLogger("kafka").setLevel(logging.CRITICAL + 1)
+    structlog.configure(processors=[_drop])
+    threading.excepthook = lambda _args: None
+
+
+def _drop(_logger: Any, _method: str, _event: Any) -> Any:
+    raise structlog.DropEvent
+
+
+def _run(
+    app: App, bootstrap: str, workdir: Path, started: float, stop: threading.Event
+) -> dict[str, Any]:
     app.ensure_topics(bootstrap)
     service = app.consent()
     seeded = utc_now() - timedelta(days=30)
@@ -288,12 +347,20 @@ def _run(app: App, bootstrap: str, workdir: Path, started: float) -> dict[str, A
         for recipient, event_types in person.consents.items():
             service.record(person_id, recipient, list(event_types), ConsentState.GIVEN, evidence)
 
-    stop = threading.Event()
+    _check(stop)
     worker = app.hub_worker(bootstrap)
-    runners = [
-        _connector(app, bootstrap, p.id, p.jurisdiction, workdir)
-        for p in app.directory.subscribers()
-    ]
+    runners = []
+    try:
+        for subscriber in app.directory.subscribers():
+            _check(stop)
+            runners.append(
+                _connector(app, bootstrap, subscriber.id, subscriber.jurisdiction, workdir)
+            )
+    except BaseException:
+        worker.close()
+        for runner in runners:
+            runner.close()
+        raise
     threads = [threading.Thread(target=worker.run, args=(stop,), daemon=True)]
     threads += [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in runners]
     for thread in threads:
@@ -301,11 +368,10 @@ def _run(app: App, bootstrap: str, workdir: Path, started: float) -> dict[str, A
 
     first, second = scenario(utc_now().date())
     producer = app.producer(bootstrap)
+    wait = functools.partial(_wait, started=started, stop=stop)
     try:
-        _publish(app, producer, first)
-        _wait(
-            lambda: _handled(worker) >= len(first), started, "the hub to process the first events"
-        )
+        _publish(app, producer, first, stop)
+        wait(lambda: _handled(worker) >= len(first), "the hub to process the first events")
         service.record(
             f"bc-service-bc:{PEOPLE['jordan'].links['bc-service-bc']}",
             "bc-icbc-licensing",
@@ -313,21 +379,21 @@ def _run(app: App, bootstrap: str, workdir: Path, started: float) -> dict[str, A
             ConsentState.WITHDRAWN,
             Evidence("online", "client", utc_now()),
         )
-        _publish(app, producer, second)
+        _publish(app, producer, second, stop)
         steps = first + second
-        _wait(lambda: _handled(worker) >= len(steps), started, "the hub to process every event")
+        wait(lambda: _handled(worker) >= len(steps), "the hub to process every event")
         expected_deliveries = sum(len(s.disclosed) for s in steps)
         # The hub consumes the connectors' receipts: the loop is closed when it recorded them.
-        _wait(
+        wait(
             lambda: len(_delivered(app)) >= expected_deliveries,
-            started,
             "connectors to deliver every notification and the hub to record their receipts",
         )
         receipts = _delivered(app)
     finally:
         stop.set()
+        deadline = time.monotonic() + 10
         for thread in threads:
-            thread.join(timeout=10)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         worker.close()
         for runner in runners:
             runner.close()
@@ -352,8 +418,9 @@ def _connector(
     )
 
 
-def _publish(app: App, producer: Any, steps: list[Step]) -> None:
+def _publish(app: App, producer: Any, steps: list[Step], stop: threading.Event) -> None:
     for step in steps:
+        _check(stop)
         # The corrupt step sends a good event cut short, as a broken client might.
         payload = step.payload or scenario(utc_now().date())[0][0].payload
         assert payload is not None
@@ -377,11 +444,20 @@ def _handled(worker: HubWorker) -> int:
     return totals.accepted + totals.rejected + totals.duplicates
 
 
-def _wait(condition: Any, started: float, what: str) -> None:
+def _wait(condition: Any, what: str, *, started: float, stop: threading.Event) -> None:
     while not condition():
         if time.monotonic() - started > DEADLINE_S:
-            raise TimeoutError(f"the demo gave up waiting for {what} after {DEADLINE_S:.0f}s")
-        time.sleep(0.2)
+            raise TellonceError(
+                f"the demo gave up waiting for {what} after {DEADLINE_S:.0f} s; run "
+                "'tellonce demo --verbose' to see the hub's and connectors' logs"
+            )
+        if stop.wait(0.2):
+            raise _Interrupted
+
+
+def _check(stop: threading.Event) -> None:
+    if stop.is_set():
+        raise _Interrupted
 
 
 def _report(

@@ -10,6 +10,7 @@ The tree::
     ├── RejectedEvent             an inbound event is invalid; carries a reason code
     │   ├── DecodeError           bytes are not a valid Avro body for the schema
     │   └── UnknownSchemaError    the schema id is not in the catalog
+    ├── PayloadError              a payload to send does not fit its schema or the hub's rules
     ├── SchemaCompatibilityError  a published schema changed incompatibly
     ├── BrokerError               the Kafka broker failed or cannot be reached (retriable)
     ├── StoreError                the database failed (retriable unless said otherwise)
@@ -72,6 +73,19 @@ class UnknownSchemaError(RejectedEvent):
 
     def __init__(self, detail: str) -> None:
         super().__init__("unknown_schema", detail)
+
+
+class PayloadError(TellonceError):
+    """A payload about to be sent does not fit its schema, or the hub would refuse it.
+
+    ``field`` names where (``new_address.lines[0]``), never the value; ``reason`` is the hub's
+    rejection code when the hub's own checks refused it, else None.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.field = field
+        self.reason = reason
 
 
 class SchemaCompatibilityError(TellonceError):

@@ -55,11 +55,24 @@ class InclusionProof:
         }
 
 
-def prove_inclusion(store: Store, index: int, checkpoint_seq: int | None = None) -> InclusionProof:
-    """An RFC 9162 inclusion proof of leaf ``index`` in a signed checkpoint (the newest by
-    default), checked before it is handed out."""
+def prove_inclusion(
+    store: Store, index: int, checkpoint_seq: int | None = None, *, size: int | None = None
+) -> InclusionProof:
+    """An RFC 9162 inclusion proof of leaf ``index`` in a signed checkpoint: number
+    ``checkpoint_seq``, or the one of tree ``size`` (as reports name it), or the newest;
+    checked before it is handed out."""
     checkpoints = store.checkpoints()
-    if checkpoint_seq is None:
+    if size is not None:
+        chosen = next((c for c in checkpoints if c.size == size), None)
+        if chosen is None:
+            newest = (
+                f"the newest is checkpoint {checkpoints[-1].seq} of tree size "
+                f"{checkpoints[-1].size}"
+                if checkpoints
+                else "none is signed yet; run 'tellonce audit checkpoint'"
+            )
+            raise NotFoundError(f"no signed checkpoint has tree size {size} ({newest})")
+    elif checkpoint_seq is None:
         chosen = checkpoints[-1] if checkpoints else None
     else:
         chosen = next((c for c in checkpoints if c.seq == checkpoint_seq), None)

@@ -35,6 +35,9 @@ class Codec(Protocol):
 
     def decode(self, value: bytes | None) -> Any: ...
 
+    def from_json(self, name: str, data: Any) -> dict[str, Any]:
+        """A record of schema ``name`` from its JSON form, or PayloadError naming the field."""
+
 
 class Signer(Protocol):
     """Signs audit checkpoints and consent receipts with Ed25519 (a file key here, an HSM later)."""

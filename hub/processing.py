@@ -101,7 +101,7 @@ class BatchProcessor:
         parsed: list[_Parsed | tuple[InboundMessage, RejectedEvent]] = []
         for message in messages:
             try:
-                parsed.append(self._parse(message, now))
+                parsed.append(parse_life_event(message, self._directory, self._codec, now))
             except RejectedEvent as exc:
                 parsed.append((message, exc))
 
@@ -208,35 +208,6 @@ class BatchProcessor:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _parse(self, message: InboundMessage, now: datetime) -> _Parsed:
-        envelope = read_envelope(message, self._directory, now)
-        source, program, subject = envelope.source, envelope.program, envelope.subject
-        decoded = self._codec.decode(message.value)
-        event_type = BY_SCHEMA.get(decoded.entry.name)
-        if event_type is None:
-            raise RejectedEvent(
-                "unexpected_schema", f"schema {decoded.entry.name} is not a life event"
-            )
-        if envelope.ce_type != event_type.ce_type:
-            raise RejectedEvent(
-                "type_mismatch", f"ce_type must be {event_type.ce_type} for this schema id"
-            )
-        if event_type.name not in program.publishes:
-            raise RejectedEvent(
-                "not_authorized", f"program {source} may not publish {event_type.name} events"
-            )
-        payload = validate_payload(event_type, decoded.record, now)
-        envelope.check_subject(payload.subject_id)
-        return _Parsed(
-            message=message,
-            source=source,
-            event_id=envelope.event_id,
-            time=envelope.time,
-            subject=subject,
-            event_type=event_type,
-            record=decoded.record,
-        )
-
     def _decide(
         self,
         item: _Parsed,
@@ -302,6 +273,38 @@ class BatchProcessor:
             headers=cloudevent_headers(decision.notification_id, schema, now, subject=local_id),
             created_at=now,
         )
+
+
+def parse_life_event(
+    message: InboundMessage, directory: Directory, codec: Codec, now: datetime
+) -> _Parsed:
+    """Decode and check one inbound life event, or raise RejectedEvent: exactly the checks of a
+    batch, without a store (``tellonce publish`` runs them before sending)."""
+    envelope = read_envelope(message, directory, now)
+    source, program, subject = envelope.source, envelope.program, envelope.subject
+    decoded = codec.decode(message.value)
+    event_type = BY_SCHEMA.get(decoded.entry.name)
+    if event_type is None:
+        raise RejectedEvent("unexpected_schema", f"schema {decoded.entry.name} is not a life event")
+    if envelope.ce_type != event_type.ce_type:
+        raise RejectedEvent(
+            "type_mismatch", f"ce_type must be {event_type.ce_type} for this schema id"
+        )
+    if event_type.name not in program.publishes:
+        raise RejectedEvent(
+            "not_authorized", f"program {source} may not publish {event_type.name} events"
+        )
+    payload = validate_payload(event_type, decoded.record, now)
+    envelope.check_subject(payload.subject_id)
+    return _Parsed(
+        message=message,
+        source=source,
+        event_id=envelope.event_id,
+        time=envelope.time,
+        subject=subject,
+        event_type=event_type,
+        record=decoded.record,
+    )
 
 
 # -- shared with other inbound topics (hub.consent_events) -------------------------------------

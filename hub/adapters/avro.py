@@ -14,6 +14,7 @@ from typing import Any
 
 import fastavro
 
+from hub.adapters.avro_json import record_from_json
 from hub.catalog import Catalog, SchemaEntry
 from hub.errors import DecodeError
 from hub.limits import DecodeLimits
@@ -48,6 +49,11 @@ class AvroCodec:
         out.write(entry.id.to_bytes(4, "big"))
         fastavro.schemaless_writer(out, self._parsed[entry.id], record)
         return out.getvalue()
+
+    def from_json(self, name: str, data: Any) -> dict[str, Any]:
+        """``data`` (parsed JSON) as a record of the newest ``name`` schema, ready to encode;
+        PayloadError naming the first field that does not fit (see hub.adapters.avro_json)."""
+        return record_from_json(self._catalog.latest(name).schema, data)
 
     def decode(self, value: bytes | None) -> Decoded:
         if value is None:

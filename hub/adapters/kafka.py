@@ -67,7 +67,16 @@ class KafkaSink:
             raise BrokerError(f"the broker did not acknowledge a publish: {exc}") from exc
 
     def close(self) -> None:
-        self._producer.close(timeout=5)
+        try:
+            self._producer.close(timeout=5)
+        except KafkaError:
+            # The broker did not take the last records within the timeout (it is gone).
+            # kafka-python then stops half-way, leaving a sender thread and an exit hook that
+            # prints a traceback. Callers never count on records not flushed (relay rows and
+            # receipts are sent again), so drop them and finish closing.
+            log.warning("producer closed with records the broker never acknowledged")
+            self._producer._accumulator.abort_incomplete_batches()
+            self._producer.close(timeout=0)
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -1,7 +1,12 @@
 """The ``tellonce`` command.
 
 Exit codes: 0 success; 1 the work failed (a broker or database error, a demo outcome that did not
-match); 2 the request was wrong (usage, settings, unknown program, person or event type).
+match); 2 the request was wrong (usage, settings, unknown program, person or event type, a file
+that cannot be read, a payload the hub would refuse); 130 interrupted (Ctrl-C).
+
+Every failure is one ``tellonce: ...`` line saying what was wrong and what to do, never a
+traceback. An error nobody foresaw is logged as one JSON line naming its class (never its
+message, which may quote personal data) and exits 1.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from hub import logs
 from hub.cli import audit as cli_audit
 from hub.cli import connectors as cli_connectors
 from hub.cli import consent as cli_consent
-from hub.cli.common import Handler, app_from_settings, stop_on_signals
+from hub.cli.common import Handler, app_from_settings, read_text, stop_on_signals
 from hub.errors import (
     ConfigError,
     ConflictError,
     NotFoundError,
+    PayloadError,
     SchemaCompatibilityError,
     TellonceError,
 )
@@ -40,6 +46,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(unknown, file=sys.stderr)
         return 2
     try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback
+        print("tellonce: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last resort: one JSON line naming the class, exit 1
+        _log_unexpected(exc, _command(parser, sys.argv[1:] if argv is None else argv))
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         from hub.settings import Settings
 
         settings = Settings()
@@ -52,14 +69,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except BrokenPipeError:  # output piped into head or similar
         return 0
-    except (ConfigError, NotFoundError, ConflictError, SchemaCompatibilityError) as exc:
+    except (
+        ConfigError,
+        NotFoundError,
+        ConflictError,
+        SchemaCompatibilityError,
+        PayloadError,
+    ) as exc:
         print(f"tellonce: {exc}", file=sys.stderr)
         return 2
     except TellonceError as exc:
         print(f"tellonce: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+
+
+def _log_unexpected(exc: Exception, command: str) -> None:
+    """One JSON line on standard error: the error's class, the command and where it was
+    raised. Never the message: it can quote the data being handled."""
+    import traceback
+
+    import structlog
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = None
+    if frames:
+        where = f"{'/'.join(Path(frames[-1].filename).parts[-2:])}:{frames[-1].lineno}"
+    logs.configure("error", "json")
+    structlog.get_logger("hub.cli").error(
+        "unexpected error; the command stopped. Please report this line (it holds no data "
+        "from the request)",
+        error=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        command=command,
+        where=where,
+    )
+
+
+def _command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """The command words of ``argv`` (``audit prove``), without arguments or options."""
+    words = []
+    current = parser
+    for token in argv:
+        subparsers = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers:
+            break
+        if token in subparsers[0].choices:
+            words.append(token)
+            current = subparsers[0].choices[token]
+    return " ".join(words) or "tellonce"
 
 
 def _unknown_variables() -> str | None:
@@ -80,7 +136,8 @@ def _unknown_variables() -> str | None:
 
 def _pydantic_problems(exc: ValidationError) -> str:
     return "; ".join(
-        f"TELLONCE_{'__'.join(str(p).upper() for p in e['loc'])}: {e['msg']}"
+        f"TELLONCE_{'__'.join(str(p).upper() for p in e['loc'])}: "
+        + e["msg"].removeprefix("Value error, ")
         for e in exc.errors(include_url=False, include_input=False)
     )
 
@@ -129,64 +186,62 @@ def cmd_hub_run(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from hub.bootstrap import utc_now
-    from hub.publishing import publish_event
+    from hub.publishing import checked_event
 
     if args.file is not None:
-        text = Path(args.file).read_text(encoding="utf-8")
+        text = read_text(
+            args.file, "the payload file", "give a JSON file with --file or the JSON with --json"
+        )
     elif args.json is not None:
         text = args.json
     else:
         raise ConfigError("give the event payload with --file PATH or --json TEXT")
     try:
-        payload = json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"the payload is not valid JSON: {exc.msg} at line {exc.lineno}"
+            f"the payload is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
-    payload = _avro_ready(payload)
     app = app_from_settings()
-    app.directory.program(args.source)
+    # What the hub would check, before anything is sent: schema fit, field rules, and whether
+    # the program may publish this type. No broker is needed to find out.
+    event = checked_event(
+        app.codec,
+        app.directory,
+        source=args.source,
+        event_type=args.event_type,
+        data=data,
+        at=utc_now(),
+        event_id=args.id,
+    )
+    if args.dry_run:
+        print(json.dumps(_would_send(event, app.catalog), indent=2))
+        return 0
     bootstrap = app.bootstrap_servers()
     app.ensure_topics(bootstrap)
     producer = app.producer(bootstrap)
     try:
-        event_id = publish_event(
-            producer,
-            app.codec,
-            source=args.source,
-            event_type=args.event_type,
-            payload=payload,
-            at=utc_now(),
-            event_id=args.id,
-        )
+        producer.send(event.topic, event.key, event.value, event.headers)
         producer.flush()
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(
-            f"the payload does not fit the {args.event_type} schema ({type(exc).__name__}); "
-            "see schemas/ for its fields"
-        ) from None
     finally:
         producer.close()
-    print(event_id)
+    print(event.event_id)
     return 0
 
 
-def _avro_ready(payload: Any) -> Any:
-    # JSON has no date type; the schemas use Avro's date logical type for *_date fields.
-    from datetime import date
-
-    if isinstance(payload, dict):
-        out = {}
-        for key, value in payload.items():
-            if isinstance(value, str) and (key.endswith("_date") or key == "date_of_death"):
-                try:
-                    out[key] = date.fromisoformat(value)
-                except ValueError:
-                    raise ConfigError(f"{key} must be a date like 2026-11-22") from None
-            else:
-                out[key] = _avro_ready(value)
-        return out
-    return payload
+def _would_send(event: Any, catalog: Any) -> dict[str, Any]:
+    entry = catalog.by_id(event.schema_id)
+    return {
+        "dry_run": True,
+        "sent": False,
+        "checks": "passed: schema fit, field rules, the program may publish this type",
+        "topic": event.topic,
+        "key": event.key.decode(),
+        "headers": {name: value.decode() for name, value in event.headers},
+        "value_bytes": len(event.value),
+        "schema_id": event.schema_id,
+        "schema": f"{entry.name} v{entry.version}",
+    }
 
 
 def cmd_schemas_check(args: argparse.Namespace) -> int:
@@ -311,12 +366,29 @@ def build_parser() -> argparse.ArgumentParser:
     cli_consent.register(sub)
     cli_audit.register(sub)
 
-    publish = sub.add_parser("publish", help="publish one life event (as a back office would)")
+    publish = sub.add_parser(
+        "publish",
+        help="publish one life event (as a back office would)",
+        description="Publish one life event on tellonce.lifeevents.v1, as a back office would. "
+        "Before sending, it runs the checks the hub will run: the payload must fit the "
+        "event's schema, meet its field rules (e.g. a postal code of the province), and the "
+        "program must be allowed to publish the type (see 'tellonce directory show'). A "
+        "failed check exits 2 naming the field and the rule; nothing is sent.",
+        epilog="The payload is JSON with the schema's fields (schemas/*.avsc): dates as "
+        "YYYY-MM-DD, an optional field as its value or null. Exit codes: 0 sent (prints the "
+        "event id) or checked (--dry-run), 1 the broker failed, 2 the request was wrong.",
+    )
     publish.add_argument("source", help="publishing program id (ce_source)")
     publish.add_argument("event_type", help="AddressChanged, DeathReported or NameChanged")
     publish.add_argument("--file", help="JSON payload file")
     publish.add_argument("--json", help="JSON payload text")
     publish.add_argument("--id", help="ce_id (default: a new UUID)")
+    publish.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check as the hub would and print what would be sent (topic, key, headers, size); "
+        "send nothing, need no broker",
+    )
     publish.set_defaults(handler=cmd_publish)
 
     schemas = sub.add_parser("schemas", help="the Avro schema catalog")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hub.cli.common import app_from_settings
+from hub.cli.common import app_from_settings, output_file, read_text
 from hub.errors import ConfigError
 
 
@@ -68,21 +69,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hub.bootstrap import utc_now
     from hub.bundle import export_bundle
 
+    target = output_file(args.bundle, "the bundle", "bundle.jsonl")
     app = app_from_settings(read_only=True)
-    store = app.store  # a missing database is the first thing to report
+    store = app.store  # a missing database is reported before any key is read
     signer = app.signer()
-    target = Path(args.bundle)
     partial = target.with_name(target.name + ".partial")
     started = time.monotonic()
-    with partial.open("wb") as out:
-        summary = export_bundle(
-            store,
-            out,
-            public_key_pem=signer.public_key_pem(),
-            key_id=signer.key_id,
-            now=utc_now(),
-        )
-    partial.replace(target)  # never leave a half-written bundle under the real name
+    try:
+        with partial.open("wb") as out:
+            summary = export_bundle(
+                store,
+                out,
+                public_key_pem=signer.public_key_pem(),
+                key_id=signer.key_id,
+                now=utc_now(),
+            )
+        partial.replace(target)  # never leave a half-written bundle under the real name
+    finally:
+        partial.unlink(missing_ok=True)
     print(
         f"exported {summary.leaves} leaves and {summary.checkpoints} checkpoints to {target} "
         f"in {time.monotonic() - started:.1f} s"
@@ -100,7 +104,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from hub.adapters.signing import key_id_for, public_key_check
 
     started = time.monotonic()
-    trusted = Path(args.public_key).read_text() if args.public_key else None
+    trusted = None
+    if args.public_key:
+        trusted = read_text(
+            args.public_key,
+            "the public key file",
+            "give the hub's published key, as 'tellonce audit public-key > hub-public.pem' "
+            "writes it",
+        )
     if args.bundle:
         from hub.bundle import verify_bundle
 
@@ -177,7 +188,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_prove(args: argparse.Namespace) -> int:
     from hub.oversight import prove_inclusion
 
-    proof = prove_inclusion(app_from_settings(read_only=True).store, args.leaf, args.checkpoint)
+    leaf, size = _proof_reference(" ".join(args.leaf))
+    if size is not None and args.checkpoint is not None:
+        raise ConfigError("give the checkpoint once: in the reference or with --checkpoint")
+    store = app_from_settings(read_only=True).store
+    proof = prove_inclusion(store, leaf, args.checkpoint, size=size)
     print(json.dumps(proof.as_json(), indent=2))
     return 0
 
@@ -229,11 +244,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         text = render_disclosures(rows, scope, args.format, args.lang)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        output_file(args.output, "the report", "report.csv").write_text(text, encoding="utf-8")
         print(f"wrote {len(rows)} rows to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+# What a report prints in its proof column, in English or French: "leaf 41 @ checkpoint 95"
+# (95 is the checkpoint's tree size), "leaf 41 (not yet signed)", or just "41".
+_REFERENCE = re.compile(
+    r"^(?:leaf|feuille)?\s*(\d+)\s*"
+    r"(?:@\s*(?:checkpoint|point de contrôle)\s*(\d+)|\((?:not yet signed|pas encore signée)\))?$",
+    re.IGNORECASE,
+)
+
+
+def _proof_reference(text: str) -> tuple[int, int | None]:
+    """(leaf index, checkpoint tree size or None) from what ``audit report`` prints."""
+    match = _REFERENCE.match(text.strip())
+    if match is None:
+        raise ConfigError(
+            f"{text!r} is not a leaf reference; give the leaf index (41) or the report's proof "
+            "column as printed ('leaf 41 @ checkpoint 95')"
+        )
+    # "(not yet signed)" when the report ran: the newest checkpoint may cover it by now.
+    return int(match[1]), int(match[2]) if match[2] else None
 
 
 def _checkpoint_line(checkpoint: Any) -> str:
@@ -282,9 +318,25 @@ def register(sub: Any) -> None:
     p = asub.add_parser("reconcile", help="check leaf counts against the facts in the store")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_reconcile)
-    p = asub.add_parser("prove", help="print an inclusion proof for one leaf")
-    p.add_argument("leaf", type=int, help="leaf index (see the report's proof column)")
-    p.add_argument("--checkpoint", type=int, help="checkpoint number (default: the newest)")
+    p = asub.add_parser(
+        "prove",
+        help="print an inclusion proof for one leaf",
+        description="Print the RFC 9162 inclusion proof of one audit leaf in a signed "
+        "checkpoint. Give the leaf index, or paste the proof column of 'tellonce audit report' "
+        "as printed: 'leaf 41 @ checkpoint 95' proves leaf 41 in the checkpoint of tree size 95.",
+    )
+    p.add_argument(
+        "leaf",
+        nargs="+",
+        metavar="LEAF",
+        help="leaf index (41) or the report's proof reference ('leaf 41 @ checkpoint 95')",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=int,
+        metavar="NUMBER",
+        help="checkpoint number, as 'audit checkpoint' prints it (default: the newest)",
+    )
     p.set_defaults(handler=cmd_prove)
     p = asub.add_parser(
         "pseudonym", help="the keyed hash that stands for a publisher's ce_id in the log"

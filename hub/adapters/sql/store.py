@@ -24,8 +24,14 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import NullPool
 
 from consent.model import ConsentRevision, ConsentState, ConsentTerms, Evidence, IdentityLink
@@ -60,6 +66,8 @@ from hub.model import (
 
 log = structlog.get_logger(__name__)
 
+# The hub's own store; MariaDB/MySQL serve only the sqltable sink (connectors.sqltable).
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 # Bound IN lists; SQLite allows 32k parameters, PostgreSQL 65k, and plans stay small.
 CHUNK = 500
 
@@ -69,6 +77,35 @@ def normalise_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def _cannot_open(url: URL, exc: DBAPIError) -> ConfigError | StoreError:
+    """What went wrong opening the store, in the driver's words (without the password), and
+    what to do: a database that does not exist is a setting to fix (exit 2); a server that
+    does not answer is a failure to retry (exit 1)."""
+    where = url.render_as_string()  # hides the password
+    if not isinstance(exc, OperationalError):  # may quote SQL or data: name the class only
+        return StoreError(
+            f"cannot migrate the database at {where} ({exc.orig.__class__.__name__}); "
+            "check that TELLONCE_STORE__URL names tellonce's database"
+        )
+    cause = " ".join(str(exc.orig).split()) or exc.orig.__class__.__name__
+    if url.password:
+        cause = cause.replace(url.password, "***")
+    if url.get_backend_name() == "sqlite" and "unable to open" in cause:
+        return ConfigError(
+            f"cannot open the SQLite database {url.database}: {cause}; check that its folder "
+            "exists and is writable, or change TELLONCE_STORE__URL"
+        )
+    if _no_such_database(exc):
+        return ConfigError(
+            f"the database at {where} does not exist ({cause}); create it (createdb "
+            f"{url.database}) or point TELLONCE_STORE__URL at an existing one"
+        )
+    return StoreError(
+        f"cannot reach the database at {where}: {cause}; check TELLONCE_STORE__URL (host, "
+        "port, user) and that the database server is running"
+    )
 
 
 def _utc(value: datetime) -> datetime:
@@ -94,7 +131,15 @@ class SqlStore:
                 f"store URL is not a database URL ({exc}); use e.g. sqlite:///tellonce.db or "
                 "postgresql://user@host:5432/dbname"
             ) from None
-        if parsed.get_backend_name() == "sqlite":
+        backend = parsed.get_backend_name()
+        if backend not in SUPPORTED_BACKENDS:
+            raise ConfigError(
+                f"the hub's store cannot be a {backend} database; TELLONCE_STORE__URL must be "
+                "SQLite (sqlite:///tellonce.db) or PostgreSQL (postgresql://user@host:5432/db). "
+                "MariaDB and MySQL serve the sqltable connector's back-office tables only "
+                "(pip install 'tellonce[mariadb]')"
+            )
+        if backend == "sqlite":
             engine = create_engine(parsed, connect_args={"timeout": 30})
             _sqlite_pragmas(engine)
         else:
@@ -110,10 +155,7 @@ class SqlStore:
             try:
                 migrate.upgrade(engine)
             except DBAPIError as exc:
-                raise StoreError(
-                    f"cannot reach or migrate the database at {parsed.render_as_string()}: "
-                    f"{exc.orig.__class__.__name__}; check the store URL and that it is running"
-                ) from exc
+                raise _cannot_open(parsed, exc) from exc
         return store
 
     @classmethod
@@ -160,10 +202,7 @@ class SqlStore:
                     "only reads and creates nothing. Point TELLONCE_STORE__URL at the hub's "
                     "database, or create this one (e.g. createdb) and run 'tellonce db upgrade'"
                 ) from None
-            raise StoreError(
-                f"cannot reach the database at TELLONCE_STORE__URL={where} "
-                f"({exc.orig.__class__.__name__}); check the URL and that the server is running"
-            ) from exc
+            raise _cannot_open(url, exc) from exc
         if current is None:
             raise ConfigError(
                 f"the database at TELLONCE_STORE__URL={where} holds no tellonce tables; point "
