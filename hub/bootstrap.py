@@ -174,7 +174,11 @@ class App:
             store=store,
             source=source,
             processor=BatchProcessor(
-                directory=self.directory, codec=self.codec, clock=utc_now, group_id=hub.group_id
+                directory=self.directory,
+                codec=self.codec,
+                clock=utc_now,
+                group_id=hub.group_id,
+                clock_skew=self.settings.limits.clock_skew,
             ),
             relay=Relay(
                 store,
@@ -202,6 +206,7 @@ class App:
                 clock=utc_now,
                 group_id=group,
                 service=self.consent(),
+                clock_skew=self.settings.limits.clock_skew,
             ),
         ]
 
