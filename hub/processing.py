@@ -346,6 +346,8 @@ def read_envelope(
     """
     named: set[str] = set()
     for name, _ in message.headers:
+        if "\ufffd" in name:  # the Kafka adapter's stand-in for bytes that are not UTF-8
+            raise RejectedEvent("bad_header", "a header name is not UTF-8 text")
         if name in named and name in SINGLE_HEADERS:
             raise RejectedEvent(
                 "bad_header", f"header {name} appears more than once; send each attribute once"

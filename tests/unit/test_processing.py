@@ -307,6 +307,8 @@ BAD: dict[str, tuple[Headers, str]] = {
     "time-without-zone": (lambda p: {"ce_time": "2025-03-14T15:00:00"}, "bad_header"),
     "nul-in-a-header": (lambda p: {"ce_type": "ca.tellonce\x00"}, "bad_header"),
     "newline-in-ce-subject": (lambda p: {"ce_subject": "SBC-1001\n"}, "bad_header"),
+    # how the Kafka adapter hands over a header name that is not UTF-8
+    "header-name-not-utf8": (lambda p: {"ce_\ufffd\ufffd": "1"}, "bad_header"),
     "postal-code-of-ontario": (
         lambda p: {"record": address_changed(postal_code="K1A 0B1")},
         "invalid_event",
