@@ -107,7 +107,7 @@ class BatchProcessor:
         parsed: list[_Parsed | tuple[InboundMessage, RejectedEvent]] = []
         for message in messages:
             try:
-                parsed.append(self._parse(message, now))
+                parsed.append(self.parse(message, now))
             except Exception as exc:
                 parsed.append((message, rejection_for(exc)))
 
@@ -215,7 +215,12 @@ class BatchProcessor:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _parse(self, message: InboundMessage, now: datetime) -> _Parsed:
+    def parse(self, message: InboundMessage, now: datetime) -> _Parsed:
+        """Decode and validate one inbound record: headers, key, Avro body and payload rules.
+
+        Touches no store. Raises RejectedEvent for anything wrong with the record; the property
+        test and ``bench/fuzz_decode.py`` hold it to never raising anything else.
+        """
         envelope = read_envelope(message, self._directory, now, self._skew)
         source, program, subject = envelope.source, envelope.program, envelope.subject
         decoded = self._codec.decode(message.value)
