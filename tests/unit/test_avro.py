@@ -7,11 +7,13 @@ from datetime import date
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from hub.adapters.avro import AvroCodec, check_body
 from hub.catalog import Catalog
 from hub.errors import DecodeError, UnknownSchemaError
 from hub.limits import DecodeLimits
+from hub.settings import LimitSettings, Settings
 
 ADDRESS_CHANGED = "ca.tellonce.lifeevents.AddressChanged"
 ADDRESS_CHANGED_ID = 1
@@ -490,3 +492,31 @@ def test_whatever_fastavro_still_raises_is_undecodable(
     assert error.reason == "undecodable"
     assert "OverflowError" in error.detail
     assert "12345" not in error.detail
+
+
+def test_the_window_and_skew_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TELLONCE_LIMITS__MIN_DATE/__MAX_DATE reach the codec's limits; CLOCK_SKEW_S the skew."""
+    monkeypatch.setenv("TELLONCE_LIMITS__MIN_DATE", "1950-01-01")
+    monkeypatch.setenv("TELLONCE_LIMITS__MAX_DATE", "2050-12-31")
+    monkeypatch.setenv("TELLONCE_LIMITS__CLOCK_SKEW_S", "30")
+    limits = Settings().limits
+    assert (limits.decode_limits().min_date, limits.decode_limits().max_date) == (
+        date(1950, 1, 1),
+        date(2050, 12, 31),
+    )
+    assert limits.clock_skew.total_seconds() == 30
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"min_date": date(2050, 1, 1), "max_date": date(2000, 1, 1)},
+        {"max_date": date(9999, 12, 31)},
+        {"min_date": date(1, 1, 1)},
+    ],
+    ids=["inverted", "past-python", "before-python"],
+)
+def test_a_window_python_cannot_hold_is_refused_by_the_settings(window: dict[str, date]) -> None:
+    """An inverted window, or one reaching Python's first or last day, is a settings error."""
+    with pytest.raises(ValidationError):
+        LimitSettings(**window)
