@@ -42,6 +42,7 @@ LEAF_KINDS = (
     "consent_given",
     "consent_withdrawn",
     "identity_linked",
+    "receipt_refused",
 )
 
 

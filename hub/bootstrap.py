@@ -224,6 +224,7 @@ class App:
                 clock=utc_now,
                 group_id=hub.group_id,
                 pseudonyms=self.pseudonyms(),
+                clock_skew=self.settings.limits.clock_skew,
             ),
             relay=Relay(
                 store,
@@ -255,6 +256,7 @@ class App:
                 group_id=group,
                 service=self.consent(),
                 pseudonyms=pseudonyms,
+                clock_skew=self.settings.limits.clock_skew,
             ),
         ]
 

@@ -8,7 +8,8 @@ found through the identity link of ``(ce_source, subject_id)``.
 Everything happens inside the hub worker's batch transaction, with the offsets, and in offset
 order, so a grant and a withdrawal in one batch end withdrawn. Each change goes through
 ``ConsentService.apply``, the rule path the command line uses. A bad record becomes a rejection
-exactly like a bad life event (``hub.processing.reject``) and never stops the batch.
+exactly like a bad life event (``hub.processing.reject``) and never stops the batch: whatever it
+makes the hub raise while it is read and checked, before anything of it is written, rejects it.
 
 Idempotency: ``ce_source`` + ``ce_id`` is the key, kept in the ``consent_events`` table under a
 unique constraint and written with the revisions. A repeat is skipped; replays of the same
@@ -21,19 +22,19 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from consent.model import ConsentState, ConsentTerms, Evidence
+from consent.model import ConsentRevision, ConsentState, ConsentTerms, Evidence
 from hub.audit import AuditLog
 from hub.directory import Directory
 from hub.errors import ConflictError, NotFoundError, RejectedEvent
 from hub.events import CLOCK_SKEW, EVENT_TYPES
 from hub.model import CONSENT_TOPIC, Headers, InboundMessage
 from hub.ports import Clock, Codec, Transaction
-from hub.processing import Envelope, cloudevent_headers, read_envelope, reject
+from hub.processing import Envelope, cloudevent_headers, read_envelope, reject, rejection_for
 from hub.pseudonyms import Pseudonyms
 from hub.services import ConsentService, Histories
 
@@ -92,12 +93,14 @@ class ConsentIntake:
         group_id: str,
         service: ConsentService,
         pseudonyms: Pseudonyms,
+        clock_skew: timedelta = CLOCK_SKEW,
     ) -> None:
         self._directory = directory
         self._codec = codec
         self._clock = clock
         self._service = service
         self._ids = pseudonyms
+        self._skew = clock_skew
         self.group_id = group_id
 
     def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> ConsentSummary:
@@ -108,8 +111,8 @@ class ConsentIntake:
         for message in messages:
             try:
                 parsed.append(self._parse(message, now))
-            except RejectedEvent as exc:
-                parsed.append(exc)
+            except Exception as exc:
+                parsed.append(rejection_for(exc))
         # One read per portal for the clients, one for their histories: batch the database work.
         subjects: dict[str, set[str]] = defaultdict(set)
         for item in parsed:
@@ -132,7 +135,7 @@ class ConsentIntake:
             summary.next_offsets[position] = max(
                 summary.next_offsets.get(position, 0), message.offset + 1
             )
-            try:
+            try:  # everything that can fail on this record's data, before anything is written
                 if isinstance(item, RejectedEvent):  # unreadable: rejected below, in its turn
                     raise item
                 person = persons.get((item.envelope.source, item.envelope.subject))
@@ -147,22 +150,24 @@ class ConsentIntake:
                     summary.duplicates += 1
                     log.info("duplicate consent event ignored", event_ref=self._event(item))
                     continue
-                self._apply(tx, chain, person, item, histories)
-                tx.add_consent_event(key, person, message, now)
-                seen.add(key)
-            except RejectedEvent as exc:
+                revisions = self._plan(person, item, histories)
+            except Exception as exc:
                 reject(
                     tx,
                     chain,
                     self._codec,
                     message,
-                    exc,
+                    rejection_for(exc),
                     now,
                     pseudonyms=self._ids,
                     directory=self._directory,
                 )
                 summary.rejected += 1
                 continue
+            audit = {"event": self._event(item)}
+            self._service.save(tx, chain, revisions, histories, audit=audit)
+            tx.add_consent_event(key, person, message, now)
+            seen.add(key)
             summary.applied += 1
             log.info(
                 "consent event applied",
@@ -182,7 +187,7 @@ class ConsentIntake:
         return self._ids.event(change.envelope.source, change.envelope.event_id)
 
     def _parse(self, message: InboundMessage, now: datetime) -> _Change:
-        envelope = read_envelope(message, self._directory, now)
+        envelope = read_envelope(message, self._directory, now, self._skew)
         decoded = self._codec.decode(message.value)
         if decoded.entry.name != CONSENT_SCHEMA:
             raise RejectedEvent(
@@ -209,7 +214,7 @@ class ConsentIntake:
                 "invalid_event", f"actor: must be 1 to {MAX_PORTAL_ACTOR_CHARS} characters"
             )
         recorded_at = _utc(record["recorded_at"])
-        if recorded_at > now + CLOCK_SKEW:
+        if recorded_at > now + self._skew:
             raise RejectedEvent("invalid_event", "recorded_at: must not be in the future")
         if state is ConsentState.GIVEN and record["notice_version"] is None:
             raise RejectedEvent(
@@ -237,15 +242,8 @@ class ConsentIntake:
             envelope, record["recipient"], tuple(record["event_types"]), state, evidence, terms
         )
 
-    def _apply(
-        self,
-        tx: Transaction,
-        chain: AuditLog,
-        person: str,
-        change: _Change,
-        histories: Histories,
-    ) -> None:
-        """Check each rule in turn so the rejection names it, then record through the service."""
+    def _plan(self, person: str, change: _Change, histories: Histories) -> list[ConsentRevision]:
+        """Check each rule in turn so the rejection names it, then plan it through the service."""
         if change.recipient not in self._directory.program_ids:
             raise RejectedEvent("unknown_recipient", "recipient is not a program in the directory")
         # Details name the field, never a value sent: the portal's strings are untrusted.
@@ -284,17 +282,14 @@ class ConsentIntake:
         except (NotFoundError, ConflictError) as exc:
             raise RejectedEvent("invalid_event", str(exc)) from None
         try:
-            self._service.apply(
-                tx,
-                chain,
+            return self._service.plan(
                 person,
                 change.recipient,
                 change.event_types,
                 change.state,
                 change.evidence,
                 change.terms,
-                histories=histories,
-                audit={"event": self._event(change)},
+                histories,
             )
         except (NotFoundError, ConflictError) as exc:
             raise RejectedEvent("consent_conflict", str(exc)) from None

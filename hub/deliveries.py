@@ -4,6 +4,12 @@ The hub worker consumes ``tellonce.receipts.v1`` with the life events and runs t
 same batch transaction, so a receipt's status, its audit leaf and the consumed offset commit
 together. Connectors redeliver after a crash and then report DUPLICATE: a notification already
 recorded as delivered gets no second leaf, so leaves reconcile one-to-one with deliveries.
+
+A receipt the hub cannot use (undecodable, another schema, a notification it did not issue to
+that recipient, or anything that makes reading it raise) is refused: counted, logged by position
+and reason, kept as a row of the rejections table (on the receipts topic) and audited as a
+``receipt_refused`` leaf, which ``audit reconcile`` counts against those rows. It never stops
+the batch; only a failing database (or signer) does, and the worker retries the whole batch.
 """
 
 from __future__ import annotations
@@ -17,13 +23,15 @@ import structlog
 
 from hub.audit import AuditLog
 from hub.errors import RejectedEvent
-from hub.model import RECEIPTS_TOPIC, Delivery, InboundMessage
+from hub.model import RECEIPTS_TOPIC, Delivery, InboundMessage, RejectionRecord
 from hub.ports import Clock, Codec, Transaction
+from hub.processing import rejection_for
 from hub.pseudonyms import Pseudonyms
 
 log = structlog.get_logger(__name__)
 
 RECEIPT_SCHEMA = "ca.tellonce.receipts.Receipt"
+REFUSED_LEAF = "receipt_refused"
 # Receipt status -> delivery status kept by the hub. DUPLICATE means the sink already had it;
 # FAILED with a dead-letter topic means the connector gave up and kept it there.
 STATUS = {"DELIVERED": "delivered", "DUPLICATE": "delivered", "FAILED": "failed"}
@@ -32,14 +40,25 @@ LEAF_KIND = {
     "failed": "delivery_failed",
     "dead_lettered": "dead_lettered",
 }
+MAX_SINK_CHARS = 64  # the deliveries.sink column
 
 
 @dataclass(slots=True)
 class ReceiptSummary:
     recorded: int = 0
     repeated: int = 0
-    ignored: int = 0
+    refused: int = 0
     next_offsets: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Receipt:
+    notification_id: str
+    recipient: str
+    status: str  # delivered | failed | dead_lettered
+    sink: str
+    detail: str | None
+    recorded_at: datetime | None
 
 
 class DeliveryIntake:
@@ -54,36 +73,37 @@ class DeliveryIntake:
         self.group_id = group_id
 
     def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> ReceiptSummary:
+        now = self._clock()
         summary = ReceiptSummary()
-        receipts: list[tuple[InboundMessage, dict[str, Any]]] = []
+        read: list[tuple[InboundMessage, _Receipt | RejectedEvent]] = []
         for message in messages:
             summary.next_offsets[message.partition] = max(
                 summary.next_offsets.get(message.partition, 0), message.offset + 1
             )
             try:
-                decoded = self._codec.decode(message.value)
-            except RejectedEvent as exc:
-                self._ignore(summary, message, exc.reason)
-                continue
-            if decoded.entry.name != RECEIPT_SCHEMA:
-                self._ignore(summary, message, "unexpected_schema")
-                continue
-            receipts.append((message, decoded.record))
+                read.append((message, self._read(message)))
+            except Exception as exc:
+                read.append((message, rejection_for(exc)))
 
-        ids = [record["notification_id"] for _, record in receipts]
+        ids = [r.notification_id for _, r in read if isinstance(r, _Receipt)]
         decisions = tx.decisions_by_notification(ids)
         known = tx.deliveries_of(ids)
         chain = AuditLog(tx.last_audit())
-        for message, record in receipts:
-            notification = record["notification_id"]
-            decision = decisions.get(notification)
-            if decision is None or decision.recipient != record["recipient"]:
-                # Not a notification this hub issued to that recipient: nothing to record.
-                self._ignore(summary, message, "unknown_notification")
+        for message, receipt in read:
+            if isinstance(receipt, RejectedEvent):
+                self._refuse(tx, chain, summary, message, receipt, now)
                 continue
-            status = STATUS[record["status"]]
-            if status == "failed" and record.get("dead_letter_topic"):
-                status = "dead_lettered"
+            notification = receipt.notification_id
+            decision = decisions.get(notification)
+            if decision is None or decision.recipient != receipt.recipient:
+                # Not a notification this hub issued to that recipient: nothing to record.
+                refusal = RejectedEvent(
+                    "unknown_notification",
+                    "the receipt names no notification this hub issued to that recipient",
+                )
+                self._refuse(tx, chain, summary, message, refusal, now)
+                continue
+            status = receipt.status
             previous = known.get(notification)
             if previous is not None and previous.status in (status, "delivered"):
                 # A repeat, or a late failure report after the sink confirmed delivery:
@@ -94,9 +114,9 @@ class DeliveryIntake:
                 notification_id=notification,
                 recipient=decision.recipient,
                 status=status,
-                sink=str(record["sink"])[:64],
-                detail=record.get("detail"),
-                recorded_at=_utc(record["recorded_at"], self._clock()),
+                sink=receipt.sink,
+                detail=receipt.detail,
+                recorded_at=receipt.recorded_at or now,
             )
             if status == "dead_lettered" or (previous and previous.dead_lettered_at):
                 dead_at = previous.dead_lettered_at if previous else None
@@ -119,16 +139,62 @@ class DeliveryIntake:
             tx.save_offsets(self.group_id, self.topic, summary.next_offsets)
         return summary
 
-    def _ignore(self, summary: ReceiptSummary, message: InboundMessage, reason: str) -> None:
-        summary.ignored += 1
+    def _read(self, message: InboundMessage) -> _Receipt:
+        """The receipt in ``message``; writes nothing, raises whatever the record provokes."""
+        decoded = self._codec.decode(message.value)
+        if decoded.entry.name != RECEIPT_SCHEMA:
+            raise RejectedEvent(
+                "unexpected_schema",
+                f"schema {decoded.entry.name} is not {RECEIPT_SCHEMA}; only receipts belong on "
+                f"{RECEIPTS_TOPIC}",
+            )
+        record: dict[str, Any] = decoded.record
+        status = STATUS[record["status"]]
+        if status == "failed" and record.get("dead_letter_topic"):
+            status = "dead_lettered"
+        recorded_at = record["recorded_at"]
+        return _Receipt(
+            notification_id=str(record["notification_id"]),
+            recipient=str(record["recipient"]),
+            status=status,
+            sink=str(record["sink"])[:MAX_SINK_CHARS],
+            detail=record.get("detail"),
+            recorded_at=recorded_at if isinstance(recorded_at, datetime) else None,
+        )
+
+    def _refuse(
+        self,
+        tx: Transaction,
+        chain: AuditLog,
+        summary: ReceiptSummary,
+        message: InboundMessage,
+        error: RejectedEvent,
+        now: datetime,
+    ) -> None:
+        """Count, log, keep and audit a receipt the hub does not record as a delivery.
+
+        Only the position and the reason: a refused receipt's ids are not the hub's to trust.
+        """
+        position = f"{message.topic}/{message.partition}/{message.offset}"
+        tx.add_rejection(
+            RejectionRecord(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                reason=error.reason,
+                detail=error.detail,
+                source=None,
+                event_id=None,
+                rejected_at=now,
+            )
+        )
+        chain.append(REFUSED_LEAF, {"position": position, "reason": error.reason}, now)
+        summary.refused += 1
         log.warning(
-            "receipt ignored",
+            "receipt refused",
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            reason=reason,
+            reason=error.reason,
+            detail=error.detail,
         )
-
-
-def _utc(value: Any, fallback: datetime) -> datetime:
-    return value if isinstance(value, datetime) else fallback

@@ -83,6 +83,18 @@ def _unread_id(message: InboundMessage) -> str:
     return f"{message.topic}/{message.partition}/{message.offset}"
 
 
+def unreadable(exc: Exception) -> DeliveryResult:
+    """The dead-letter outcome of a record that could not be read as a notice; the error class
+    is named, never the exception's text (it may quote the value). A retriable TellonceError
+    (the broker, say) is re-raised: the batch is redelivered instead."""
+    if isinstance(exc, RejectedEvent):
+        return DeliveryResult(Outcome.FAILED, f"undecodable: {exc.reason}", "DecodeError")
+    if isinstance(exc, TellonceError) and exc.retriable:
+        raise exc
+    name = type(exc).__name__
+    return DeliveryResult(Outcome.FAILED, f"undecodable: the notice raised {name}", name)
+
+
 class ConnectorRunner:
     def __init__(
         self,
@@ -173,14 +185,10 @@ class ConnectorRunner:
         for message in messages:
             try:
                 notification = to_notification(self._codec.decode(message.value))
-            except RejectedEvent as exc:
-                # Not a notice this connector can read: no retry can fix it.
-                self._give_up(
-                    message,
-                    None,
-                    DeliveryResult(Outcome.FAILED, f"undecodable: {exc.reason}", "DecodeError"),
-                    attempts=1,
-                )
+            except Exception as exc:
+                # Not a notice this connector can read: no retry can fix it. Whatever it made
+                # the connector raise, it is dead-lettered and the next notice goes on.
+                self._give_up(message, None, unreadable(exc), attempts=1)
                 continue
             if not self._deliver_one(message, notification, stop):
                 complete = False

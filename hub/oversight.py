@@ -18,7 +18,7 @@ from hub.audit import covering_checkpoint, record_bytes
 from hub.directory import Directory
 from hub.errors import NotFoundError
 from hub.merkle import Tree
-from hub.model import AuditRecord, Checkpoint, Outcome
+from hub.model import RECEIPTS_TOPIC, AuditRecord, Checkpoint, Outcome
 from hub.ports import SignatureCheck, Store
 from hub.pseudonyms import Pseudonyms
 from hub.reports import DisclosureRow, RecipientRow
@@ -137,9 +137,13 @@ def reconcile(store: Store, pseudonyms: Pseudonyms) -> Reconciliation:
     deliveries = Counter(d.status for d in all_deliveries)
     dead_letters = sum(1 for d in all_deliveries if d.dead_lettered_at is not None)
     consents = Counter(r.state.value for r in store.consents())
+    rejections = store.rejections()
+    # Receipts the hub refused are kept with the rejections, under their own leaf kind.
+    refused = sum(1 for r in rejections if r.topic == RECEIPTS_TOPIC)
     tallies = [
         Tally("accepted events", kinds["accepted"], len(store.events())),
-        Tally("rejected records", kinds["rejected"], len(store.rejections())),
+        Tally("rejected records", kinds["rejected"], len(rejections) - refused),
+        Tally("refused receipts", kinds["receipt_refused"], refused),
         Tally("disclosures", kinds["disclosed"], outcomes[Outcome.DISCLOSED]),
         Tally("withholdings", kinds["withheld"], outcomes[Outcome.WITHHELD]),
         Tally("confirmed deliveries", kinds["delivered"], deliveries["delivered"]),

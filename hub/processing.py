@@ -2,7 +2,10 @@
 
 Everything here happens inside the caller's database transaction: decisions, audit records,
 outbox rows and the next offsets are written together or not at all (DESIGN.md section 9). A bad
-record becomes a rejection, never an exception that stops the batch.
+record becomes a rejection, never an exception that stops the batch: whatever one record makes
+the hub raise while it is read, checked or mapped (not only ``RejectedEvent``) rejects that record
+(``rejection_for``). Those steps touch no database; only the writes of the batch do, so a failing
+store or signer still fails the whole batch, which the worker retries (fail closed).
 
 ``read_envelope`` (CloudEvents headers and key) and ``reject`` (rejection row, message on the
 rejected topic, audit leaf) are shared with the other inbound topics (``hub.consent_events``),
@@ -14,11 +17,12 @@ Leaves and rejection rows name an event by its program and the keyed hash of its
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -26,7 +30,7 @@ import structlog
 from consent.rules import decide_disclosure
 from hub.audit import AuditLog
 from hub.directory import Directory, Program
-from hub.errors import NotFoundError, RejectedEvent
+from hub.errors import NotFoundError, RejectedEvent, TellonceError
 from hub.events import BY_SCHEMA, CLOCK_SKEW, EventType, validate_payload
 from hub.model import (
     HUB_SOURCE,
@@ -48,6 +52,12 @@ log = structlog.get_logger(__name__)
 REJECTION_SCHEMA = "ca.tellonce.lifeevents.Rejection"
 REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type")
 MAX_HEADER_CHARS = 256
+# ce_time: no event of this hub predates the Unix epoch; later than the clock skew is refused.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+# C0 and C1 controls and DEL: no id has a use for them; NUL cannot even be stored (PostgreSQL).
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# CloudEvents attributes that may appear once only: a second copy could say something else.
+SINGLE_HEADERS = (*REQUIRED_HEADERS, "ce_subject")
 # uuid5 namespace for notification and rejection ids: the same input always gives the same id,
 # so reprocessing after a crash cannot mint a second notification for one (event, recipient).
 ID_NAMESPACE = uuid.UUID("6f1c3a52-9a43-4d2e-9a51-7f0e2b8c1d10")
@@ -87,11 +97,13 @@ class BatchProcessor:
         clock: Clock,
         group_id: str,
         pseudonyms: Pseudonyms,
+        clock_skew: timedelta = CLOCK_SKEW,
     ) -> None:
         self._directory = directory
         self._codec = codec
         self._clock = clock
         self._ids = pseudonyms
+        self._skew = clock_skew
         self.group_id = group_id
 
     def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> BatchSummary:
@@ -101,9 +113,9 @@ class BatchProcessor:
         parsed: list[_Parsed | tuple[InboundMessage, RejectedEvent]] = []
         for message in messages:
             try:
-                parsed.append(parse_life_event(message, self._directory, self._codec, now))
-            except RejectedEvent as exc:
-                parsed.append((message, exc))
+                parsed.append(self.parse(message, now))
+            except Exception as exc:
+                parsed.append((message, rejection_for(exc)))
 
         good = [p for p in parsed if isinstance(p, _Parsed)]
         known = tx.known_events((p.source, p.event_id) for p in good)
@@ -143,8 +155,28 @@ class BatchProcessor:
                 summary.duplicates += 1
                 log.info("duplicate event ignored", event_ref=event)
                 continue
-            known.add(key)
             person = persons.get((item.source, item.subject))
+            try:  # everything that can fail on this record's data, before anything is written
+                decisions = self._decide(item, person, links, histories, now)
+                notices = [
+                    self._notice(item, d, links[person or ""], now)
+                    for d in decisions
+                    if d.outcome is Outcome.DISCLOSED
+                ]
+            except Exception as exc:
+                reject(
+                    tx,
+                    chain,
+                    self._codec,
+                    message,
+                    rejection_for(exc),
+                    now,
+                    pseudonyms=self._ids,
+                    directory=self._directory,
+                )
+                summary.rejected += 1
+                continue
+            known.add(key)
             tx.add_event(
                 AcceptedEvent(
                     source=item.source,
@@ -158,7 +190,6 @@ class BatchProcessor:
                     processed_at=now,
                 )
             )
-            decisions = self._decide(item, person, links, histories, now)
             chain.append(
                 "accepted",
                 {
@@ -172,11 +203,12 @@ class BatchProcessor:
                 now,
             )
             summary.accepted += 1
+            outgoing = iter(notices)
             for decision in decisions:
                 tx.add_decision(decision)
                 if decision.outcome is Outcome.DISCLOSED:
                     summary.disclosed += 1
-                    tx.add_outbox(self._notice(item, decision, links[person or ""], now))
+                    tx.add_outbox(next(outgoing))
                     chain.append(
                         "disclosed",
                         {
@@ -207,6 +239,14 @@ class BatchProcessor:
         return summary
 
     # -- steps -------------------------------------------------------------------------------
+
+    def parse(self, message: InboundMessage, now: datetime) -> _Parsed:
+        """Decode and validate one inbound record: headers, key, Avro body and payload rules.
+
+        Touches no store. Raises RejectedEvent for anything wrong with the record; the property
+        test and ``bench/fuzz_decode.py`` hold it to never raising anything else.
+        """
+        return parse_life_event(message, self._directory, self._codec, now, self._skew)
 
     def _decide(
         self,
@@ -276,11 +316,15 @@ class BatchProcessor:
 
 
 def parse_life_event(
-    message: InboundMessage, directory: Directory, codec: Codec, now: datetime
+    message: InboundMessage,
+    directory: Directory,
+    codec: Codec,
+    now: datetime,
+    skew: timedelta = CLOCK_SKEW,
 ) -> _Parsed:
     """Decode and check one inbound life event, or raise RejectedEvent: exactly the checks of a
     batch, without a store (``tellonce publish`` runs them before sending)."""
-    envelope = read_envelope(message, directory, now)
+    envelope = read_envelope(message, directory, now, skew)
     source, program, subject = envelope.source, envelope.program, envelope.subject
     decoded = codec.decode(message.value)
     event_type = BY_SCHEMA.get(decoded.entry.name)
@@ -331,8 +375,24 @@ class Envelope:
             )
 
 
-def read_envelope(message: InboundMessage, directory: Directory, now: datetime) -> Envelope:
-    """Check the CloudEvents binary-mode headers and the key, or raise RejectedEvent."""
+def read_envelope(
+    message: InboundMessage, directory: Directory, now: datetime, skew: timedelta = CLOCK_SKEW
+) -> Envelope:
+    """Check the CloudEvents binary-mode headers and the key, or raise RejectedEvent.
+
+    ``ce_time`` must lie between 1970-01-01T00:00Z and ``now`` plus the allowed clock ``skew``
+    (``out_of_range`` otherwise): an instant outside any plausible event breaks the stores and
+    reports downstream (year 1 at +01:00 is year 0 in UTC, which Python cannot represent).
+    """
+    named: set[str] = set()
+    for name, _ in message.headers:
+        if "\ufffd" in name:  # the Kafka adapter's stand-in for bytes that are not UTF-8
+            raise RejectedEvent("bad_header", "a header name is not UTF-8 text")
+        if name in named and name in SINGLE_HEADERS:
+            raise RejectedEvent(
+                "bad_header", f"header {name} appears more than once; send each attribute once"
+            )
+        named.add(name)
     headers = {name: header_text(message, name) for name in REQUIRED_HEADERS}
     missing = [name for name, value in headers.items() if value is None]
     if missing:
@@ -352,14 +412,22 @@ def read_envelope(message: InboundMessage, directory: Directory, now: datetime) 
             "unknown_source", "ce_source is not a program in the directory"
         ) from None
     time = _parse_time(str(headers["ce_time"]))
-    if time > now + CLOCK_SKEW:
-        raise RejectedEvent("invalid_event", "ce_time: must not be in the future")
+    if time < EARLIEST_TIME:
+        raise RejectedEvent("out_of_range", "ce_time: must not be before 1970-01-01T00:00Z")
+    if time > now + skew:
+        raise RejectedEvent(
+            "out_of_range",
+            f"ce_time: must not be more than {skew.total_seconds():g} s ahead of the hub's clock "
+            "(TELLONCE_LIMITS__CLOCK_SKEW_S); check the publisher's clock",
+        )
     if message.key is None:
         raise RejectedEvent("missing_key", "the key must be the subject's id at the publisher")
     try:
         subject = message.key.decode("utf-8")
     except UnicodeDecodeError:
         raise RejectedEvent("bad_key", "the key is not UTF-8 text") from None
+    if CONTROL_CHARS.search(subject):
+        raise RejectedEvent("bad_key", "the key holds control characters")
     return Envelope(
         source=source,
         program=program,
@@ -466,7 +534,28 @@ def header_text(message: InboundMessage, name: str) -> str | None:
         raise RejectedEvent("bad_header", f"header {name} is not UTF-8 text") from None
     if not text or len(text) > MAX_HEADER_CHARS:
         raise RejectedEvent("bad_header", f"header {name} must be 1 to {MAX_HEADER_CHARS} chars")
+    if CONTROL_CHARS.search(text):
+        raise RejectedEvent("bad_header", f"header {name} holds control characters")
     return text
+
+
+def rejection_for(exc: Exception) -> RejectedEvent:
+    """The rejection of the one record whose reading, checking or mapping raised ``exc``.
+
+    A retriable TellonceError (database, broker, signing key) is re-raised instead: it is not the
+    record's fault, and the batch must fail and be retried. Anything else (the project's own
+    errors, or a KeyError, OverflowError or the like from a library or a bug) rejects the record
+    as ``unprocessable``, naming only the error class: its text may quote the value.
+    """
+    if isinstance(exc, RejectedEvent):
+        return exc
+    if isinstance(exc, TellonceError) and exc.retriable:
+        raise exc
+    return RejectedEvent(
+        "unprocessable",
+        f"the hub failed on this record ({type(exc).__name__}) and set it aside; check it "
+        "against its schema and the wire contract, and tell the hub's operators",
+    )
 
 
 def _header_or_none(message: InboundMessage, name: str) -> str | None:

@@ -175,18 +175,34 @@ class ConsentService:
     ) -> list[ConsentRevision]:
         """Record one change for ``person`` inside ``tx``: revisions and their audit leaves.
 
-        All event types are checked before anything is written, so a refused change leaves no
+        ``plan`` checks it all before ``save`` writes anything, so a refused change leaves no
         partial record. ``histories`` (the person's, as ``tx.consent_history`` gives them) saves
         a read per call in a batch; it is updated with the new revisions. ``audit`` adds ids to
         each leaf (e.g. the consent event it came from). Raises NotFoundError or ConflictError.
         """
+        if histories is None:
+            histories = tx.consent_history([person])
+        revisions = self.plan(person, recipient, event_types, state, evidence, terms, histories)
+        self.save(tx, chain, revisions, histories, audit=audit)
+        return revisions
+
+    def plan(
+        self,
+        person: str,
+        recipient: str,
+        event_types: Sequence[str],
+        state: ConsentState,
+        evidence: Evidence,
+        terms: ConsentTerms | None,
+        histories: Histories,
+    ) -> list[ConsentRevision]:
+        """The revisions one change adds to ``histories``, checked against every rule; writes
+        nothing. Raises NotFoundError or ConflictError."""
         wanted = list(dict.fromkeys(event_types))  # a type listed twice is one consent
         if not wanted:
             raise ConflictError("name at least one event type")
         self.check_scope(recipient, wanted)
         self.check_evidence(state, evidence, terms)
-        if histories is None:
-            histories = tx.consent_history([person])
         revisions = []
         for event_type in wanted:
             history = histories.get((person, recipient, event_type), [])
@@ -206,22 +222,35 @@ class ConsentService:
                     terms=terms,
                 )
             )
+        return revisions
+
+    def save(
+        self,
+        tx: Transaction,
+        chain: AuditLog,
+        revisions: Sequence[ConsentRevision],
+        histories: Histories,
+        *,
+        audit: dict[str, Any] | None = None,
+    ) -> None:
+        """Write planned revisions and their audit leaves; ``histories`` gains them."""
         for revision in revisions:
             tx.add_consent(revision)
-            histories.setdefault((person, recipient, revision.event_type), []).append(revision)
+            histories.setdefault(
+                (revision.person_id, revision.recipient, revision.event_type), []
+            ).append(revision)
             chain.append(
-                f"consent_{state.value}",
+                f"consent_{revision.state.value}",
                 {
-                    "person": person,
-                    "recipient": recipient,
+                    "person": revision.person_id,
+                    "recipient": revision.recipient,
                     "type": revision.event_type,
                     "revision": revision.hash,
-                    "channel": evidence.channel,
+                    "channel": revision.evidence.channel,
                     **(audit or {}),
                 },
-                evidence.recorded_at,
+                revision.evidence.recorded_at,
             )
-        return revisions
 
     def change(
         self,

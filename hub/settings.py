@@ -10,13 +10,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub.limits import DecodeLimits
+from hub.limits import EARLIEST_DATE, LATEST_DATE, DecodeLimits
 
 
 class BrokerSettings(BaseModel):
@@ -175,9 +176,40 @@ class LimitSettings(BaseModel):
     max_bytes: int = Field(64 * 1024, ge=64, description="Largest inbound value accepted.")
     max_depth: int = Field(16, ge=2, le=64, description="Deepest Avro nesting accepted.")
     max_items: int = Field(1_000, ge=1, description="Most array/map items in one message.")
+    min_date: date = Field(
+        date(1900, 1, 1),
+        ge=EARLIEST_DATE,
+        description="Earliest date or timestamp (Avro date, timestamp-millis, ...) an inbound "
+        "record may carry; earlier is rejected as out_of_range before it is decoded.",
+    )
+    max_date: date = Field(
+        date(2100, 12, 31),
+        le=LATEST_DATE,
+        description="Latest date (the whole day included) an inbound date or timestamp may "
+        "carry; later is rejected as out_of_range before it is decoded.",
+    )
+    clock_skew_s: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="How far ahead of the hub's clock a ce_time (and a consent's recorded_at) "
+        "may be; publishers' clocks drift. Further ahead is rejected (out_of_range).",
+    )
+
+    @model_validator(mode="after")
+    def _window_is_ordered(self) -> LimitSettings:
+        if self.min_date > self.max_date:
+            raise ValueError("min_date must not be after max_date")
+        return self
 
     def decode_limits(self) -> DecodeLimits:
-        return DecodeLimits(self.max_bytes, self.max_depth, self.max_items)
+        return DecodeLimits(
+            self.max_bytes, self.max_depth, self.max_items, self.min_date, self.max_date
+        )
+
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_s)
 
 
 class Settings(BaseSettings):

@@ -19,6 +19,7 @@ from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from hub.adapters.kafka_headers import tolerate_bad_header_names
 from hub.errors import BrokerError
 from hub.model import Headers, InboundMessage
 from hub.ports import OffsetLookup
@@ -109,6 +110,7 @@ class KafkaSource:
     ) -> None:
         tuning = tuning or ConsumerTuning()
         self._lookup = offset_lookup
+        tolerate_bad_header_names()  # one record must not stop the consumer (see the module)
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap,

@@ -419,6 +419,66 @@ def test_an_undecodable_record_is_logged_by_position_unless_its_ce_id_is_a_notif
     assert not [e for e in logs if "Jane" in repr(e)]
 
 
+class Faulty:
+    """The real codec, except that a value ending in ``poison`` makes decoding raise ``error``."""
+
+    def __init__(self, codec: AvroCodec, error: Exception) -> None:
+        self.codec = codec
+        self.error = error
+
+    def decode(self, value: bytes | None) -> Any:
+        if value is not None and value.endswith(b"poison"):
+            raise self.error
+        return self.codec.decode(value)
+
+    def encode(self, name: str, record: dict[str, Any]) -> bytes:
+        return self.codec.encode(name, record)
+
+
+def test_any_exception_a_notice_provokes_dead_letters_it_naming_the_class(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """A record whose reading raises OverflowError (not a RejectedEvent) is dead-lettered with
+    that class and no receipt; the notice after it is delivered and both are committed."""
+    broken = codec.encode(NOTICE, notice_record("n-1", "MSP-1")) + b"poison"
+    topic.raw(broken, ce_id="n-1").notice("n-2")
+    r = rig(Faulty(codec, OverflowError("date value out of range")), topic)  # type: ignore[arg-type]
+    totals = r.run()
+    [letter] = r.dead()
+    assert letter.header(dead_letters.CLASS) == "OverflowError"
+    assert letter.header(dead_letters.MESSAGE) == "undecodable: the notice raised OverflowError"
+    assert [rec["notification_id"] for rec in r.receipts()] == ["n-2"]
+    assert (totals.failed, totals.delivered) == (1, 1)
+    assert r.source.committed == 2
+
+
+def test_a_notice_with_a_time_out_of_range_is_dead_lettered(codec: AvroCodec, topic: Topic) -> None:
+    """A notice stamped after 2100 (a hub fed a far-future ce_time) is dead-lettered as
+    out_of_range instead of crashing the connector; the next notice is delivered."""
+    late = notice_record("n-1", "MSP-1") | {"event_time": datetime(2150, 1, 1, tzinfo=UTC)}
+    topic.raw(codec.encode(NOTICE, late), ce_id="n-1").notice("n-2")
+    r = rig(codec, topic)
+    totals = r.run()
+    [letter] = r.dead()
+    assert letter.header(dead_letters.CLASS) == "DecodeError"
+    assert letter.header(dead_letters.MESSAGE) == "undecodable: out_of_range"
+    assert (totals.failed, totals.delivered) == (1, 1)
+
+
+def test_a_broker_failure_while_reading_is_redelivered_not_dead_lettered(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """A retriable error while reading a notice is no reason to dead-letter it: the batch is
+    rewound for redelivery and nothing goes to the dead-letter topic."""
+    topic.raw(codec.encode(NOTICE, notice_record("n-1", "MSP-1")) + b"poison", ce_id="n-1")
+    r = rig(Faulty(codec, BrokerError("schema registry unreachable")), topic)  # type: ignore[arg-type]
+    stop = threading.Event()
+    r.runner.run(stop, idle_exit_s=0.0, on_batch=lambda _totals: stop.set())
+    assert r.dead() == []
+    assert r.source.committed == 0
+    assert r.source.rewinds >= 1
+
+
 def test_a_receipt_on_a_notify_topic_is_dead_lettered(codec: AvroCodec, topic: Topic) -> None:
     """A well-formed record of another schema (a receipt) is no notice: DecodeError, no retry."""
     receipt = codec.encode(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
 from hub.consent_events import CONSENT_SCHEMA, ConsentIntake, ConsentSummary, consent_message
 from hub.directory import Directory
+from hub.errors import StoreError
 from hub.model import CONSENT_TOPIC, REJECTED_TOPIC, InboundMessage
 from hub.notices import load_notices
 from hub.services import ConsentService
@@ -248,6 +249,9 @@ def test_same_event_id_from_another_portal_is_not_a_duplicate(
         ({"state": "WITHDRAWN"}, "consent_conflict"),
         ({"actor": "x" * 65}, "invalid_event"),
         ({"event_types": []}, "invalid_event"),
+        ({"expires_at": datetime(2150, 1, 1, tzinfo=UTC)}, "out_of_range"),
+        ({"recorded_at": datetime(1899, 12, 31, tzinfo=UTC)}, "out_of_range"),
+        ({"channel": "online\x00"}, "invalid_text"),
     ],
     ids=[
         "bad-notice-hash",
@@ -258,6 +262,9 @@ def test_same_event_id_from_another_portal_is_not_a_duplicate(
         "withdraw-nothing",
         "long-actor",
         "no-event-types",
+        "expiry-after-2100",
+        "recorded-before-1900",
+        "nul-in-channel",
     ],
 )
 def test_bad_consent_event_is_rejected_and_the_batch_goes_on(
@@ -407,3 +414,72 @@ def test_consent_message_is_what_the_intake_reads(
     assert key == SUBJECT.encode()
     assert dict(headers)["ce_id"] == ce_id.encode()
     assert len(history(service, person)) == 1
+
+
+class Faulty:
+    """The real codec, except that a value ending in ``poison`` makes decoding raise ``error``."""
+
+    def __init__(self, codec: AvroCodec, error: Exception) -> None:
+        self.codec = codec
+        self.error = error
+
+    def decode(self, value: bytes | None) -> Any:
+        if value is not None and value.endswith(b"poison"):
+            raise self.error
+        return self.codec.decode(value)
+
+    def encode(self, name: str, record: dict[str, Any]) -> bytes:
+        return self.codec.encode(name, record)
+
+
+def test_any_exception_a_consent_event_provokes_rejects_it_only(
+    store: MemoryStore,
+    directory: Directory,
+    codec: AvroCodec,
+    clock: Callable[[], datetime],
+    service: ConsentService,
+    portal: Portal,
+    person: str,
+) -> None:
+    """An OverflowError (not a RejectedEvent) while reading one change rejects that change as
+    unprocessable; the next change still applies."""
+    intake = ConsentIntake(
+        directory=directory,
+        codec=Faulty(codec, OverflowError("date value out of range")),
+        clock=clock,
+        group_id=GROUP,
+        service=service,
+        pseudonyms=PSEUDONYMS,
+    )
+    value = codec.encode(CONSENT_SCHEMA, portal.record()) + b"poison"
+    summary = run(store, intake, portal.message("c-bad", value=value), portal.message("c-ok"))
+    assert (summary.applied, summary.rejected) == (1, 1)
+    [rejection] = store.rejections()
+    assert (rejection.reason, rejection.offset) == ("unprocessable", 0)
+    assert "OverflowError" in rejection.detail
+    assert [r.state for r in history(service, person)] == [ConsentState.GIVEN]
+
+
+def test_a_store_failure_while_reading_fails_the_batch(
+    store: MemoryStore,
+    directory: Directory,
+    codec: AvroCodec,
+    clock: Callable[[], datetime],
+    service: ConsentService,
+    portal: Portal,
+    person: str,
+) -> None:
+    """A retriable StoreError is not the record's fault: the batch fails, nothing is rejected."""
+    intake = ConsentIntake(
+        directory=directory,
+        codec=Faulty(codec, StoreError("database went away")),
+        clock=clock,
+        group_id=GROUP,
+        service=service,
+        pseudonyms=PSEUDONYMS,
+    )
+    value = codec.encode(CONSENT_SCHEMA, portal.record()) + b"poison"
+    with pytest.raises(StoreError):
+        run(store, intake, portal.message("c-ok"), portal.message("c-bad", value=value))
+    assert store.rejections() == []
+    assert history(service, person) == []

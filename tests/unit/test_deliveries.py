@@ -12,8 +12,9 @@ from structlog.testing import capture_logs
 from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
 from hub.deliveries import RECEIPT_SCHEMA, DeliveryIntake, ReceiptSummary
+from hub.errors import StoreError
 from hub.model import RECEIPTS_TOPIC, AcceptedEvent, Decision, Delivery, InboundMessage, Outcome
-from hub.oversight import verify_store
+from hub.oversight import reconcile, verify_store
 from tests.unit.conftest import PSEUDONYMS
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
@@ -104,7 +105,7 @@ def test_delivered_receipt_records_the_delivery_and_one_leaf(
 ) -> None:
     """DELIVERED: the notification's status is delivered and one `delivered` leaf says so."""
     summary = run(decided, intake, connector.receipt("DELIVERED", minutes=5))
-    assert (summary.recorded, summary.repeated, summary.ignored) == (1, 0, 0)
+    assert (summary.recorded, summary.repeated, summary.refused) == (1, 0, 0)
     assert decided.deliveries() == [
         Delivery("n-msp", "bc-msp", "delivered", "webhook", None, T0 + timedelta(minutes=5))
     ]
@@ -175,30 +176,38 @@ def test_receipts_of_one_batch_are_applied_in_order(
     [("n-unknown", "bc-msp"), ("n-msp", "cra-individual")],
     ids=["unknown-notification", "other-recipient"],
 )
-def test_receipt_for_a_notification_not_issued_is_ignored(
+def test_receipt_for_a_notification_not_issued_is_refused(
     decided: MemoryStore,
     intake: DeliveryIntake,
     connector: Connector,
     notification: str,
     recipient: str,
 ) -> None:
-    """A receipt for no notification of ours, or from another recipient, records nothing."""
+    """A receipt for no notification of ours, or from another recipient, records no delivery:
+    it is refused, with a rejections row and a receipt_refused leaf naming only its position."""
     with capture_logs() as logs:
         summary = run(
             decided, intake, connector.receipt("DELIVERED", notification, recipient=recipient)
         )
-    assert (summary.recorded, summary.ignored) == (0, 1)
+    assert (summary.recorded, summary.refused) == (0, 1)
     assert decided.deliveries() == []
-    assert leaves(decided) == []
+    [leaf] = decided.audit_records()
+    assert (leaf.kind, leaf.data) == (
+        "receipt_refused",
+        {"position": f"{RECEIPTS_TOPIC}/0/0", "reason": "unknown_notification"},
+    )
+    [row] = decided.rejections()
+    assert (row.topic, row.offset, row.reason) == (RECEIPTS_TOPIC, 0, "unknown_notification")
     assert [(e["event"], e["reason"]) for e in logs] == [
-        ("receipt ignored", "unknown_notification")
+        ("receipt refused", "unknown_notification")
     ]
 
 
-def test_garbage_is_ignored_and_the_batch_goes_on(
+def test_garbage_is_refused_and_the_batch_goes_on(
     decided: MemoryStore, intake: DeliveryIntake, connector: Connector, codec: AvroCodec
 ) -> None:
-    """Bytes that are not a receipt are logged and skipped; the good receipts still count."""
+    """Bytes that are not a receipt are refused (logged, audited); the good receipts still count,
+    and the log still verifies and reconciles."""
     life_event = codec.encode(
         "ca.tellonce.lifeevents.NameChanged",
         {
@@ -219,10 +228,21 @@ def test_garbage_is_ignored_and_the_batch_goes_on(
             connector.raw(life_event),
             connector.receipt("DELIVERED", "n-cra"),
         )
-    assert (summary.recorded, summary.ignored) == (2, 3)
-    assert leaves(decided) == [("delivered", "n-msp"), ("delivered", "n-cra")]
-    reasons = [e["reason"] for e in logs if e["event"] == "receipt ignored"]
+    assert (summary.recorded, summary.refused) == (2, 3)
+    kinds = [(r.kind, r.data.get("reason")) for r in decided.audit_records()]
+    assert kinds == [
+        ("receipt_refused", "unknown_schema"),
+        ("delivered", None),
+        ("receipt_refused", "empty_value"),
+        ("receipt_refused", "unexpected_schema"),
+        ("delivered", None),
+    ]
+    reasons = [e["reason"] for e in logs if e["event"] == "receipt refused"]
     assert reasons == ["unknown_schema", "empty_value", "unexpected_schema"]
+    assert verify_store(decided, lambda message, signature: False, None).ok
+    assert {t.fact: (t.leaves, t.facts) for t in reconcile(decided, PSEUDONYMS).tallies}[
+        "refused receipts"
+    ] == (3, 3)
 
 
 def test_offsets_are_saved_for_every_receipt_read(
@@ -269,3 +289,73 @@ def test_failed_batch_records_no_delivery(
     assert leaves(decided) == []
     with decided.transaction() as tx:
         assert tx.offsets(GROUP, RECEIPTS_TOPIC) == {}
+
+
+class Faulty:
+    """The real codec, except that a value ending in ``poison`` makes decoding raise ``error``."""
+
+    def __init__(self, codec: AvroCodec, error: Exception) -> None:
+        self.codec = codec
+        self.error = error
+
+    def decode(self, value: bytes | None) -> Any:
+        if value is not None and value.endswith(b"poison"):
+            raise self.error
+        return self.codec.decode(value)
+
+    def encode(self, name: str, record: dict[str, Any]) -> bytes:
+        return self.codec.encode(name, record)
+
+
+def test_a_receipt_out_of_range_or_raising_is_refused_and_the_next_recorded(
+    decided: MemoryStore,
+    codec: AvroCodec,
+    connector: Connector,
+    clock: Callable[[], datetime],
+) -> None:
+    """A receipt stamped after 2100 is refused as out_of_range, one that makes reading raise
+    (KeyError) as unprocessable; the receipt after them is recorded."""
+    intake = DeliveryIntake(
+        codec=Faulty(codec, KeyError("status")), clock=clock, group_id=GROUP, pseudonyms=PSEUDONYMS
+    )
+    late = codec.encode(
+        RECEIPT_SCHEMA,
+        {
+            "notification_id": "n-msp",
+            "recipient": "bc-msp",
+            "event_id": EVENT,
+            "status": "DELIVERED",
+            "sink": "webhook",
+            "recorded_at": datetime(2150, 1, 1, tzinfo=UTC),
+        },
+    )
+    summary = run(
+        decided,
+        intake,
+        connector.raw(late),
+        connector.raw(late + b"poison"),
+        connector.receipt("DELIVERED"),
+    )
+    assert (summary.recorded, summary.refused) == (1, 2)
+    assert [r.reason for r in decided.rejections()] == ["out_of_range", "unprocessable"]
+    assert [r.kind for r in decided.audit_records()] == [
+        "receipt_refused",
+        "receipt_refused",
+        "delivered",
+    ]
+
+
+def test_a_store_failure_while_reading_receipts_fails_the_batch(
+    decided: MemoryStore, codec: AvroCodec, connector: Connector, clock: Callable[[], datetime]
+) -> None:
+    """A retriable StoreError is not the receipt's fault: the batch fails, nothing is refused."""
+    intake = DeliveryIntake(
+        codec=Faulty(codec, StoreError("database went away")),
+        clock=clock,
+        group_id=GROUP,
+        pseudonyms=PSEUDONYMS,
+    )
+    with pytest.raises(StoreError):
+        run(decided, intake, connector.receipt("DELIVERED"), connector.raw(b"x" + b"poison"))
+    assert decided.rejections() == []
+    assert decided.deliveries() == []

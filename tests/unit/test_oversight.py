@@ -168,6 +168,7 @@ def test_reconcile_matches_every_leaf_kind_with_the_store(hub: Hub) -> None:
     assert counts == {
         "accepted events": (3, 3),
         "rejected records": (0, 0),
+        "refused receipts": (0, 0),
         "disclosures": (disclosed, disclosed),
         "withholdings": (len(decisions) - disclosed, len(decisions) - disclosed),
         "confirmed deliveries": (1, 1),

@@ -16,6 +16,7 @@ from consent.rules import next_revision
 from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
 from hub.directory import Directory
+from hub.errors import BrokerError, StoreError
 from hub.model import (
     LIFEEVENTS_TOPIC,
     REJECTED_TOPIC,
@@ -304,8 +305,15 @@ BAD: dict[str, tuple[Headers, str]] = {
     "wrong-type": (lambda p: {"ce_type": "ca.tellonce.lifeevents.NameChanged"}, "type_mismatch"),
     "future-time": (
         lambda p: {"ce_time": (p.now + timedelta(hours=1)).isoformat()},
-        "invalid_event",
+        "out_of_range",
     ),
+    "year-one-east-of-utc": (lambda p: {"ce_time": "0001-01-01T00:00:00+01:00"}, "out_of_range"),
+    "before-1970": (lambda p: {"ce_time": "1969-12-31T23:59:59Z"}, "out_of_range"),
+    "time-without-zone": (lambda p: {"ce_time": "2025-03-14T15:00:00"}, "bad_header"),
+    "nul-in-a-header": (lambda p: {"ce_type": "ca.tellonce\x00"}, "bad_header"),
+    "newline-in-ce-subject": (lambda p: {"ce_subject": "SBC-1001\n"}, "bad_header"),
+    # how the Kafka adapter hands over a header name that is not UTF-8
+    "header-name-not-utf8": (lambda p: {"ce_\ufffd\ufffd": "1"}, "bad_header"),
     "postal-code-of-ontario": (
         lambda p: {"record": address_changed(postal_code="K1A 0B1")},
         "invalid_event",
@@ -533,3 +541,168 @@ def test_logs_carry_ids_never_personal_values(
     for entry in logs:
         for personal in (POSTAL_CODE, "K1A 0B1", SUBJECT, "3 Oak St", *LINKS.values()):
             assert personal not in str(entry)
+
+
+# -- poison records ----------------------------------------------------------------------------
+
+
+class Faulty:
+    """The real codec, except that values marked ``poison`` make it raise ``error`` (on decode)
+    and notices of event ``poison-notice`` make it raise (on encode)."""
+
+    def __init__(self, codec: AvroCodec, error: Exception) -> None:
+        self.codec = codec
+        self.error = error
+
+    def decode(self, value: bytes | None) -> Any:
+        if value is not None and value.endswith(b"poison"):
+            raise self.error
+        return self.codec.decode(value)
+
+    def encode(self, name: str, record: dict[str, Any]) -> bytes:
+        if record.get("event_id") == "poison-notice":
+            raise OverflowError("date value out of range")
+        return self.codec.encode(name, record)
+
+
+def faulty_processor(
+    directory: Directory, codec: AvroCodec, now: datetime, error: Exception
+) -> BatchProcessor:
+    return BatchProcessor(
+        directory=directory,
+        codec=Faulty(codec, error),
+        clock=lambda: now,
+        group_id=GROUP,
+        pseudonyms=PSEUDONYMS,
+    )
+
+
+def poisoned(message: InboundMessage) -> InboundMessage:
+    return InboundMessage(
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key,
+        (message.value or b"") + b"poison",
+        message.headers,
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [KeyError("subject_id"), OverflowError("signed integer is greater than maximum"), TypeError()],
+    ids=["KeyError", "OverflowError", "TypeError"],
+)
+def test_any_exception_a_record_provokes_rejects_that_record_only(
+    linked_store: MemoryStore,
+    directory: Directory,
+    codec: AvroCodec,
+    now: datetime,
+    publisher: Publisher,
+    error: Exception,
+) -> None:
+    """Not only RejectedEvent: whatever reading one record raises rejects it as unprocessable,
+    naming the error class and not its text, and the events around it are accepted."""
+    processor = faulty_processor(directory, codec, now, error)
+    summary = run(
+        linked_store,
+        processor,
+        publisher.message("evt-1"),
+        poisoned(publisher.message("evt-2")),
+        publisher.message("evt-3"),
+    )
+    assert (summary.accepted, summary.rejected) == (2, 1)
+    [stored] = linked_store.rejections()
+    assert (stored.reason, stored.offset) == ("unprocessable", 1)
+    assert type(error).__name__ in stored.detail
+    assert "maximum" not in stored.detail
+    assert "subject_id" not in stored.detail
+    with linked_store.transaction() as tx:
+        assert tx.offsets(GROUP, LIFEEVENTS_TOPIC) == {0: 3}
+
+
+def test_a_notice_that_cannot_be_built_rejects_its_event_before_anything_is_written(
+    linked_store: MemoryStore,
+    directory: Directory,
+    codec: AvroCodec,
+    now: datetime,
+    publisher: Publisher,
+) -> None:
+    """An event whose notice raises while it is built is rejected whole: no accepted row, no
+    decision, no notice, and the audit log still reconciles."""
+    processor = faulty_processor(directory, codec, now, KeyError())
+    summary = run(
+        linked_store, processor, publisher.message("poison-notice"), publisher.message("evt-2")
+    )
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    assert {e.event_id for e in linked_store.events()} == {"evt-2"}
+    assert {d.event_id for d in linked_store.decisions()} == {"evt-2"}
+    assert linked_store.rejections()[0].reason == "unprocessable"
+    result = reconcile(linked_store, PSEUDONYMS)  # the fixture's links and consents have no leaves
+    decided = ("accepted events", "rejected records", "disclosures", "withholdings")
+    assert all(t.ok for t in result.tallies if t.fact in decided)
+    assert result.problems == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [StoreError("database went away"), BrokerError("schema registry unreachable")],
+    ids=["store", "broker"],
+)
+def test_infrastructure_failures_fail_the_batch_instead_of_rejecting(
+    linked_store: MemoryStore,
+    directory: Directory,
+    codec: AvroCodec,
+    now: datetime,
+    publisher: Publisher,
+    error: Exception,
+) -> None:
+    """A retriable error (database, broker) is not the record's fault: the batch fails, nothing
+    is rejected, and the worker retries it."""
+    processor = faulty_processor(directory, codec, now, error)
+    with pytest.raises(type(error)):
+        run(linked_store, processor, publisher.message("evt-1"), poisoned(publisher.message("x")))
+    assert linked_store.rejections() == []
+    assert linked_store.events() == []
+
+
+def test_ce_time_window_follows_the_clock_skew_setting(
+    linked_store: MemoryStore, directory: Directory, codec: AvroCodec, now: datetime
+) -> None:
+    """With no skew allowed, an event stamped one second ahead of the hub is out_of_range."""
+    strict = BatchProcessor(
+        directory=directory,
+        codec=codec,
+        clock=lambda: now,
+        group_id=GROUP,
+        pseudonyms=PSEUDONYMS,
+        clock_skew=timedelta(0),
+    )
+    publisher = Publisher(codec, now)
+    ahead = (now + timedelta(seconds=1)).isoformat()
+    summary = run(linked_store, strict, publisher.message("evt-1", ce_time=ahead))
+    assert summary.rejected == 1
+    [stored] = linked_store.rejections()
+    assert stored.reason == "out_of_range"
+    assert stored.detail.startswith("ce_time: must not be more than 0 s ahead")
+
+
+def test_a_repeated_cloudevents_header_is_rejected(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
+) -> None:
+    """A record carrying ce_source twice (which copy counts?) is rejected as bad_header."""
+    good = publisher.message("evt-1")
+    twice = InboundMessage(
+        good.topic,
+        0,
+        7,
+        good.key,
+        good.value,
+        [*good.headers, ("ce_source", b"bc-vital-statistics")],
+    )
+    assert run(linked_store, processor, twice).rejected == 1
+    [stored] = linked_store.rejections()
+    assert (stored.reason, stored.detail) == (
+        "bad_header",
+        "header ce_source appears more than once; send each attribute once",
+    )
