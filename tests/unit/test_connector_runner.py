@@ -38,7 +38,7 @@ from hub.oversight import reconcile, verify_store
 from hub.processing import cloudevent_headers
 from hub.pseudonyms import Pseudonyms
 from hub.retries import Chain, Middleware, RetryPolicy
-from tests.unit.conftest import PSEUDONYMS
+from tests.unit.conftest import PSEUDONYMS, FaultyCodec
 
 RECIPIENT = "bc-msp"
 TOPIC = notify_topic(RECIPIENT)
@@ -419,22 +419,6 @@ def test_an_undecodable_record_is_logged_by_position_unless_its_ce_id_is_a_notif
     assert not [e for e in logs if "Jane" in repr(e)]
 
 
-class Faulty:
-    """The real codec, except that a value ending in ``poison`` makes decoding raise ``error``."""
-
-    def __init__(self, codec: AvroCodec, error: Exception) -> None:
-        self.codec = codec
-        self.error = error
-
-    def decode(self, value: bytes | None) -> Any:
-        if value is not None and value.endswith(b"poison"):
-            raise self.error
-        return self.codec.decode(value)
-
-    def encode(self, name: str, record: dict[str, Any]) -> bytes:
-        return self.codec.encode(name, record)
-
-
 def test_any_exception_a_notice_provokes_dead_letters_it_naming_the_class(
     codec: AvroCodec, topic: Topic
 ) -> None:
@@ -442,7 +426,7 @@ def test_any_exception_a_notice_provokes_dead_letters_it_naming_the_class(
     that class and no receipt; the notice after it is delivered and both are committed."""
     broken = codec.encode(NOTICE, notice_record("n-1", "MSP-1")) + b"poison"
     topic.raw(broken, ce_id="n-1").notice("n-2")
-    r = rig(Faulty(codec, OverflowError("date value out of range")), topic)  # type: ignore[arg-type]
+    r = rig(FaultyCodec(codec, OverflowError("date value out of range")), topic)  # type: ignore[arg-type]
     totals = r.run()
     [letter] = r.dead()
     assert letter.header(dead_letters.CLASS) == "OverflowError"
@@ -471,7 +455,7 @@ def test_a_broker_failure_while_reading_is_redelivered_not_dead_lettered(
     """A retriable error while reading a notice is no reason to dead-letter it: the batch is
     rewound for redelivery and nothing goes to the dead-letter topic."""
     topic.raw(codec.encode(NOTICE, notice_record("n-1", "MSP-1")) + b"poison", ce_id="n-1")
-    r = rig(Faulty(codec, BrokerError("schema registry unreachable")), topic)  # type: ignore[arg-type]
+    r = rig(FaultyCodec(codec, BrokerError("schema registry unreachable")), topic)  # type: ignore[arg-type]
     stop = threading.Event()
     r.runner.run(stop, idle_exit_s=0.0, on_batch=lambda _totals: stop.set())
     assert r.dead() == []

@@ -20,7 +20,7 @@ from hub.errors import StoreError
 from hub.model import CONSENT_TOPIC, REJECTED_TOPIC, InboundMessage
 from hub.notices import load_notices
 from hub.services import ConsentService
-from tests.unit.conftest import PSEUDONYMS
+from tests.unit.conftest import PSEUDONYMS, FaultyCodec
 
 PORTAL = "canada-ca-portal"
 SUBJECT = "GCKEY-77A1"  # the client's id at the portal
@@ -416,22 +416,6 @@ def test_consent_message_is_what_the_intake_reads(
     assert len(history(service, person)) == 1
 
 
-class Faulty:
-    """The real codec, except that a value ending in ``poison`` makes decoding raise ``error``."""
-
-    def __init__(self, codec: AvroCodec, error: Exception) -> None:
-        self.codec = codec
-        self.error = error
-
-    def decode(self, value: bytes | None) -> Any:
-        if value is not None and value.endswith(b"poison"):
-            raise self.error
-        return self.codec.decode(value)
-
-    def encode(self, name: str, record: dict[str, Any]) -> bytes:
-        return self.codec.encode(name, record)
-
-
 def test_any_exception_a_consent_event_provokes_rejects_it_only(
     store: MemoryStore,
     directory: Directory,
@@ -445,7 +429,7 @@ def test_any_exception_a_consent_event_provokes_rejects_it_only(
     unprocessable; the next change still applies."""
     intake = ConsentIntake(
         directory=directory,
-        codec=Faulty(codec, OverflowError("date value out of range")),
+        codec=FaultyCodec(codec, OverflowError("date value out of range")),
         clock=clock,
         group_id=GROUP,
         service=service,
@@ -472,7 +456,7 @@ def test_a_store_failure_while_reading_fails_the_batch(
     """A retriable StoreError is not the record's fault: the batch fails, nothing is rejected."""
     intake = ConsentIntake(
         directory=directory,
-        codec=Faulty(codec, StoreError("database went away")),
+        codec=FaultyCodec(codec, StoreError("database went away")),
         clock=clock,
         group_id=GROUP,
         service=service,

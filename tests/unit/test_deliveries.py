@@ -15,7 +15,7 @@ from hub.deliveries import RECEIPT_SCHEMA, DeliveryIntake, ReceiptSummary
 from hub.errors import StoreError
 from hub.model import RECEIPTS_TOPIC, AcceptedEvent, Decision, Delivery, InboundMessage, Outcome
 from hub.oversight import reconcile, verify_store
-from tests.unit.conftest import PSEUDONYMS
+from tests.unit.conftest import PSEUDONYMS, FaultyCodec
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 GROUP = "tellonce-hub"
@@ -291,22 +291,6 @@ def test_failed_batch_records_no_delivery(
         assert tx.offsets(GROUP, RECEIPTS_TOPIC) == {}
 
 
-class Faulty:
-    """The real codec, except that a value ending in ``poison`` makes decoding raise ``error``."""
-
-    def __init__(self, codec: AvroCodec, error: Exception) -> None:
-        self.codec = codec
-        self.error = error
-
-    def decode(self, value: bytes | None) -> Any:
-        if value is not None and value.endswith(b"poison"):
-            raise self.error
-        return self.codec.decode(value)
-
-    def encode(self, name: str, record: dict[str, Any]) -> bytes:
-        return self.codec.encode(name, record)
-
-
 def test_a_receipt_out_of_range_or_raising_is_refused_and_the_next_recorded(
     decided: MemoryStore,
     codec: AvroCodec,
@@ -316,7 +300,10 @@ def test_a_receipt_out_of_range_or_raising_is_refused_and_the_next_recorded(
     """A receipt stamped after 2100 is refused as out_of_range, one that makes reading raise
     (KeyError) as unprocessable; the receipt after them is recorded."""
     intake = DeliveryIntake(
-        codec=Faulty(codec, KeyError("status")), clock=clock, group_id=GROUP, pseudonyms=PSEUDONYMS
+        codec=FaultyCodec(codec, KeyError("status")),
+        clock=clock,
+        group_id=GROUP,
+        pseudonyms=PSEUDONYMS,
     )
     late = codec.encode(
         RECEIPT_SCHEMA,
@@ -350,7 +337,7 @@ def test_a_store_failure_while_reading_receipts_fails_the_batch(
 ) -> None:
     """A retriable StoreError is not the receipt's fault: the batch fails, nothing is refused."""
     intake = DeliveryIntake(
-        codec=Faulty(codec, StoreError("database went away")),
+        codec=FaultyCodec(codec, StoreError("database went away")),
         clock=clock,
         group_id=GROUP,
         pseudonyms=PSEUDONYMS,

@@ -29,7 +29,7 @@ from hub.model import (
 from hub.oversight import reconcile, verify_store
 from hub.processing import BatchProcessor, BatchSummary
 from hub.pseudonyms import Pseudonyms
-from tests.unit.conftest import PSEUDONYMS
+from tests.unit.conftest import PSEUDONYMS, FaultyCodec
 
 PUBLISHER = "bc-service-bc"
 SUBJECT = "SBC-1001"  # the client's id at Service BC
@@ -546,31 +546,12 @@ def test_logs_carry_ids_never_personal_values(
 # -- poison records ----------------------------------------------------------------------------
 
 
-class Faulty:
-    """The real codec, except that values marked ``poison`` make it raise ``error`` (on decode)
-    and notices of event ``poison-notice`` make it raise (on encode)."""
-
-    def __init__(self, codec: AvroCodec, error: Exception) -> None:
-        self.codec = codec
-        self.error = error
-
-    def decode(self, value: bytes | None) -> Any:
-        if value is not None and value.endswith(b"poison"):
-            raise self.error
-        return self.codec.decode(value)
-
-    def encode(self, name: str, record: dict[str, Any]) -> bytes:
-        if record.get("event_id") == "poison-notice":
-            raise OverflowError("date value out of range")
-        return self.codec.encode(name, record)
-
-
 def faulty_processor(
     directory: Directory, codec: AvroCodec, now: datetime, error: Exception
 ) -> BatchProcessor:
     return BatchProcessor(
         directory=directory,
-        codec=Faulty(codec, error),
+        codec=FaultyCodec(codec, error, poison_event="poison-notice"),
         clock=lambda: now,
         group_id=GROUP,
         pseudonyms=PSEUDONYMS,
