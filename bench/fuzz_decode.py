@@ -1,8 +1,8 @@
 """Fuzz the hub's decode-and-validate step: any exception other than RejectedEvent is a crash.
 
-The target is ``BatchProcessor.parse``, what the hub worker runs on every inbound life event
-before anything is written: the CloudEvents headers and the key, the bounded Avro checker,
-fastavro, and the payload rules. A record that makes it raise anything but the project's
+The target is ``hub.processing.parse_life_event``, what the hub worker runs on every inbound
+life event before anything is written: the CloudEvents headers and the key, the bounded Avro
+checker, fastavro, and the payload rules. A record that makes it raise anything but the project's
 RejectedEvent would, without the worker's per-record safety net, stop the hub; so each such
 input counts as a crash, is printed (the first few, as hex) and the run goes on.
 
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             engine = "atheris"
     deadline = time.monotonic() + args.seconds if args.seconds else float("inf")
-    print(f"fuzzing BatchProcessor.parse with {engine}: up to {args.runs:,} iterations", flush=True)
+    print(f"fuzzing parse_life_event with {engine}: up to {args.runs:,} iterations", flush=True)
     if engine == "atheris":
         run_atheris(args.runs, deadline, args.seed, args.max_len)
         return 1  # not reached: run_atheris ends the process

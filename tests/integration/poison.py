@@ -16,6 +16,8 @@ from datetime import date, timedelta
 from hub.consent_events import CONSENT_SCHEMA
 from hub.model import Headers
 from hub.processing import cloudevent_headers
+from tests import avro_bytes
+from tests.avro_bytes import text, varint
 
 from .harness import PUBLISHER, Harness
 
@@ -43,25 +45,8 @@ BC, SPOUSE, MARRIAGE = 1, 0, 0  # enum indexes
 # -- hand-made Avro ------------------------------------------------------------------------------
 
 
-def varint(n: int) -> bytes:
-    """Avro long: zigzag, then base-128 little-endian (any size, for overlong values)."""
-    z = n << 1 if n >= 0 else (-n << 1) - 1
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-def text(s: str | bytes) -> bytes:
-    raw = s.encode() if isinstance(s, str) else s
-    return varint(len(raw)) + raw
-
-
 def framed(body: bytes, schema: str | int = ADDRESS_CHANGED) -> bytes:
-    schema_id = IDS[schema] if isinstance(schema, str) else schema
-    return b"\x00" + schema_id.to_bytes(4, "big") + body
+    return avro_bytes.framed(body, IDS[schema] if isinstance(schema, str) else schema)
 
 
 def address(*, province: bytes = varint(BC), lines: bytes | None = None) -> bytes:

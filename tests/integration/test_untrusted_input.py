@@ -13,6 +13,8 @@ from kafka import KafkaProducer
 from hub.model import LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
 from hub.processing import cloudevent_headers
 from hub.publishing import event_message
+from tests import avro_bytes
+from tests.avro_bytes import text, varint
 
 from .harness import PUBLISHER, Harness, address_payload
 
@@ -28,24 +30,8 @@ POSTAL_CODE = "V5K 0A1"
 PERSONAL = (SUBJECT, STREET, MUNICIPALITY, POSTAL_CODE)
 
 
-def varint(n: int) -> bytes:
-    """Avro long: zigzag, then base-128 little-endian."""
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-def text(s: str) -> bytes:
-    raw = s.encode()
-    return varint(len(raw)) + raw
-
-
 def framed(body: bytes, schema_id: int = ADDRESS_CHANGED_ID) -> bytes:
-    return b"\x00" + schema_id.to_bytes(4, "big") + body
+    return avro_bytes.framed(body, schema_id)
 
 
 def address_body(*, province: int = PROVINCE_BC, lines: int | None = None) -> bytes:

@@ -1,6 +1,7 @@
-"""Property: decoding and validating an inbound life event (``BatchProcessor.parse``, which runs
-the bounded codec, fastavro and the payload rules) either returns the event or raises the
-project's RejectedEvent. Nothing else, for any bytes, headers or key a client can send."""
+"""Property: decoding and validating an inbound life event
+(``hub.processing.parse_life_event``, which runs the bounded codec, fastavro and the payload
+rules) either returns the event or raises the project's RejectedEvent. Nothing else, for any
+bytes, headers or key a client can send."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hub.directory import Directory
 from hub.errors import RejectedEvent
 from hub.model import LIFEEVENTS_TOPIC, InboundMessage
 from hub.processing import parse_life_event
+from tests.avro_bytes import varint
 
 # Examples per property; three properties, so the tier runs 3 x EXAMPLES decode-and-validates.
 EXAMPLES = 1_500
@@ -110,16 +112,6 @@ INTERESTING = [
 ]
 
 
-def zigzag(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63) if -(2**63) <= n < 2**63 else n << 1
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
 @pytest.fixture(scope="module")
 def parse(directory: Directory, codec: AvroCodec) -> Callable[[InboundMessage], Any]:
     return lambda message: parse_life_event(message, directory, codec, NOW)
@@ -189,7 +181,7 @@ def mutated(draw: st.DrawFn, seeds: list[tuple[str, str, bytes]]) -> tuple[str, 
             del data[at:]
         elif op == "splice":
             width = draw(st.integers(0, 10))
-            data[at : at + width] = zigzag(draw(st.sampled_from(INTERESTING)))
+            data[at : at + width] = varint(draw(st.sampled_from(INTERESTING)))
     return schema, source, bytes(data)
 
 
