@@ -71,12 +71,17 @@ def load_catalog(path: Path | None = None) -> Catalog:
         ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{folder / 'catalog.json'} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("schemas", []), list):
+        raise ConfigError(
+            f'{folder / "catalog.json"} must be an object whose "schemas" is a list of '
+            '{"id", "name", "version", "file"} entries; see the shipped schemas/catalog.json'
+        )
     entries = []
     ids: set[int] = set()
     for item in raw.get("schemas", []):
         try:
             schema_id, name, version, file = item["id"], item["name"], item["version"], item["file"]
-        except KeyError as exc:
+        except (KeyError, TypeError) as exc:
             raise ConfigError(f"catalog entry {item!r} lacks {exc}") from None
         if schema_id in ids:
             raise ConfigError(f"schema id {schema_id} is used twice in the catalog")
