@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,25 @@ def test_publish_refuses_what_the_hub_would_reject(
 
 
 def test_death_in_the_future_is_refused_naming_the_field(sqlite_env: dict[str, str]) -> None:
-    """A date of death in the future exits 2 with the field rule the hub applies."""
+    """A date of death in the future (but inside the date window) exits 2 with the field rule
+    the hub applies."""
+    next_year = date.today().replace(month=1, day=1).replace(year=date.today().year + 1)
+    payload = {
+        "subject_id": "VS-1",
+        "date_of_death": next_year.isoformat(),
+        "province_of_death": "BC",
+        "informant_relationship": "SPOUSE",
+    }
+    result = run(
+        "publish", "bc-vital-statistics", "DeathReported", "--json", json.dumps(payload),
+        env=sqlite_env,
+    )  # fmt: skip
+    assert "(invalid_event): date_of_death: must not be in the future" in one_message(result, 2)
+
+
+def test_a_date_outside_the_window_is_refused_naming_the_field(sqlite_env: dict[str, str]) -> None:
+    """A date beyond the hub's date window (2100-12-31 by default) exits 2 as out_of_range,
+    naming the field and the setting, never the value."""
     payload = {
         "subject_id": "VS-1",
         "date_of_death": "2999-01-01",
@@ -237,7 +256,10 @@ def test_death_in_the_future_is_refused_naming_the_field(sqlite_env: dict[str, s
         "publish", "bc-vital-statistics", "DeathReported", "--json", json.dumps(payload),
         env=sqlite_env,
     )  # fmt: skip
-    assert "(invalid_event): date_of_death: must not be in the future" in one_message(result, 2)
+    message = one_message(result, 2)
+    assert "(out_of_range): date_of_death:" in message
+    assert "TELLONCE_LIMITS__MIN_DATE" in message
+    assert "2999" not in message
 
 
 def test_dry_run_checks_and_prints_what_would_be_sent_without_a_broker(
