@@ -6,10 +6,11 @@ together. Connectors redeliver after a crash and then report DUPLICATE: a notifi
 recorded as delivered gets no second leaf, so leaves reconcile one-to-one with deliveries.
 
 A receipt the hub cannot use (undecodable, another schema, a notification it did not issue to
-that recipient, or anything that makes reading it raise) is refused: counted, logged by position
-and reason, kept as a row of the rejections table (on the receipts topic) and audited as a
-``receipt_refused`` leaf, which ``audit reconcile`` counts against those rows. It never stops
-the batch; only a failing database (or signer) does, and the worker retries the whole batch.
+that recipient, a sink name longer than the hub keeps, or anything that makes reading it raise)
+is refused: counted, logged by position and reason, kept as a row of the rejections table (on
+the receipts topic) and audited as a ``receipt_refused`` leaf, which ``audit reconcile`` counts
+against those rows. It never stops the batch; only a failing database (or signer) does, and the
+worker retries the whole batch.
 """
 
 from __future__ import annotations
@@ -152,12 +153,19 @@ class DeliveryIntake:
         status = STATUS[record["status"]]
         if status == "failed" and record.get("dead_letter_topic"):
             status = "dead_lettered"
+        sink = str(record["sink"])
+        if not 1 <= len(sink) <= MAX_SINK_CHARS:
+            raise RejectedEvent(
+                "invalid_receipt",
+                f"sink: must be 1 to {MAX_SINK_CHARS} characters (the name of the connector's "
+                "sink, e.g. webhook)",
+            )
         recorded_at = record["recorded_at"]
         return _Receipt(
             notification_id=str(record["notification_id"]),
             recipient=str(record["recipient"]),
             status=status,
-            sink=str(record["sink"])[:MAX_SINK_CHARS],
+            sink=sink,
             detail=record.get("detail"),
             recorded_at=recorded_at if isinstance(recorded_at, datetime) else None,
         )
