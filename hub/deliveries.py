@@ -10,7 +10,8 @@ that recipient, a sink name longer than the hub keeps, or anything that makes re
 is refused: counted, logged by position and reason, kept as a row of the rejections table (on
 the receipts topic) and audited as a ``receipt_refused`` leaf, which ``audit reconcile`` counts
 against those rows. It never stops the batch; only a failing database (or signer) does, and the
-worker retries the whole batch.
+worker retries the whole batch. A receipt whose writes the database itself refuses is refused
+the same way by the worker (``set_aside``, reason ``unstorable``; see ``hub.worker``).
 """
 
 from __future__ import annotations
@@ -138,6 +139,18 @@ class DeliveryIntake:
         chain.write(tx)
         if summary.next_offsets:
             tx.save_offsets(self.group_id, self.topic, summary.next_offsets)
+        return summary
+
+    def set_aside(
+        self, tx: Transaction, message: InboundMessage, error: RejectedEvent
+    ) -> ReceiptSummary:
+        """Refuse one receipt alone in ``tx`` and save its partition's offset past it: for a
+        receipt whose writes the database refused (``unstorable``, see ``hub.worker``)."""
+        summary = ReceiptSummary(next_offsets={message.partition: message.offset + 1})
+        chain = AuditLog(tx.last_audit())
+        self._refuse(tx, chain, summary, message, error, self._clock())
+        chain.write(tx)
+        tx.save_offsets(self.group_id, self.topic, summary.next_offsets)
         return summary
 
     def _read(self, message: InboundMessage) -> _Receipt:
