@@ -32,7 +32,7 @@ import structlog
 from consent.rules import decide_disclosure
 from hub.audit import AuditLog
 from hub.directory import Directory, Program
-from hub.errors import NotFoundError, RecordStoreError, RejectedEvent, TellonceError
+from hub.errors import NotFoundError, RejectedEvent, TellonceError
 from hub.events import BY_SCHEMA, CLOCK_SKEW, EventType, validate_payload
 from hub.model import (
     HUB_SOURCE,
@@ -582,10 +582,9 @@ def rejection_for(exc: Exception) -> RejectedEvent:
     )
 
 
-def unstorable(exc: Exception) -> RejectedEvent:
-    """The rejection of the one record whose writes the database refused (RecordStoreError) or
-    made the hub raise something unforeseen; it names the error class only."""
-    cause = exc.cause if isinstance(exc, RecordStoreError) else type(exc).__name__
+def unstorable(cause: str) -> RejectedEvent:
+    """The rejection of the one record whose writes the database refused, or made the hub raise
+    something unforeseen; ``cause`` is the error class, the only thing of the error it names."""
     return RejectedEvent(
         "unstorable",
         f"the hub could not store this record ({cause}) and set it aside so the records behind "

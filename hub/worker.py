@@ -274,7 +274,7 @@ class HubWorker:
         """Reject (receipts: refuse) the one record the database will not take, in a
         transaction of its own that moves its partition's offset past it."""
         position = f"{message.topic}/{message.partition}/{message.offset}"
-        error = unstorable(exc)
+        error = unstorable(_cause(exc))
         summary = BatchSummary()
         self._notary.ensure_available()
         try:
@@ -291,8 +291,8 @@ class HubWorker:
             # tables do not behave as tellonce's schema says. Fail closed until they do.
             raise StoreError(
                 f"the database refused to record the rejection of record {position} "
-                f"({_cause(failure)}); check the constraints and triggers on tellonce's tables "
-                "('tellonce db upgrade' creates them as they must be)",
+                f"({_cause(failure)}); look for constraints or triggers added to tellonce's "
+                "tables and remove them: the hub retries until it can store the rejection",
                 retriable=True,
             ) from failure
         log.warning(
