@@ -20,7 +20,7 @@ from hub.audit import CheckpointPolicy, Notary
 from hub.catalog import Catalog, load_catalog
 from hub.consent_events import ConsentIntake
 from hub.dead_letters import dlq_topic
-from hub.deliveries import DeliveryIntake
+from hub.deliveries import MAX_SINK_CHARS, DeliveryIntake
 from hub.delivery import ConnectorRunner
 from hub.directory import Directory, load_directory
 from hub.errors import ConfigError
@@ -274,6 +274,12 @@ class App:
             raise ConfigError(str(exc)) from None
         except ValueError as exc:
             raise ConfigError(f"sink {sink_name!r}: {exc}") from None
+        if not 1 <= len(sink.name) <= MAX_SINK_CHARS:  # every receipt would be refused
+            sink.close()
+            raise ConfigError(
+                f"sink {sink_name!r} has a name of {len(sink.name)} characters; receipts carry "
+                f"it and the hub keeps names of 1 to {MAX_SINK_CHARS}: shorten its name attribute"
+            )
         self.ensure_topics(bootstrap)
         source = KafkaSource(
             bootstrap,

@@ -10,6 +10,8 @@ order, so a grant and a withdrawal in one batch end withdrawn. Each change goes 
 ``ConsentService.apply``, the rule path the command line uses. A bad record becomes a rejection
 exactly like a bad life event (``hub.processing.reject``) and never stops the batch: whatever it
 makes the hub raise while it is read and checked, before anything of it is written, rejects it.
+A change whose writes the database itself refuses is rejected by the worker (``set_aside``,
+reason ``unstorable``; see ``hub.worker``).
 
 Idempotency: ``ce_source`` + ``ce_id`` is the key, kept in the ``consent_events`` table under a
 unique constraint and written with the revisions. A repeat is skipped; replays of the same
@@ -179,6 +181,28 @@ class ConsentIntake:
             tx.save_offsets(self.group_id, topic, {partition: next_offset})
         chain.write(tx)
         return summary
+
+    def set_aside(
+        self, tx: Transaction, message: InboundMessage, error: RejectedEvent
+    ) -> ConsentSummary:
+        """Reject one record alone in ``tx`` and save its partition's offset past it: for a
+        record whose writes the database refused (``unstorable``, see ``hub.worker``)."""
+        chain = AuditLog(tx.last_audit())
+        reject(
+            tx,
+            chain,
+            self._codec,
+            message,
+            error,
+            self._clock(),
+            pseudonyms=self._ids,
+            directory=self._directory,
+        )
+        tx.save_offsets(self.group_id, message.topic, {message.partition: message.offset + 1})
+        chain.write(tx)
+        return ConsentSummary(
+            rejected=1, next_offsets={(message.topic, message.partition): message.offset + 1}
+        )
 
     # -- steps -------------------------------------------------------------------------------
 

@@ -6,10 +6,12 @@ together. Connectors redeliver after a crash and then report DUPLICATE: a notifi
 recorded as delivered gets no second leaf, so leaves reconcile one-to-one with deliveries.
 
 A receipt the hub cannot use (undecodable, another schema, a notification it did not issue to
-that recipient, or anything that makes reading it raise) is refused: counted, logged by position
-and reason, kept as a row of the rejections table (on the receipts topic) and audited as a
-``receipt_refused`` leaf, which ``audit reconcile`` counts against those rows. It never stops
-the batch; only a failing database (or signer) does, and the worker retries the whole batch.
+that recipient, a sink name longer than the hub keeps, or anything that makes reading it raise)
+is refused: counted, logged by position and reason, kept as a row of the rejections table (on
+the receipts topic) and audited as a ``receipt_refused`` leaf, which ``audit reconcile`` counts
+against those rows. It never stops the batch; only a failing database (or signer) does, and the
+worker retries the whole batch. A receipt whose writes the database itself refuses is refused
+the same way by the worker (``set_aside``, reason ``unstorable``; see ``hub.worker``).
 """
 
 from __future__ import annotations
@@ -139,6 +141,18 @@ class DeliveryIntake:
             tx.save_offsets(self.group_id, self.topic, summary.next_offsets)
         return summary
 
+    def set_aside(
+        self, tx: Transaction, message: InboundMessage, error: RejectedEvent
+    ) -> ReceiptSummary:
+        """Refuse one receipt alone in ``tx`` and save its partition's offset past it: for a
+        receipt whose writes the database refused (``unstorable``, see ``hub.worker``)."""
+        summary = ReceiptSummary(next_offsets={message.partition: message.offset + 1})
+        chain = AuditLog(tx.last_audit())
+        self._refuse(tx, chain, summary, message, error, self._clock())
+        chain.write(tx)
+        tx.save_offsets(self.group_id, self.topic, summary.next_offsets)
+        return summary
+
     def _read(self, message: InboundMessage) -> _Receipt:
         """The receipt in ``message``; writes nothing, raises whatever the record provokes."""
         decoded = self._codec.decode(message.value)
@@ -152,12 +166,19 @@ class DeliveryIntake:
         status = STATUS[record["status"]]
         if status == "failed" and record.get("dead_letter_topic"):
             status = "dead_lettered"
+        sink = str(record["sink"])
+        if not 1 <= len(sink) <= MAX_SINK_CHARS:
+            raise RejectedEvent(
+                "invalid_receipt",
+                f"sink: must be 1 to {MAX_SINK_CHARS} characters (the name of the connector's "
+                "sink, e.g. webhook)",
+            )
         recorded_at = record["recorded_at"]
         return _Receipt(
             notification_id=str(record["notification_id"]),
             recipient=str(record["recipient"]),
             status=status,
-            sink=str(record["sink"])[:MAX_SINK_CHARS],
+            sink=sink,
             detail=record.get("detail"),
             recorded_at=recorded_at if isinstance(recorded_at, datetime) else None,
         )

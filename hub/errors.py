@@ -14,6 +14,7 @@ The tree::
     ├── SchemaCompatibilityError  a published schema changed incompatibly
     ├── BrokerError               the Kafka broker failed or cannot be reached (retriable)
     ├── StoreError                the database failed (retriable unless said otherwise)
+    │   └── RecordStoreError      the database refused a write because of one record's data
     ├── SignerError               the audit signing key cannot be used (retriable: fail closed)
     └── VerificationError         a bundle, proof or receipt does not verify
 
@@ -102,6 +103,22 @@ class StoreError(TellonceError):
     """The database failed."""
 
     retriable = True
+
+
+class RecordStoreError(StoreError):
+    """The database refused a write because of the data written, not because it failed: a value
+    it cannot hold (PostgreSQL SQLSTATE class 22, data exception) or a rule it enforces (class
+    23, integrity violation). Retrying the same writes fails the same way, so it is not
+    retriable; the hub worker finds the one record of the batch that causes it and sets that
+    record aside (``unstorable``). ``cause`` is the driver's error class, e.g. CheckViolation:
+    the driver's message is never kept, as it may quote the values.
+    """
+
+    retriable = False
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class SignerError(TellonceError):

@@ -5,7 +5,9 @@ outbox rows and the next offsets are written together or not at all (DESIGN.md s
 record becomes a rejection, never an exception that stops the batch: whatever one record makes
 the hub raise while it is read, checked or mapped (not only ``RejectedEvent``) rejects that record
 (``rejection_for``). Those steps touch no database; only the writes of the batch do, so a failing
-store or signer still fails the whole batch, which the worker retries (fail closed).
+store or signer still fails the whole batch, which the worker retries (fail closed). A record
+whose writes the database itself refuses is found by the worker and set aside (``set_aside``,
+reason ``unstorable``; see ``hub.worker``).
 
 ``read_envelope`` (CloudEvents headers and key) and ``reject`` (rejection row, message on the
 rejected topic, audit leaf) are shared with the other inbound topics (``hub.consent_events``),
@@ -237,6 +239,28 @@ class BatchProcessor:
             tx.save_offsets(self.group_id, topic, {partition: next_offset})
         chain.write(tx)
         return summary
+
+    def set_aside(
+        self, tx: Transaction, message: InboundMessage, error: RejectedEvent
+    ) -> BatchSummary:
+        """Reject one record alone in ``tx`` and save its partition's offset past it: for a
+        record whose writes the database refused (``unstorable``, see ``hub.worker``)."""
+        now = self._clock()
+        chain = AuditLog(tx.last_audit())
+        reject(
+            tx,
+            chain,
+            self._codec,
+            message,
+            error,
+            now,
+            pseudonyms=self._ids,
+            directory=self._directory,
+        )
+        position = (message.topic, message.partition)
+        tx.save_offsets(self.group_id, message.topic, {message.partition: message.offset + 1})
+        chain.write(tx)
+        return BatchSummary(rejected=1, next_offsets={position: message.offset + 1})
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -555,6 +579,17 @@ def rejection_for(exc: Exception) -> RejectedEvent:
         "unprocessable",
         f"the hub failed on this record ({type(exc).__name__}) and set it aside; check it "
         "against its schema and the wire contract, and tell the hub's operators",
+    )
+
+
+def unstorable(cause: str) -> RejectedEvent:
+    """The rejection of the one record whose writes the database refused, or made the hub raise
+    something unforeseen; ``cause`` is the error class, the only thing of the error it names."""
+    return RejectedEvent(
+        "unstorable",
+        f"the hub could not store this record ({cause}) and set it aside so the records behind "
+        "it go on; check it against its schema and the wire contract, and tell the hub's "
+        "operators",
     )
 
 

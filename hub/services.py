@@ -28,7 +28,8 @@ Issue = Callable[[dict[str, Any]], str]
 
 Histories = dict[tuple[str, str, str], list[ConsentRevision]]
 
-# Widths of the consent_revisions columns: refuse early with a message, not a database error.
+# Widths of the consent_revisions and identity_links columns: refuse early with a message, not a
+# database error.
 MAX_TERM_CHARS = 256
 MAX_CHANNEL_CHARS = 32
 MAX_ACTOR_CHARS = 64
@@ -36,6 +37,14 @@ MAX_ACTOR_CHARS = 64
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _check_recorder(evidence: Evidence) -> None:
+    """The channel and actor of a link or a consent change fit their columns."""
+    if not 1 <= len(evidence.channel) <= MAX_CHANNEL_CHARS:
+        raise ConflictError(f"the channel must be 1 to {MAX_CHANNEL_CHARS} characters")
+    if not 1 <= len(evidence.actor) <= MAX_ACTOR_CHARS:
+        raise ConflictError(f"the actor must be 1 to {MAX_ACTOR_CHARS} characters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,7 @@ class ConsentService:
         self._directory.program(program)
         if not local_id or len(local_id) > 64:
             raise ConflictError("a local id must be 1 to 64 characters")
+        _check_recorder(evidence)
         with self._store.transaction() as tx:
             if tx.persons_for(program, [local_id]):
                 raise ConflictError(
@@ -136,10 +146,7 @@ class ConsentService:
         self, state: ConsentState, evidence: Evidence, terms: ConsentTerms | None
     ) -> None:
         """Refuse evidence and terms the record could not stand on; messages carry no values."""
-        if not 1 <= len(evidence.channel) <= MAX_CHANNEL_CHARS:
-            raise ConflictError(f"the channel must be 1 to {MAX_CHANNEL_CHARS} characters")
-        if not 1 <= len(evidence.actor) <= MAX_ACTOR_CHARS:
-            raise ConflictError(f"the actor must be 1 to {MAX_ACTOR_CHARS} characters")
+        _check_recorder(evidence)
         if (evidence.notice_version is None) != (evidence.notice_hash is None):
             raise ConflictError("give both the notice version and its hash, or neither")
         if evidence.notice_version is not None and evidence.notice_hash is not None:

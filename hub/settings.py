@@ -84,7 +84,13 @@ class StoreSettings(BaseModel):
 class HubSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    group_id: str = Field("tellonce-hub", description="Consumer group of the hub workers.")
+    group_id: str = Field(
+        "tellonce-hub",
+        min_length=1,
+        max_length=255,
+        description="Consumer group of the hub workers; 1 to 255 characters (the store keeps "
+        "the group's offsets under it).",
+    )
     batch_size: int = Field(200, ge=1, le=5_000, description="Most events per transaction.")
     poll_timeout_ms: int = Field(500, ge=10, description="How long one poll waits for events.")
     relay_batch: int = Field(500, ge=1, description="Most outbox rows published per round.")

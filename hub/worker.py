@@ -7,6 +7,17 @@ checkpoint that cannot be signed rolls the whole batch back, so nothing is accep
 that cannot be signed. It retries with backoff and resumes once the signer or database is back.
 Every few seconds it checks the store fence (``hub.fence``) and stops if its consumer group now
 works with another store.
+
+A batch can also fail because of one record: a value that passed every check yet breaks a rule
+of the database (RecordStoreError: a check or unique constraint, a value too long or out of
+range), or an exception the hub did not foresee while writing it. Retrying that batch would
+fail forever and stall every partition behind it, so the worker finds the record by halving:
+each half is committed in its own transaction with its offsets (halves keep the records' order,
+so offsets only move forward), a failing half is halved again, and the record that still fails
+alone, twice (a unique key taken meanwhile by another worker passes the second time, as a
+duplicate), is set aside in a transaction of its own: rejected as ``unstorable`` (receipts:
+refused), naming the error class only. Infrastructure failures met on the way (database,
+broker, signer) stop the search and fail closed as above; what was committed stays committed.
 """
 
 from __future__ import annotations
@@ -20,11 +31,18 @@ from typing import Any, Protocol
 import structlog
 
 from hub.audit import Notary
-from hub.errors import BrokerError, SignerError, StoreError, TellonceError
+from hub.errors import (
+    BrokerError,
+    RecordStoreError,
+    RejectedEvent,
+    SignerError,
+    StoreError,
+    TellonceError,
+)
 from hub.fence import StoreFence
 from hub.model import LIFEEVENTS_TOPIC, InboundMessage
 from hub.ports import Clock, MessageSource, Store, Transaction
-from hub.processing import BatchProcessor, BatchSummary
+from hub.processing import BatchProcessor, BatchSummary, unstorable
 from hub.relay import Relay
 
 log = structlog.get_logger(__name__)
@@ -69,6 +87,23 @@ class Totals:
         self.withheld += summary.withheld
 
 
+def _merge(total: BatchSummary, part: BatchSummary) -> None:
+    """Add the summary of a part of a batch, committed after the parts before it."""
+    total.accepted += part.accepted
+    total.rejected += part.rejected
+    total.duplicates += part.duplicates
+    total.disclosed += part.disclosed
+    total.withheld += part.withheld
+    total.next_offsets.update(part.next_offsets)
+
+
+def caused_by_record(exc: Exception) -> bool:
+    """True when a failed batch may owe its failure to one of its records rather than to the
+    database, broker or signer: the database refused the data (RecordStoreError) or something
+    raised that is no TellonceError at all (a library or a bug, on that record's values)."""
+    return isinstance(exc, RecordStoreError) or not isinstance(exc, TellonceError)
+
+
 class Intake(Protocol):
     """Handles the records of one more topic inside the batch transaction (and saves their
     offsets): consent changes, receipts."""
@@ -76,6 +111,9 @@ class Intake(Protocol):
     topic: str
 
     def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> Any: ...
+
+    def set_aside(self, tx: Transaction, message: InboundMessage, error: RejectedEvent) -> Any:
+        """Refuse ``message`` alone in ``tx`` with ``error`` and save the offset past it."""
 
 
 def stored_offsets(store: Store, group: str) -> Callable[[str, int], int | None]:
@@ -141,7 +179,7 @@ class HubWorker:
                 self._check_fence_if_due()
                 messages = self._source.poll(self._batch_size, self._poll_timeout_ms)
                 if messages:
-                    summary = self._commit_batch(messages)
+                    summary = self._commit(messages)
                     self.totals.add(summary)
                     log.info(
                         "batch committed",
@@ -189,6 +227,80 @@ class HubWorker:
     @property
     def topics(self) -> tuple[str, ...]:
         return (LIFEEVENTS_TOPIC, *self._intakes)
+
+    def _commit(self, messages: Sequence[InboundMessage]) -> BatchSummary:
+        """Commit the batch in one transaction; when one of its records makes that fail, commit
+        the others around it and set it aside."""
+        try:
+            return self._commit_batch(messages)
+        except Exception as exc:
+            if not caused_by_record(exc):
+                raise
+            log.warning(
+                "batch failed on a record's data; committing it in parts to find the record",
+                records=len(messages),
+                error_class=_cause(exc),
+            )
+        done = BatchSummary()
+        try:
+            self._isolate(messages, done)
+        except BaseException:
+            self.totals.add(done)  # the parts committed before the failure count
+            raise
+        return done
+
+    def _isolate(self, messages: Sequence[InboundMessage], done: BatchSummary) -> None:
+        """Commit ``messages``, which failed together because of a record, in halves (each
+        with its offsets, in order) and add each to ``done``; the record that still fails
+        alone is set aside."""
+        if len(messages) == 1:
+            try:  # once more: a unique key another worker took meanwhile now reads as known
+                _merge(done, self._commit_batch(messages))
+            except Exception as exc:
+                if not caused_by_record(exc):
+                    raise
+                _merge(done, self._set_aside(messages[0], exc))
+            return
+        middle = len(messages) // 2
+        for half in (messages[:middle], messages[middle:]):
+            try:
+                _merge(done, self._commit_batch(half))
+            except Exception as exc:
+                if not caused_by_record(exc):
+                    raise
+                self._isolate(half, done)
+
+    def _set_aside(self, message: InboundMessage, exc: Exception) -> BatchSummary:
+        """Reject (receipts: refuse) the one record the database will not take, in a
+        transaction of its own that moves its partition's offset past it."""
+        position = f"{message.topic}/{message.partition}/{message.offset}"
+        error = unstorable(_cause(exc))
+        summary = BatchSummary()
+        self._notary.ensure_available()
+        try:
+            with self._store.transaction() as tx:
+                if message.topic == LIFEEVENTS_TOPIC:
+                    summary = self._processor.set_aside(tx, message, error)
+                else:  # only a topic with an intake gets this far (see _commit_batch)
+                    self._intakes[message.topic].set_aside(tx, message, error)
+                checkpoint = self._notary.maybe_checkpoint(tx, self._clock())
+        except Exception as failure:
+            if not caused_by_record(failure):
+                raise
+            # Even the rejection, made of the hub's own codes and hashes, was refused: the
+            # tables do not behave as tellonce's schema says. Fail closed until they do.
+            raise StoreError(
+                f"the database refused to record the rejection of record {position} "
+                f"({_cause(failure)}); look for constraints or triggers added to tellonce's "
+                "tables and remove them: the hub retries until it can store the rejection",
+                retriable=True,
+            ) from failure
+        log.warning(
+            "record set aside: it cannot be stored", position=position, error_class=_cause(exc)
+        )
+        if checkpoint is not None:
+            log.info("audit checkpoint signed", seq=checkpoint.seq, size=checkpoint.size)
+        return summary
 
     def _commit_batch(self, messages: Sequence[InboundMessage]) -> BatchSummary:
         self._notary.ensure_available()
@@ -239,3 +351,8 @@ class HubWorker:
         self._relay.close()
         if self._fence is not None:
             self._fence.close()
+
+
+def _cause(exc: Exception) -> str:
+    """The error class to name: the driver's for a refused write, never a message."""
+    return exc.cause if isinstance(exc, RecordStoreError) else type(exc).__name__

@@ -4,9 +4,9 @@
 It keeps the promises of the SQL store (``hub.adapters.sql.store``): a transaction works on a
 copy of the data and is applied only when its block exits normally, so an exception leaves
 nothing behind; the unique and foreign-key constraints of ``hub.adapters.sql.tables`` are
-enforced and a violation raises StoreError and dooms the transaction (as PostgreSQL does);
-outbox rows get increasing sequence numbers. Transactions are serialized by one lock (they are
-not reentrant: never nest them), so a violation is never a race and is not retriable.
+enforced and a violation raises RecordStoreError and dooms the transaction (as PostgreSQL
+does); outbox rows get increasing sequence numbers. Transactions are serialized by one lock
+(they are not reentrant: never nest them), so a violation is never a race and is not retriable.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from consent.model import ConsentRevision, IdentityLink
-from hub.errors import StoreError
+from hub.errors import RecordStoreError, StoreError
 from hub.model import (
     AcceptedEvent,
     AuditRecord,
@@ -95,7 +95,7 @@ class MemoryStore:
             try:
                 yield tx
                 if tx.doomed:  # the block caught a violation and carried on
-                    raise StoreError(tx.doomed, retriable=False)
+                    raise RecordStoreError(tx.doomed, cause=tx.doomed_by)
                 self._state = tx.state  # reached only when the block exits normally
             finally:
                 tx.closed = True
@@ -158,6 +158,7 @@ class MemoryTransaction:
         self._state = state
         self.closed = False
         self.doomed = ""  # why the transaction must roll back, once a constraint failed
+        self.doomed_by = ""  # the driver error class PostgreSQL would raise for it
 
     @property
     def state(self) -> _State:
@@ -169,16 +170,18 @@ class MemoryTransaction:
         """Take ``key`` under a unique constraint, like an INSERT would."""
         taken = self.state.unique.setdefault(constraint, set())
         if key in taken:
-            self._violated(f"unique constraint {constraint}")
+            self._violated(f"unique constraint {constraint}", "UniqueViolation")
         taken.add(key)
 
     def _require(self, present: bool, constraint: str) -> None:
         if not present:
-            self._violated(f"foreign key {constraint}")
+            self._violated(f"foreign key {constraint}", "ForeignKeyViolation")
 
-    def _violated(self, constraint: str) -> None:
+    def _violated(self, constraint: str, cause: str = "IntegrityError") -> None:
+        """Doom the transaction as PostgreSQL does; ``cause`` names the driver's error class."""
         self.doomed = f"{constraint} violated; the transaction was rolled back"
-        raise StoreError(self.doomed, retriable=False)
+        self.doomed_by = cause
+        raise RecordStoreError(self.doomed, cause=cause)
 
     # -- offsets -----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from sqlalchemy import select
 
@@ -77,6 +77,25 @@ def address_payload(subject: str, **changes: Any) -> dict[str, Any]:
     }
     payload.update(changes)
     return payload
+
+
+Record = tuple[bytes | None, bytes | None, Headers]  # key, value, headers as sent
+
+
+def send_all(
+    harness: Harness, topic: str, records: list[Record], partition: int | None = 0
+) -> list[int]:
+    """Publish raw records in order (on one partition unless told otherwise); their offsets."""
+    producer = KafkaProducer(bootstrap_servers=harness.bootstrap, max_request_size=1_048_576)
+    try:
+        futures = [
+            producer.send(topic, key=key, value=value, headers=headers, partition=partition)
+            for key, value, headers in records
+        ]
+        producer.flush()
+        return [future.get(timeout=10).offset for future in futures]
+    finally:
+        producer.close()
 
 
 @contextmanager

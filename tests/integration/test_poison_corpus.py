@@ -15,7 +15,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
 
 from hub.adapters.avro import AvroCodec
 from hub.catalog import load_catalog
@@ -26,7 +25,6 @@ from hub.model import (
     LIFEEVENTS_TOPIC,
     RECEIPTS_TOPIC,
     REJECTED_TOPIC,
-    Headers,
     notify_topic,
 )
 from hub.notices import load_notices
@@ -34,7 +32,7 @@ from hub.oversight import reconcile
 from hub.processing import cloudevent_headers
 from hub.publishing import event_message
 
-from .harness import PUBLISHER, Harness, address_payload
+from .harness import PUBLISHER, Harness, Record, address_payload, send_all
 from .poison import (
     ADDRESS_CHANGED,
     CORPUS,
@@ -60,24 +58,6 @@ from .poison import (
 )
 
 pytestmark = pytest.mark.integration
-
-Record = tuple[bytes | None, bytes | None, Headers]
-
-
-def send_all(
-    harness: Harness, topic: str, records: list[Record], partition: int | None = 0
-) -> list[int]:
-    """Publish raw records in order (on one partition unless told otherwise); their offsets."""
-    producer = KafkaProducer(bootstrap_servers=harness.bootstrap, max_request_size=1_048_576)
-    try:
-        futures = [
-            producer.send(topic, key=key, value=value, headers=headers, partition=partition)
-            for key, value, headers in records
-        ]
-        producer.flush()
-        return [future.get(timeout=10).offset for future in futures]
-    finally:
-        producer.close()
 
 
 def good_event(harness: Harness) -> tuple[Record, str]:

@@ -24,6 +24,9 @@ from connectors.contract import Outcome, Sink, SinkFactory
 from connectors.filedrop import FileDropSink
 from connectors.sqltable import MissingDriverError
 from connectors.testing import SinkContract, crash, sample_notification
+from hub.bootstrap import App
+from hub.errors import ConfigError
+from hub.settings import AuditSettings, Settings, StoreSettings
 
 TINY_SINK = '''\
 """A third-party sink: one JSON file per notification in a folder."""
@@ -215,3 +218,20 @@ def test_sqltable_without_its_driver_names_the_extra(
         factory("bc-msp", {"url": url})
     assert driver in str(caught.value)
     assert isinstance(caught.value, ValueError)  # so `connector run` reports a config error
+
+
+def test_a_sink_whose_name_no_receipt_can_carry_is_refused_at_start(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sink naming itself with more than 64 characters stops the connector before it reads
+    anything, saying what to change: the hub would refuse every one of its receipts."""
+    import tiny_sink  # type: ignore[import-not-found]
+
+    monkeypatch.setattr(tiny_sink.TinySink, "name", "t" * 65)
+    settings = Settings(
+        store=StoreSettings(url=f"sqlite:///{tmp_path / 'hub.db'}"),
+        audit=AuditSettings(signing_key=tmp_path / "audit.pem", create_key=True),
+    )
+    app = App.from_settings(settings)
+    with pytest.raises(ConfigError, match=r"name of 65 characters.*1 to 64: shorten"):
+        app.connector("127.0.0.1:1", "bc-msp", "tiny", {"folder": str(tmp_path / "far")})

@@ -200,3 +200,23 @@ def test_status_of_finds_the_latest_revision_by_hash(
     (first,) = service.record(person, RECIPIENT, [TYPE], GIVEN, noticed(now))
     (second,) = service.record(person, RECIPIENT, [TYPE], WITHDRAWN, noticed(now))
     assert service.status_of([first.hash, "f" * 64]) == {first.hash: second, "f" * 64: None}
+
+
+@pytest.mark.parametrize(
+    ("channel", "actor", "rule"),
+    [
+        ("c" * 33, "staff-1", "channel must be 1 to 32"),
+        ("counter", "a" * 65, "actor must be 1 to 64"),
+    ],
+    ids=["channel", "actor"],
+)
+def test_a_link_whose_evidence_does_not_fit_is_refused_with_a_message(
+    service: ConsentService, store: MemoryStore, now: datetime, channel: str, actor: str, rule: str
+) -> None:
+    """A channel over 32 or an actor over 64 characters is a ConflictError naming the rule, not
+    a database error, and nothing is linked; at the limits the link is made."""
+    with pytest.raises(ConflictError, match=rule):
+        service.link("bc-service-bc", "SBC-9", Evidence(channel, actor, now))
+    assert store.link_count() == 0
+    service.link("bc-service-bc", "SBC-9", Evidence(channel[:32], actor[:64], now))
+    assert store.link_count() == 1

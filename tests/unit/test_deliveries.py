@@ -69,13 +69,14 @@ class Connector:
         minutes: int = 1,
         partition: int = 0,
         detail: str | None = None,
+        sink: str = "webhook",
     ) -> InboundMessage:
         record: dict[str, Any] = {
             "notification_id": notification,
             "recipient": recipient or NOTIFIED.get(notification, "bc-msp"),
             "event_id": EVENT,
             "status": status,
-            "sink": "webhook",
+            "sink": sink,
             "detail": detail,
             "recorded_at": T0 + timedelta(minutes=minutes),
         }
@@ -346,3 +347,23 @@ def test_a_store_failure_while_reading_receipts_fails_the_batch(
         run(decided, intake, connector.receipt("DELIVERED"), connector.raw(b"x" + b"poison"))
     assert decided.rejections() == []
     assert decided.deliveries() == []
+
+
+def test_a_sink_name_that_does_not_fit_is_refused_and_one_at_the_limit_recorded(
+    decided: MemoryStore, intake: DeliveryIntake, connector: Connector
+) -> None:
+    """A sink of 65 characters (or none) is refused as invalid_receipt naming the field, not
+    cut short; 64 characters are recorded as sent, with a long detail."""
+    summary = run(
+        decided,
+        intake,
+        connector.receipt("DELIVERED", sink="s" * 65),
+        connector.receipt("DELIVERED", sink=""),
+        connector.receipt("DELIVERED", sink="s" * 64, detail="d" * 10_000),
+    )
+    assert (summary.recorded, summary.refused) == (1, 2)
+    assert [(r.reason, r.detail[:31]) for r in decided.rejections()] == [
+        ("invalid_receipt", "sink: must be 1 to 64 character"),
+    ] * 2
+    (delivery,) = decided.deliveries()
+    assert (delivery.sink, len(delivery.detail or "")) == ("s" * 64, 10_000)

@@ -15,7 +15,7 @@ from consent.model import ConsentRevision, ConsentState, Evidence, IdentityLink
 from consent.rules import next_revision
 from hub.adapters.memory import MemoryStore, MemoryTransaction
 from hub.audit import AuditLog, record_bytes
-from hub.errors import StoreError
+from hub.errors import RecordStoreError, StoreError
 from hub.model import (
     AcceptedEvent,
     AuditRecord,
@@ -175,7 +175,8 @@ VIOLATIONS: dict[str, Write] = {
 def test_constraint_violation_raises_store_error_and_rolls_back(
     store: MemoryStore, write: Write
 ) -> None:
-    """A write the SQL constraints forbid raises StoreError and undoes the whole transaction."""
+    """A write the SQL constraints forbid raises RecordStoreError (not retriable, as a
+    PostgreSQL integrity violation) and undoes the whole transaction."""
     seeded(store)
 
     def new_event_then(write: Write) -> None:
@@ -183,8 +184,10 @@ def test_constraint_violation_raises_store_error_and_rolls_back(
             tx.add_event(event("evt-2"))
             write(tx)
 
-    with pytest.raises(StoreError):
+    with pytest.raises(RecordStoreError) as refused:
         new_event_then(write)
+    assert not refused.value.retriable
+    assert refused.value.cause in ("UniqueViolation", "ForeignKeyViolation", "IntegrityError")
     assert [e.event_id for e in store.events()] == ["evt-1"]
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from hub.settings import Settings, setting_variables, unknown_variables
+import pytest
+from pydantic import ValidationError
+
+from hub.settings import HubSettings, Settings, setting_variables, unknown_variables
 
 
 def test_every_nested_setting_has_its_variable() -> None:
@@ -52,3 +55,11 @@ def test_values_are_never_quoted() -> None:
     """Only the variable's name is reported: its value may be a password."""
     (problem,) = unknown_variables({"TELLONCE_STORE_URL": "postgresql://u:s3cret@h/db"})
     assert "s3cret" not in problem
+
+
+def test_a_group_id_wider_than_the_store_keeps_is_refused() -> None:
+    """TELLONCE_HUB__GROUP_ID over 255 characters is a settings error at start, not a database
+    error on every batch; 255 characters are accepted."""
+    with pytest.raises(ValidationError, match="group_id"):
+        HubSettings(group_id="g" * 256)
+    assert len(HubSettings(group_id="g" * 255).group_id) == 255

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DataError,
     DBAPIError,
     IntegrityError,
     OperationalError,
@@ -51,7 +52,7 @@ from hub.adapters.sql.tables import (
     rejections,
     store_identity,
 )
-from hub.errors import ConfigError, StoreError
+from hub.errors import ConfigError, RecordStoreError, StoreError
 from hub.model import (
     AcceptedEvent,
     AuditRecord,
@@ -220,21 +221,8 @@ class SqlStore:
         try:
             with self.engine.begin() as connection:
                 yield SqlTransaction(connection)
-        except IntegrityError as exc:
-            # Two writers appending to the audit log at once take the same leaf index or
-            # checkpoint number: retrying rereads the end of the log. Any other violation would
-            # fail the same way again, so it is not retriable.
-            race = any(t in str(exc.orig) for t in ("audit_leaves", "audit_checkpoints"))
-            raise StoreError(
-                f"a write broke a uniqueness or reference rule ({exc.orig.__class__.__name__})"
-                + ("; another writer appended to the audit log first: retry" if race else ""),
-                retriable=race,
-            ) from exc
         except DBAPIError as exc:
-            raise StoreError(
-                f"database error ({exc.orig.__class__.__name__}); the batch was rolled back",
-                retriable=True,
-            ) from exc
+            raise translated(exc) from exc
 
     # -- queries for reports and tests -------------------------------------------------------
 
@@ -329,6 +317,40 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# SQLSTATE classes of errors caused by the data written, not by the database: 22 data exception
+# (a value too long or out of range, a NUL byte, an untranslatable character), 23 integrity
+# constraint violation (unique, check, foreign key, not null).
+RECORD_SQLSTATE_CLASSES = ("22", "23")
+# Two writers appending to the audit log at once take the same leaf index or checkpoint number.
+AUDIT_TABLES = ("audit_leaves", "audit_checkpoints")
+
+
+def translated(exc: DBAPIError) -> StoreError:
+    """The StoreError for a failed transaction: retriable when the database failed (connection
+    refused or lost, timeout, serialization failure, deadlock, disk full: SQLSTATE classes 08,
+    40, 53, 57 and the like), RecordStoreError when the data written broke one of its rules
+    (classes 22 and 23, or SQLite's IntegrityError and DataError). Only the driver's error
+    class is named: its message may quote the values."""
+    cause = exc.orig.__class__.__name__
+    if isinstance(exc, IntegrityError) and any(t in str(exc.orig) for t in AUDIT_TABLES):
+        # Retrying rereads the end of the log.
+        return StoreError(
+            f"a write broke a uniqueness rule ({cause}); another writer appended to the audit "
+            "log first: retry",
+            retriable=True,
+        )
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    if sqlstate[:2] in RECORD_SQLSTATE_CLASSES or (
+        not sqlstate and isinstance(exc, IntegrityError | DataError)
+    ):
+        return RecordStoreError(
+            f"the database refused a write of the batch ({cause}): a value it cannot hold or a "
+            "rule it enforces; the batch was rolled back",
+            cause=cause,
+        )
+    return StoreError(f"database error ({cause}); the batch was rolled back", retriable=True)
 
 
 def _no_such_database(exc: DBAPIError) -> bool:
