@@ -36,7 +36,13 @@ from hub.errors import ConflictError, NotFoundError, RejectedEvent
 from hub.events import CLOCK_SKEW, EVENT_TYPES
 from hub.model import CONSENT_TOPIC, Headers, InboundMessage
 from hub.ports import Clock, Codec, Transaction
-from hub.processing import Envelope, cloudevent_headers, read_envelope, reject, rejection_for
+from hub.processing import (
+    Envelope,
+    Rejecter,
+    cloudevent_headers,
+    read_envelope,
+    rejection_for,
+)
 from hub.pseudonyms import Pseudonyms
 from hub.services import ConsentService, Histories
 
@@ -102,6 +108,7 @@ class ConsentIntake:
         self._clock = clock
         self._service = service
         self._ids = pseudonyms
+        self._reject = Rejecter(codec, pseudonyms, directory)
         self._skew = clock_skew
         self.group_id = group_id
 
@@ -154,16 +161,7 @@ class ConsentIntake:
                     continue
                 revisions = self._plan(person, item, histories)
             except Exception as exc:
-                reject(
-                    tx,
-                    chain,
-                    self._codec,
-                    message,
-                    rejection_for(exc),
-                    now,
-                    pseudonyms=self._ids,
-                    directory=self._directory,
-                )
+                self._reject(tx, chain, message, rejection_for(exc), now)
                 summary.rejected += 1
                 continue
             audit = {"event": self._event(item)}
@@ -188,16 +186,7 @@ class ConsentIntake:
         """Reject one record alone in ``tx`` and save its partition's offset past it: for a
         record whose writes the database refused (``unstorable``, see ``hub.worker``)."""
         chain = AuditLog(tx.last_audit())
-        reject(
-            tx,
-            chain,
-            self._codec,
-            message,
-            error,
-            self._clock(),
-            pseudonyms=self._ids,
-            directory=self._directory,
-        )
+        self._reject(tx, chain, message, error, self._clock())
         tx.save_offsets(self.group_id, message.topic, {message.partition: message.offset + 1})
         chain.write(tx)
         return ConsentSummary(

@@ -105,6 +105,7 @@ class BatchProcessor:
         self._codec = codec
         self._clock = clock
         self._ids = pseudonyms
+        self._reject = Rejecter(codec, pseudonyms, directory)
         self._skew = clock_skew
         self.group_id = group_id
 
@@ -139,16 +140,7 @@ class BatchProcessor:
                 summary.next_offsets.get(position, 0), message.offset + 1
             )
             if not isinstance(item, _Parsed):
-                reject(
-                    tx,
-                    chain,
-                    self._codec,
-                    message,
-                    item[1],
-                    now,
-                    pseudonyms=self._ids,
-                    directory=self._directory,
-                )
+                self._reject(tx, chain, message, item[1], now)
                 summary.rejected += 1
                 continue
             key = (item.source, item.event_id)
@@ -166,16 +158,7 @@ class BatchProcessor:
                     if d.outcome is Outcome.DISCLOSED
                 ]
             except Exception as exc:
-                reject(
-                    tx,
-                    chain,
-                    self._codec,
-                    message,
-                    rejection_for(exc),
-                    now,
-                    pseudonyms=self._ids,
-                    directory=self._directory,
-                )
+                self._reject(tx, chain, message, rejection_for(exc), now)
                 summary.rejected += 1
                 continue
             known.add(key)
@@ -247,16 +230,7 @@ class BatchProcessor:
         record whose writes the database refused (``unstorable``, see ``hub.worker``)."""
         now = self._clock()
         chain = AuditLog(tx.last_audit())
-        reject(
-            tx,
-            chain,
-            self._codec,
-            message,
-            error,
-            now,
-            pseudonyms=self._ids,
-            directory=self._directory,
-        )
+        self._reject(tx, chain, message, error, now)
         position = (message.topic, message.partition)
         tx.save_offsets(self.group_id, message.topic, {message.partition: message.offset + 1})
         chain.write(tx)
@@ -461,6 +435,35 @@ def read_envelope(
         subject=subject,
         message=message,
     )
+
+
+class Rejecter:
+    """``reject`` bound to one intake's codec, pseudonym key and directory, so every inbound
+    topic refuses a record the same way with one short call."""
+
+    def __init__(self, codec: Codec, pseudonyms: Pseudonyms, directory: Directory) -> None:
+        self._codec = codec
+        self._pseudonyms = pseudonyms
+        self._directory = directory
+
+    def __call__(
+        self,
+        tx: Transaction,
+        chain: AuditLog,
+        message: InboundMessage,
+        error: RejectedEvent,
+        now: datetime,
+    ) -> None:
+        reject(
+            tx,
+            chain,
+            self._codec,
+            message,
+            error,
+            now,
+            pseudonyms=self._pseudonyms,
+            directory=self._directory,
+        )
 
 
 def reject(
