@@ -31,92 +31,18 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-NOW = datetime(2025, 3, 14, 15, 9, 26, tzinfo=UTC)
-SUBJECT = "SBC-1001"
+# Run as a script from a checkout: the seeds and Avro helpers live with the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.avro_bytes import varint
+from tests.decode_seeds import INTERESTING, NOW, SEEDS, SUBJECT
+
 PROGRESS_EVERY = 100_000
 SHOW_CRASHES = 5
-ADDRESS = {"lines": ["1 Main St"], "municipality": "Victoria", "province": "BC"}
-# schema -> (source allowed to publish it, a valid record); the life events first.
-SEEDS: dict[str, tuple[str, dict[str, Any]]] = {
-    "ca.tellonce.lifeevents.AddressChanged": (
-        "bc-service-bc",
-        {
-            "subject_id": SUBJECT,
-            "effective_date": date(2025, 3, 1),
-            "new_address": ADDRESS | {"postal_code": "V8W 1A1"},
-            "mailing_address": ADDRESS | {"lines": ["PO Box 1", "Stn A"], "postal_code": "V8W 2B2"},
-        },
-    ),
-    "ca.tellonce.lifeevents.DeathReported": (
-        "bc-vital-statistics",
-        {
-            "subject_id": SUBJECT,
-            "date_of_death": date(2025, 3, 10),
-            "province_of_death": "BC",
-            "death_registration_number": "2025-59-000123",
-            "informant_relationship": "SPOUSE",
-        },
-    ),
-    "ca.tellonce.lifeevents.NameChanged": (
-        "bc-service-bc",
-        {
-            "subject_id": SUBJECT,
-            "effective_date": date(2025, 2, 1),
-            "given_names": "Alex",
-            "family_name": "Tremblay",
-            "reason": "MARRIAGE",
-        },
-    ),
-    "ca.tellonce.consent.ConsentChanged": (
-        "bc-service-bc",
-        {
-            "subject_id": SUBJECT,
-            "recipient": "cra-individual",
-            "event_types": ["AddressChanged"],
-            "state": "GIVEN",
-            "purpose": "p",
-            "legal_basis": "b",
-            "channel": "online",
-            "actor": "client",
-            "recorded_at": NOW,
-            "expires_at": NOW + timedelta(days=365),
-        },
-    ),
-    "ca.tellonce.receipts.Receipt": (
-        "bc-service-bc",
-        {
-            "notification_id": "n-1",
-            "recipient": "bc-msp",
-            "event_id": "e-1",
-            "status": "DELIVERED",
-            "sink": "webhook",
-            "recorded_at": NOW,
-        },
-    ),
-}
-# Varints a random mutation splices in: edges of Avro ints/longs, of the date window, of
-# Python's dates, and counts that would allocate without the checker.
-INTERESTING = [
-    0,
-    -1,
-    2**31 - 1,
-    -(2**31),
-    2**31,
-    2**63 - 1,
-    -(2**63),
-    2**40,
-    -(2**40),
-    -25_568,
-    47_482,
-    2_932_897,
-    253_402_300_800_000,
-    -62_135_596_800_001,
-    86_400_000,
-]
 MODES = 4
 
 
@@ -225,16 +151,6 @@ class Target:
         return 1 if self.crashes else 0
 
 
-def zigzag(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
 def mutate(rng: random.Random, seed: bytes) -> bytes:
     """One to four random edits of ``seed`` (its first byte, the mode, is kept)."""
     data = bytearray(seed)
@@ -252,7 +168,7 @@ def mutate(rng: random.Random, seed: bytes) -> bytes:
         elif op == 4:
             del data[at:]
         else:
-            data[at : at + rng.randint(0, 10)] = zigzag(rng.choice(INTERESTING))
+            data[at : at + rng.randint(0, 10)] = varint(rng.choice(INTERESTING))
     return bytes(data)
 
 

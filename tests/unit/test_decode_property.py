@@ -6,7 +6,7 @@ bytes, headers or key a client can send."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,97 +19,10 @@ from hub.errors import RejectedEvent
 from hub.model import LIFEEVENTS_TOPIC, InboundMessage
 from hub.processing import parse_life_event
 from tests.avro_bytes import varint
+from tests.decode_seeds import INTERESTING, LIFE_EVENTS, NOW, SEEDS, SUBJECT
 
 # Examples per property; three properties, so the tier runs 3 x EXAMPLES decode-and-validates.
 EXAMPLES = 1_500
-NOW = datetime(2025, 3, 14, 15, 9, 26, tzinfo=UTC)
-SUBJECT = "SBC-1001"
-ADDRESS = {"lines": ["1 Main St"], "municipality": "Victoria", "province": "BC"}
-
-# (schema, source allowed to publish it, record): valid encodings to mutate. The last ones are
-# schemas of another kind, which must be refused on the life-events topic.
-SEEDS: list[tuple[str, str, dict[str, Any]]] = [
-    (
-        "ca.tellonce.lifeevents.AddressChanged",
-        "bc-service-bc",
-        {
-            "subject_id": SUBJECT,
-            "effective_date": date(2025, 3, 1),
-            "new_address": ADDRESS | {"postal_code": "V8W 1A1"},
-            "mailing_address": ADDRESS | {"lines": ["PO Box 1", "Stn A"], "postal_code": "V8W 2B2"},
-        },
-    ),
-    (
-        "ca.tellonce.lifeevents.DeathReported",
-        "bc-vital-statistics",
-        {
-            "subject_id": SUBJECT,
-            "date_of_death": date(2025, 3, 10),
-            "province_of_death": "BC",
-            "death_registration_number": "2025-59-000123",
-            "informant_relationship": "SPOUSE",
-        },
-    ),
-    (
-        "ca.tellonce.lifeevents.NameChanged",
-        "bc-service-bc",
-        {
-            "subject_id": SUBJECT,
-            "effective_date": date(2025, 2, 1),
-            "given_names": "Alex",
-            "family_name": "Tremblay",
-            "reason": "MARRIAGE",
-        },
-    ),
-    (
-        "ca.tellonce.receipts.Receipt",
-        "bc-service-bc",
-        {
-            "notification_id": "n-1",
-            "recipient": "bc-msp",
-            "event_id": "e-1",
-            "status": "DELIVERED",
-            "sink": "webhook",
-            "recorded_at": NOW,
-        },
-    ),
-    (
-        "ca.tellonce.consent.ConsentChanged",
-        "bc-service-bc",
-        {
-            "subject_id": SUBJECT,
-            "recipient": "cra-individual",
-            "event_types": ["AddressChanged"],
-            "state": "GIVEN",
-            "purpose": "p",
-            "legal_basis": "b",
-            "channel": "online",
-            "actor": "client",
-            "recorded_at": NOW,
-        },
-    ),
-]
-LIFE_EVENTS = {schema for schema, _, _ in SEEDS[:3]}
-# Values a mutation splices in: the edges of Avro ints and longs, of the date window and of
-# Python's dates, and counts that would allocate without the checker.
-INTERESTING = [
-    0,
-    -1,
-    1,
-    2**31 - 1,
-    -(2**31),
-    2**31,
-    2**63 - 1,
-    -(2**63),
-    2**40,
-    -(2**40),
-    (date(1900, 1, 1) - date(1970, 1, 1)).days - 1,
-    (date(2101, 1, 1) - date(1970, 1, 1)).days,
-    2_932_897,  # days to 10000-01-01
-    253_402_300_800_000,  # ms to 10000-01-01
-    -62_135_596_800_001,  # ms before 0001-01-01
-    86_400_000,
-]
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +32,16 @@ def parse(directory: Directory, codec: AvroCodec) -> Callable[[InboundMessage], 
 
 @pytest.fixture(scope="module")
 def seeds(codec: AvroCodec) -> list[tuple[str, str, bytes]]:
-    return [(schema, source, codec.encode(schema, record)) for schema, source, record in SEEDS]
+    return [
+        (schema, source, codec.encode(schema, record)) for schema, (source, record) in SEEDS.items()
+    ]
 
 
 def message(
     value: bytes | None,
     *,
-    schema: str = SEEDS[0][0],
-    source: str = SEEDS[0][1],
+    schema: str = LIFE_EVENTS[0],
+    source: str = SEEDS[LIFE_EVENTS[0]][0],
     key: bytes | None = SUBJECT.encode(),
     ce_time: bytes | None = None,
     extra: list[tuple[str, bytes]] | None = None,
@@ -207,7 +122,8 @@ def test_arbitrary_bytes_only_ever_parse_or_are_rejected(
 ) -> None:
     """Random bodies behind a real (or random) wire-format header parse or are rejected."""
     value = (b"\x00" + schema_id.to_bytes(4, "big") + body) if framed else body
-    for schema, source, _ in SEEDS[:3]:
+    for schema in LIFE_EVENTS:
+        source = SEEDS[schema][0]
         holds(parse, message(value, schema=schema, source=source))
 
 
