@@ -196,7 +196,7 @@ class DeliveryIntake:
 
         Only the position and the reason: a refused receipt's ids are not the hub's to trust.
         """
-        position = f"{message.topic}/{message.partition}/{message.offset}"
+        position = message.position
         tx.add_rejection(
             RejectionRecord(
                 topic=message.topic,

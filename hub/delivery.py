@@ -80,7 +80,7 @@ def _unread_id(message: InboundMessage) -> str:
     if raw is not None:
         with contextlib.suppress(ValueError, UnicodeDecodeError):
             return str(uuid.UUID(raw.decode("ascii")))
-    return f"{message.topic}/{message.partition}/{message.offset}"
+    return message.position
 
 
 def unreadable(exc: Exception) -> DeliveryResult:

@@ -40,6 +40,12 @@ class InboundMessage:
                 return value
         return None
 
+    @property
+    def position(self) -> str:
+        """``topic/partition/offset``: how leaves, rejections and logs name a record without
+        quoting anything it carries."""
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
 
 @dataclass(frozen=True, slots=True)
 class AcceptedEvent:

@@ -180,7 +180,7 @@ class BatchProcessor:
                 {
                     "event": event,
                     "type": item.event_type.name,
-                    "position": f"{message.topic}/{message.partition}/{message.offset}",
+                    "position": message.position,
                     "person": person,
                     # how many decisions follow: reconcile checks one per recipient
                     "recipients": len(decisions),
@@ -485,7 +485,7 @@ def reject(
     """
     source = _header_or_none(message, "ce_source")
     event_id = _header_or_none(message, "ce_id")
-    position = f"{message.topic}/{message.partition}/{message.offset}"
+    position = message.position
     rejection_id = str(uuid.uuid5(ID_NAMESPACE, f"rejected\x1f{position}"))
     kept_source = (
         source if source is None or source in directory.program_ids else pseudonyms.of(source)

@@ -273,7 +273,7 @@ class HubWorker:
     def _set_aside(self, message: InboundMessage, exc: Exception) -> BatchSummary:
         """Reject (receipts: refuse) the one record the database will not take, in a
         transaction of its own that moves its partition's offset past it."""
-        position = f"{message.topic}/{message.partition}/{message.offset}"
+        position = message.position
         error = unstorable(_cause(exc))
         summary = BatchSummary()
         self._notary.ensure_available()
