@@ -14,15 +14,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from hub.reports import proof_reference
 from tests.e2e.conftest import TELLONCE, run
+from tests.integration.conftest import POSTGRES_SERVER, require_postgres
 
 pytestmark = pytest.mark.e2e
-
-POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
 def one_message(result: subprocess.CompletedProcess[str], code: int) -> str:
@@ -82,22 +80,11 @@ def test_unparsable_bootstrap_address_is_a_settings_error(
     assert "is not host:port with a port from 1 to 65535" in message
 
 
-def postgres_or_skip() -> None:
-    """Fail in CI, where PostgreSQL must be running; skip with the reason elsewhere."""
-    try:
-        psycopg.connect(f"{POSTGRES_SERVER}/postgres", connect_timeout=5).close()
-    except psycopg.OperationalError as exc:
-        reason = f"PostgreSQL is not reachable at {POSTGRES_SERVER}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
 @pytest.mark.postgres
 def test_missing_postgres_database_keeps_the_drivers_cause(sqlite_env: dict[str, str]) -> None:
     """A store URL naming a database that does not exist exits 2 with PostgreSQL's own words
     and how to create it."""
-    postgres_or_skip()
+    require_postgres()
     env = {**sqlite_env, "TELLONCE_STORE__URL": f"{POSTGRES_SERVER}/tellonce_no_such_db"}
     message = one_message(run("db", "upgrade", env=env), 2)
     assert 'database "tellonce_no_such_db" does not exist' in message

@@ -3,18 +3,16 @@ database, and a TELLONCE_* variable that names no setting is refused instead of 
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from tests.e2e.conftest import run
+from tests.integration.conftest import require_postgres
 
 pytestmark = pytest.mark.e2e
 
-POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 READ_ONLY = [
     ("audit", "report"),
@@ -79,13 +77,7 @@ def test_read_only_command_reads_a_store_the_hub_created(tmp_path: Path) -> None
 @pytest.fixture
 def missing_postgres_database() -> str:
     """The URL of a database that does not exist on the PostgreSQL server."""
-    try:
-        psycopg.connect(f"{POSTGRES_SERVER}/postgres", connect_timeout=5).close()
-    except psycopg.OperationalError as exc:
-        reason = f"PostgreSQL is not reachable at {POSTGRES_SERVER}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_postgres()
     return f"postgresql://postgres:s3cret@127.0.0.1:5432/tellonce_missing_{uuid.uuid4().hex[:12]}"
 
 

@@ -33,6 +33,14 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def require_postgres() -> None:
+    """Go on only when the PostgreSQL server answers (``unavailable`` otherwise)."""
+    try:
+        psycopg.connect(f"{POSTGRES_SERVER}/postgres", connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        unavailable(f"PostgreSQL is not reachable at {POSTGRES_SERVER}: {exc}")
+
+
 @pytest.fixture
 def broker() -> Iterator[EmbeddedBroker]:
     try:
