@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from hub.model import Checkpoint, Headers, notify_topic
 from hub.publishing import publish_event
 from hub.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
 from hub.worker import Totals
+from tests.watchdog import watchdog as bounded
 
 PUBLISHER = "bc-service-bc"
 EVENT_TYPE = "AddressChanged"
@@ -98,23 +99,9 @@ def send_all(
         producer.close()
 
 
-@contextmanager
-def watchdog(stop: threading.Event, what: str) -> Iterator[None]:
+def watchdog(stop: threading.Event, what: str) -> AbstractContextManager[None]:
     """Stop a run that is still going after RUN_LIMIT_S (a retry loop never idles), and fail."""
-    expired = threading.Event()
-
-    def expire() -> None:
-        expired.set()
-        stop.set()
-
-    timer = threading.Timer(RUN_LIMIT_S, expire)
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-    if expired.is_set():
-        raise AssertionError(f"{what} was still running after {RUN_LIMIT_S}s; stopped it")
+    return bounded(stop, what, RUN_LIMIT_S)
 
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[ConsumerRecord]:

@@ -41,6 +41,7 @@ from hub.relay import Relay
 from hub.services import ConsentService
 from hub.worker import HubWorker, Totals, stored_offsets
 from tests.unit.conftest import PSEUDONYMS
+from tests.watchdog import watchdog
 
 GROUP = "tellonce-hub"
 PUBLISHER, SUBJECT = "bc-service-bc", "SBC-4242"
@@ -286,20 +287,8 @@ class World:
     def run(self, stop: threading.Event | None = None) -> Totals:
         """One worker run until it has nothing left to read (or ``stop`` is set)."""
         stop = stop or threading.Event()
-        expired = threading.Event()
-
-        def expire() -> None:
-            expired.set()
-            stop.set()
-
-        timer = threading.Timer(RUN_LIMIT_S, expire)
-        timer.start()
-        try:
-            totals = self.worker().run(stop, idle_exit_s=0.0)
-        finally:
-            timer.cancel()
-        assert not expired.is_set(), f"the worker was still busy after {RUN_LIMIT_S}s"
-        return totals
+        with watchdog(stop, "the worker", RUN_LIMIT_S):
+            return self.worker().run(stop, idle_exit_s=0.0)
 
     def stored(self, topic: str) -> dict[int, int]:
         with MemoryStore.transaction(self.store) as tx:
