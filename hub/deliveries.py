@@ -197,18 +197,7 @@ class DeliveryIntake:
         Only the position and the reason: a refused receipt's ids are not the hub's to trust.
         """
         position = message.position
-        tx.add_rejection(
-            RejectionRecord(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                reason=error.reason,
-                detail=error.detail,
-                source=None,
-                event_id=None,
-                rejected_at=now,
-            )
-        )
+        tx.add_rejection(RejectionRecord.of(message, error.reason, error.detail, now))
         chain.append(REFUSED_LEAF, {"position": position, "reason": error.reason}, now)
         summary.refused += 1
         log.warning(

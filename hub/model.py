@@ -91,6 +91,29 @@ class RejectionRecord:
     event_id: str | None
     rejected_at: datetime
 
+    @classmethod
+    def of(
+        cls,
+        message: InboundMessage,
+        reason: str,
+        detail: str,
+        rejected_at: datetime,
+        *,
+        source: str | None = None,
+        event_id: str | None = None,
+    ) -> RejectionRecord:
+        """The row kept for a refused ``message``, at its position."""
+        return cls(
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+            detail,
+            source,
+            event_id,
+            rejected_at,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:

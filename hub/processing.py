@@ -492,15 +492,8 @@ def reject(
     )
     kept_id = pseudonyms.of(event_id) if event_id is not None else None
     tx.add_rejection(
-        RejectionRecord(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            reason=error.reason,
-            detail=error.detail,
-            source=kept_source,
-            event_id=kept_id,
-            rejected_at=now,
+        RejectionRecord.of(
+            message, error.reason, error.detail, now, source=kept_source, event_id=kept_id
         )
     )
     value = codec.encode(
