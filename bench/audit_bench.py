@@ -45,12 +45,12 @@ from sqlalchemy import Column, MetaData, Table, insert
 from hub.adapters.signing import FileSigner, public_key_check
 from hub.adapters.sql import SqlStore
 from hub.adapters.sql.tables import audit_leaves
-from hub.audit import AuditLog, CheckpointPolicy, Notary, leaf_bytes
-from hub.bundle import export_bundle
+from hub.audit.bundle import export_bundle
+from hub.audit.log import AuditLog, CheckpointPolicy, Notary, leaf_bytes
+from hub.audit.merkle import leaf_hash
+from hub.audit.oversight import verify_store
 from hub.cli.audit import cmd_verify
-from hub.directory import load_directory
-from hub.merkle import leaf_hash
-from hub.oversight import verify_store
+from hub.config.directory import load_directory
 
 PUBLISHER = "bc-service-bc"
 EVENT_TYPE = "AddressChanged"

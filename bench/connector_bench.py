@@ -59,7 +59,7 @@ from connectors.filedrop.formats import BY_EXTENSION
 from connectors.sqltable import database_url, staging_table
 from connectors.testing import sample_notification
 from connectors.webhook import IDEMPOTENCY_KEY, verify_signature
-from hub import logs
+from hub.config import logs
 
 RECIPIENT = "bc-msp"
 RUNNER_BATCH = 200  # ConnectorRunner's default batch_size: one flush() per batch

@@ -1,6 +1,6 @@
 """Fuzz the hub's decode-and-validate step: any exception other than RejectedEvent is a crash.
 
-The target is ``hub.processing.parse_life_event``, what the hub worker runs on every inbound
+The target is ``hub.wire.inbound.parse_life_event``, what the hub worker runs on every inbound
 life event before anything is written: the CloudEvents headers and the key, the bounded Avro
 checker, fastavro, and the payload rules. A record that makes it raise anything but the project's
 RejectedEvent would, without the worker's per-record safety net, stop the hub; so each such
@@ -52,11 +52,12 @@ class Target:
     def __init__(self) -> None:
         # Imported here so that atheris can instrument them first.
         from hub.adapters.avro import AvroCodec
-        from hub.catalog import load_catalog
-        from hub.directory import load_directory
+        from hub.config.directory import load_directory
         from hub.errors import RejectedEvent
-        from hub.model import LIFEEVENTS_TOPIC, InboundMessage
-        from hub.processing import parse_life_event
+        from hub.model import InboundMessage
+        from hub.wire.catalog import load_catalog
+        from hub.wire.inbound import parse_life_event
+        from hub.wire.topics import LIFEEVENTS_TOPIC
 
         catalog = load_catalog()
         self.codec = AvroCodec(catalog)

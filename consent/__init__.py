@@ -4,6 +4,7 @@ Identity links map a program's own client id to a hub-internal person id that ne
 hub. Consents are append-only, hash-linked revisions per (person, recipient, event type).
 """
 
+from consent.errors import RuleViolation
 from consent.model import ConsentRevision, ConsentState, Evidence, IdentityLink
 from consent.rules import ConsentDecision, decide_disclosure, next_revision
 
@@ -13,6 +14,7 @@ __all__ = [
     "ConsentState",
     "Evidence",
     "IdentityLink",
+    "RuleViolation",
     "decide_disclosure",
     "next_revision",
 ]

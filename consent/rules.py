@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from consent.errors import RuleViolation
 from consent.model import (
     GENESIS,
     ConsentRevision,
@@ -16,7 +17,6 @@ from consent.model import (
     digest,
     revision_body,
 )
-from hub.errors import ConflictError
 
 
 def next_revision(
@@ -37,11 +37,11 @@ def next_revision(
     """
     previous = history[-1] if history else None
     if state is ConsentState.EXPIRED:
-        raise ConflictError("expiry is not recorded; give an expiry time when granting")
+        raise RuleViolation("expiry is not recorded; give an expiry time when granting")
     if state is ConsentState.WITHDRAWN and (
         previous is None or previous.state_at(evidence.recorded_at) is not ConsentState.GIVEN
     ):
-        raise ConflictError(
+        raise RuleViolation(
             f"there is no consent in force for recipient {recipient!r} and event type "
             f"{event_type!r} to withdraw; run 'tellonce consent history' to see what is recorded"
         )

@@ -16,32 +16,32 @@ from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_to
 from hub.adapters.pseudonym_key import load_pseudonym_key
 from hub.adapters.signing import FileSigner, public_key_check
 from hub.adapters.sql import SqlStore
-from hub.audit import CheckpointPolicy, Notary
-from hub.catalog import Catalog, load_catalog
-from hub.consent_events import ConsentIntake
-from hub.dead_letters import dlq_topic
-from hub.deliveries import MAX_SINK_CHARS, DeliveryIntake
-from hub.delivery import ConnectorRunner
-from hub.directory import Directory, load_directory
+from hub.audit.log import CheckpointPolicy, Notary
+from hub.audit.oversight import verify_store
+from hub.audit.pseudonyms import Pseudonyms
+from hub.audit.verification import Verdict
+from hub.config.directory import Directory, load_directory
+from hub.config.settings import Settings
+from hub.consents.service import ConsentService
+from hub.delivery.dead_letters import dlq_topic
+from hub.delivery.retries import RetryPolicy
+from hub.delivery.runner import ConnectorRunner
 from hub.errors import ConfigError
-from hub.fence import StoreFence
-from hub.model import (
+from hub.ports import SignatureCheck
+from hub.processing.consent_events import ConsentIntake
+from hub.processing.fence import StoreFence
+from hub.processing.life_events import BatchProcessor
+from hub.processing.receipts import MAX_SINK_CHARS, DeliveryIntake
+from hub.processing.relay import Relay
+from hub.processing.worker import HubWorker, Intake, stored_offsets
+from hub.wire.catalog import Catalog, load_catalog
+from hub.wire.topics import (
     CONSENT_TOPIC,
     LIFEEVENTS_TOPIC,
     RECEIPTS_TOPIC,
     REJECTED_TOPIC,
     notify_topic,
 )
-from hub.oversight import verify_store
-from hub.ports import SignatureCheck
-from hub.processing import BatchProcessor
-from hub.pseudonyms import Pseudonyms
-from hub.relay import Relay
-from hub.retries import RetryPolicy
-from hub.services import ConsentService
-from hub.settings import Settings
-from hub.verification import Verdict
-from hub.worker import HubWorker, Intake, stored_offsets
 
 
 def utc_now() -> datetime:

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-# Topics of the wire contract (DESIGN.md section 3).
-LIFEEVENTS_TOPIC = "tellonce.lifeevents.v1"
-REJECTED_TOPIC = "tellonce.lifeevents.rejected.v1"
-RECEIPTS_TOPIC = "tellonce.receipts.v1"
-CONSENT_TOPIC = "tellonce.consent.v1"  # consent changes from client-facing portals
-HUB_TOPIC = "tellonce.hub.v1"  # compacted: which store each hub consumer group works with
-HUB_SOURCE = "tellonce-hub"
+# uuid5 namespace for notification and rejection ids: the same input always gives the same id,
+# so reprocessing after a crash cannot mint a second notification for one (event, recipient).
+ID_NAMESPACE = uuid.UUID("6f1c3a52-9a43-4d2e-9a51-7f0e2b8c1d10")
 
 
-def notify_topic(recipient: str) -> str:
-    return f"tellonce.notify.{recipient}.v1"
+def notification_id(source: str, event_id: str, recipient: str) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, f"{source}\x1f{event_id}\x1f{recipient}"))
 
 
 Headers = list[tuple[str, bytes]]
@@ -130,7 +127,7 @@ class OutboxMessage:
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """One leaf of the audit log: a fact, hashed as RFC 9162 leaf data (see ``hub.audit``)."""
+    """One leaf of the audit log: a fact, hashed as RFC 9162 leaf data (see ``hub.audit.log``)."""
 
     index: int  # 0-based position in the log
     kind: str  # accepted, rejected, disclosed, withheld, delivered, consent_given, ...
@@ -149,7 +146,7 @@ class Checkpoint:
     root: str  # RFC 9162 Merkle tree hash of those leaves (hex)
     issued_at: datetime
     key_id: str
-    signature: str  # base64 Ed25519 signature of ``hub.audit.checkpoint_body``
+    signature: str  # base64 Ed25519 signature of ``hub.audit.log.checkpoint_body``
     # Hashes of the perfect subtrees at ``size`` (the compact range), so the next checkpoint
     # hashes only the new leaves. Not signed and not exported: it is a cache of the leaves.
     frontier: tuple[str, ...] = ()

@@ -21,9 +21,9 @@ from typing import Any
 import fastavro
 
 from hub.adapters.avro_json import record_from_json
-from hub.catalog import Catalog, SchemaEntry
 from hub.errors import DecodeError
-from hub.limits import DecodeLimits
+from hub.wire.catalog import Catalog, SchemaEntry
+from hub.wire.limits import DecodeLimits
 
 MAGIC = 0
 HEADER = 5

@@ -26,7 +26,8 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.errors import BrokerError
-from hub.model import HUB_TOPIC, StoreClaim
+from hub.model import StoreClaim
+from hub.wire.topics import HUB_TOPIC
 
 log = structlog.get_logger(__name__)
 

@@ -19,8 +19,8 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from hub.audit.pseudonyms import MIN_KEY_BYTES
 from hub.errors import ConfigError
-from hub.pseudonyms import MIN_KEY_BYTES
 
 SETTING = "TELLONCE_AUDIT__PSEUDONYM_KEY"
 

@@ -15,7 +15,7 @@ import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from hub.catalog import Catalog, load_catalog, schemas_dir
+from hub.wire.catalog import Catalog, load_catalog, schemas_dir
 
 
 def schema_fingerprint(schema: dict[str, Any]) -> str:

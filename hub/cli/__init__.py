@@ -21,11 +21,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hub import logs
 from hub.cli import audit as cli_audit
 from hub.cli import connectors as cli_connectors
 from hub.cli import consent as cli_consent
 from hub.cli.common import Handler, app_from_settings, read_text, stop_on_signals
+from hub.config import logs
 from hub.errors import (
     ConfigError,
     ConflictError,
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        from hub.settings import Settings
+        from hub.config.settings import Settings
 
         settings = Settings()
     except ValidationError as exc:
@@ -121,7 +121,7 @@ def _command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
 def _unknown_variables() -> str | None:
     """The message for TELLONCE_* variables that name no setting (a typo must not fall back to
     a default store silently), or None."""
-    from hub.settings import unknown_variables
+    from hub.config.settings import unknown_variables
 
     problems = unknown_variables(os.environ)
     if not problems:
@@ -146,14 +146,14 @@ def _pydantic_problems(exc: ValidationError) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from hub.demo import run_demo
+    from hub.demo.run import run_demo
 
     return run_demo(as_json=args.json, keep=args.keep, verbose=args.verbose)
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
     from hub.adapters.broker import EmbeddedBroker
-    from hub.settings import Settings
+    from hub.config.settings import Settings
 
     settings = Settings()
     with EmbeddedBroker(
@@ -186,7 +186,7 @@ def cmd_hub_run(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from hub.bootstrap import utc_now
-    from hub.publishing import checked_event
+    from hub.wire.publishing import checked_event
 
     if args.file is not None:
         text = read_text(
@@ -246,7 +246,7 @@ def _would_send(event: Any, catalog: Any) -> dict[str, Any]:
 
 def cmd_schemas_check(args: argparse.Namespace) -> int:
     from hub.adapters.schema_check import check_catalog
-    from hub.catalog import load_catalog
+    from hub.wire.catalog import load_catalog
 
     catalog = load_catalog(args.dir)
     findings = check_catalog(catalog)
@@ -265,7 +265,7 @@ def cmd_schemas_check(args: argparse.Namespace) -> int:
 
 
 def cmd_schemas_list(args: argparse.Namespace) -> int:
-    from hub.catalog import load_catalog
+    from hub.wire.catalog import load_catalog
 
     catalog = load_catalog(args.dir)
     for entry in catalog.entries:
@@ -276,7 +276,7 @@ def cmd_schemas_list(args: argparse.Namespace) -> int:
 
 def cmd_schemas_publish(args: argparse.Namespace) -> int:
     from hub.adapters.schema_check import check_catalog, record_fingerprints
-    from hub.catalog import load_catalog
+    from hub.wire.catalog import load_catalog
 
     if check_catalog(load_catalog(args.dir)):
         raise SchemaCompatibilityError("fix 'tellonce schemas check' findings before publishing")
@@ -287,7 +287,7 @@ def cmd_schemas_publish(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     from hub.adapters.sql import SqlStore
-    from hub.settings import Settings
+    from hub.config.settings import Settings
 
     SqlStore.open(Settings().store.url, migrate_schema=True).close()
     print("database schema is up to date")
@@ -305,8 +305,8 @@ def cmd_db_id(_args: argparse.Namespace) -> int:
 
 
 def cmd_directory_show(_args: argparse.Namespace) -> int:
-    from hub.directory import load_directory
-    from hub.settings import Settings
+    from hub.config.directory import load_directory
+    from hub.config.settings import Settings
 
     directory = load_directory(Settings().directory_path)
     levels = {j.id: j.level.value for j in directory.jurisdictions}

@@ -66,8 +66,8 @@ def cmd_checkpoint(_args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from hub.audit.bundle import export_bundle
     from hub.bootstrap import utc_now
-    from hub.bundle import export_bundle
 
     target = output_file(args.bundle, "the bundle", "bundle.jsonl")
     app = app_from_settings(read_only=True)
@@ -113,7 +113,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "writes it",
         )
     if args.bundle:
-        from hub.bundle import verify_bundle
+        from hub.audit.bundle import verify_bundle
 
         path = Path(args.bundle)
         if not path.is_file():
@@ -121,7 +121,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         verdict, pem = verify_bundle(path, trusted, public_key_check, key_id_for)
         what = f"bundle {path}"
     else:
-        from hub.oversight import verify_store
+        from hub.audit.oversight import verify_store
 
         app = app_from_settings(read_only=True)
         store = app.store  # a missing database is the first thing to report
@@ -161,7 +161,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from hub.oversight import reconcile
+    from hub.audit.oversight import reconcile
 
     app = app_from_settings(read_only=True)
     result = reconcile(app.store, app.pseudonyms(create=False))
@@ -186,7 +186,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
-    from hub.oversight import prove_inclusion
+    from hub.audit.oversight import prove_inclusion
 
     leaf, size = _proof_reference(" ".join(args.leaf))
     if size is not None and args.checkpoint is not None:
@@ -205,9 +205,9 @@ def cmd_pseudonym(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from hub.audit.oversight import correction_list, disclosure_rows
+    from hub.audit.reports import ReportScope, render_correction_list, render_disclosures
     from hub.bootstrap import utc_now
-    from hub.oversight import correction_list, disclosure_rows
-    from hub.reports import ReportScope, render_correction_list, render_disclosures
 
     app = app_from_settings(read_only=True)
     person = None

@@ -39,7 +39,7 @@ def cmd_list(_args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from hub.adapters.topics import topic_lag
-    from hub.dead_letters import dlq_topic, replayed
+    from hub.delivery.dead_letters import dlq_topic, replayed
 
     app = app_from_settings(read_only=True)
     bootstrap = app.bootstrap_servers()
@@ -91,7 +91,7 @@ def _letters(
     args: argparse.Namespace, *, read_only: bool = False
 ) -> tuple[Any, str, list[Any], set[tuple[int, int]]]:
     from hub.adapters.topics import read_topic
-    from hub.dead_letters import DeadLetter, dlq_topic, replayed
+    from hub.delivery.dead_letters import DeadLetter, dlq_topic, replayed
 
     app = app_from_settings(read_only=read_only)
     app.directory.program(args.recipient)
@@ -140,8 +140,8 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 
 def cmd_dlq_replay(args: argparse.Namespace) -> int:
     from hub.bootstrap import utc_now
-    from hub.dead_letters import record_replays
-    from hub.model import notify_topic
+    from hub.delivery.dead_letters import record_replays
+    from hub.wire.topics import notify_topic
 
     if not args.all and not args.offset:  # before connecting: a usage error needs no broker
         raise ConfigError(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.cli.common import Handler, app_from_settings, evidence_from
-from hub.cli.receipts import cmd_consent_notices, cmd_consent_verify_receipt
+from hub.cli.notices import cmd_consent_notices, cmd_consent_verify_receipt
 from hub.errors import ConfigError
 
 _DURATION = re.compile(r"^(\d{1,5})([hdw])$")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hub import merkle
 from hub.adapters.signing import FileSigner
+from hub.audit import merkle
 from tests.e2e.conftest import run
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hub.reports import proof_reference
+from hub.audit.reports import proof_reference
 from tests.e2e.conftest import TELLONCE, run
 from tests.integration.conftest import POSTGRES_SERVER, require_postgres
 

@@ -23,11 +23,11 @@ import pytest
 from consent.model import ConsentState, Evidence
 from hub.adapters.broker import EmbeddedBroker
 from hub.bootstrap import App
+from hub.config.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
 from hub.errors import ConfigError
-from hub.model import LIFEEVENTS_TOPIC
-from hub.processing import cloudevent_headers
-from hub.publishing import event_message, publish_event
-from hub.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.publishing import event_message, publish_event
+from hub.wire.topics import LIFEEVENTS_TOPIC
 from tests.e2e.conftest import run
 from tests.integration.conftest import fresh_postgres_database, unavailable
 

@@ -25,11 +25,12 @@ from sqlalchemy import select
 from consent.model import ConsentState, Evidence
 from hub.adapters.sql.tables import consumer_offsets
 from hub.bootstrap import App
-from hub.delivery import DeliveryTotals
-from hub.model import Checkpoint, Headers, notify_topic
-from hub.publishing import publish_event
-from hub.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
-from hub.worker import Totals
+from hub.config.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
+from hub.delivery.runner import DeliveryTotals
+from hub.model import Checkpoint, Headers
+from hub.processing.worker import Totals
+from hub.wire.publishing import publish_event
+from hub.wire.topics import notify_topic
 from tests.watchdog import watchdog as bounded
 
 PUBLISHER = "bc-service-bc"

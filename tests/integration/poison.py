@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from hub.consent_events import CONSENT_SCHEMA
 from hub.model import Headers
-from hub.processing import cloudevent_headers
+from hub.processing.consent_events import CONSENT_SCHEMA
+from hub.wire.cloudevents import cloudevent_headers
 from tests import avro_bytes
 from tests.avro_bytes import text, varint
 

@@ -23,14 +23,14 @@ from psycopg import sql
 from sqlalchemy import delete, func, select, text
 
 from hub.adapters.sql.tables import audit_checkpoints, audit_leaves, consumer_offsets
+from hub.audit.bundle import export_bundle
+from hub.audit.oversight import Reconciliation, reconcile, verify_store
+from hub.audit.verification import Verdict
 from hub.bootstrap import App
-from hub.bundle import export_bundle
-from hub.model import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, notify_topic
-from hub.oversight import Reconciliation, reconcile, verify_store
-from hub.processing import cloudevent_headers
-from hub.publishing import event_message
-from hub.verification import Verdict
-from hub.worker import Totals
+from hub.processing.worker import Totals
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.publishing import event_message
+from hub.wire.topics import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, notify_topic
 
 from .conftest import POSTGRES_SERVER
 from .harness import (

@@ -15,24 +15,18 @@ from typing import Any
 import pytest
 
 from consent.model import ConsentState, ConsentTerms, Evidence
-from hub import merkle
 from hub.adapters.jws import RECEIPT_TYPE, read_compact
 from hub.adapters.signing import FileSigner
-from hub.consent_events import consent_message
+from hub.audit import merkle
+from hub.audit.oversight import correction_list, disclosure_rows, prove_inclusion, reconcile
+from hub.audit.reports import ReportScope, render_disclosures
+from hub.consents.notices import load_notices
+from hub.consents.receipts import read_claims, receipt_status
 from hub.errors import VerificationError
-from hub.model import (
-    CONSENT_TOPIC,
-    LIFEEVENTS_TOPIC,
-    REJECTED_TOPIC,
-    Headers,
-    Outcome,
-    notify_topic,
-)
-from hub.notices import load_notices
-from hub.oversight import correction_list, disclosure_rows, prove_inclusion, reconcile
-from hub.publishing import publish_event
-from hub.receipts import read_claims, receipt_status
-from hub.reports import ReportScope, render_disclosures
+from hub.model import Headers, Outcome
+from hub.processing.consent_events import consent_message
+from hub.wire.publishing import publish_event
+from hub.wire.topics import CONSENT_TOPIC, LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address, address_payload
 

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from hub.adapters.sql.tables import events
 from hub.bootstrap import App
-from hub.model import RECEIPTS_TOPIC, Outcome, notify_topic
+from hub.model import Outcome
+from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address, address_payload
 

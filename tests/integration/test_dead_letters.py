@@ -21,16 +21,16 @@ import pytest
 
 from connectors import resolve_sink
 from connectors.contract import DeliveryResult, Notification, Outcome
-from hub import dead_letters
 from hub.adapters.broker import EmbeddedBroker
 from hub.adapters.topics import topic_lag
+from hub.audit.oversight import reconcile, verify_store
 from hub.bootstrap import App
-from hub.dead_letters import dlq_topic
-from hub.delivery import DeliveryTotals, to_notification
+from hub.config.settings import ConnectorSettings, HubSettings
+from hub.delivery import dead_letters
+from hub.delivery.dead_letters import dlq_topic
+from hub.delivery.runner import DeliveryTotals, to_notification
 from hub.errors import ConfigError
-from hub.model import RECEIPTS_TOPIC, notify_topic
-from hub.oversight import reconcile, verify_store
-from hub.settings import ConnectorSettings, HubSettings
+from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
 
 from .conftest import unavailable
 from .harness import (

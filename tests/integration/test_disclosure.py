@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from connectors.sqltable import staging_table
-from hub.model import RECEIPTS_TOPIC, Outcome, notify_topic
+from hub.model import Outcome
+from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address, address_payload
 

@@ -16,8 +16,8 @@ from hub.adapters.claims import KafkaClaimLog, ensure_claim_topic
 from hub.adapters.sql import SqlStore
 from hub.bootstrap import App
 from hub.errors import FenceError
-from hub.fence import StoreFence
-from hub.model import HUB_TOPIC
+from hub.processing.fence import StoreFence
+from hub.wire.topics import HUB_TOPIC
 
 from .harness import RUN_LIMIT_S, settings_for, watchdog
 

@@ -22,9 +22,9 @@ import pytest
 
 from connectors.filedrop.formats import BY_EXTENSION, CSV_COLUMNS
 from connectors.filedrop.ledger import INDEX_NAME
-from hub.events import EVENT_TYPES
-from hub.model import RECEIPTS_TOPIC, notify_topic
-from hub.processing import cloudevent_headers
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.events import EVENT_TYPES
+from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address
 

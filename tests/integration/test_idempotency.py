@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from hub.adapters.sql.tables import outbox
 from hub.bootstrap import App
-from hub.model import Outcome, notify_topic
+from hub.model import Outcome
+from hub.wire.topics import notify_topic
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address_payload, settings_for
 

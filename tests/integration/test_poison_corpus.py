@@ -17,20 +17,20 @@ from pathlib import Path
 import pytest
 
 from hub.adapters.avro import AvroCodec
-from hub.catalog import load_catalog
-from hub.consent_events import CONSENT_SCHEMA, consent_message
-from hub.dead_letters import CLASS, MESSAGE, dlq_topic
-from hub.model import (
+from hub.audit.oversight import reconcile
+from hub.consents.notices import load_notices
+from hub.delivery.dead_letters import CLASS, MESSAGE, dlq_topic
+from hub.processing.consent_events import CONSENT_SCHEMA, consent_message
+from hub.wire.catalog import load_catalog
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.publishing import event_message
+from hub.wire.topics import (
     CONSENT_TOPIC,
     LIFEEVENTS_TOPIC,
     RECEIPTS_TOPIC,
     REJECTED_TOPIC,
     notify_topic,
 )
-from hub.notices import load_notices
-from hub.oversight import reconcile
-from hub.processing import cloudevent_headers
-from hub.publishing import event_message
 
 from .harness import PUBLISHER, Harness, Record, address_payload, send_all
 from .poison import (

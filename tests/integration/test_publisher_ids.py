@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from hub.audit.oversight import disclosure_rows, reconcile
 from hub.bootstrap import App
-from hub.model import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, REJECTED_TOPIC
-from hub.oversight import disclosure_rows, reconcile
-from hub.processing import cloudevent_headers
-from hub.publishing import event_message
-from hub.settings import AuditSettings
+from hub.config.settings import AuditSettings
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.publishing import event_message
+from hub.wire.topics import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, REJECTED_TOPIC
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address_payload, settings_for
 

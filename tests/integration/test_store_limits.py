@@ -20,18 +20,14 @@ import pytest
 import structlog
 from sqlalchemy import text
 
-from hub.consent_events import consent_message
-from hub.deliveries import RECEIPT_SCHEMA
-from hub.model import (
-    CONSENT_TOPIC,
-    LIFEEVENTS_TOPIC,
-    RECEIPTS_TOPIC,
-    REJECTED_TOPIC,
-)
-from hub.notices import load_notices
-from hub.oversight import reconcile
-from hub.processing import cloudevent_headers, notification_id
-from hub.publishing import event_message
+from hub.audit.oversight import reconcile
+from hub.consents.notices import load_notices
+from hub.model import notification_id
+from hub.processing.consent_events import consent_message
+from hub.processing.receipts import RECEIPT_SCHEMA
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.publishing import event_message
+from hub.wire.topics import CONSENT_TOPIC, LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, REJECTED_TOPIC
 
 from .harness import PUBLISHER, Harness, Record, address_payload, send_all
 

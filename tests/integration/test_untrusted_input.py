@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from hub.model import LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
-from hub.processing import cloudevent_headers
-from hub.publishing import event_message
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.publishing import event_message
+from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
 from tests import avro_bytes
 from tests.avro_bytes import text, varint
 

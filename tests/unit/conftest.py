@@ -10,11 +10,12 @@ import pytest
 
 from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
-from hub.catalog import Catalog, load_catalog
-from hub.directory import Directory, load_directory
-from hub.pseudonyms import Pseudonyms
+from hub.audit.pseudonyms import Pseudonyms
+from hub.config.directory import Directory, load_directory
+from hub.wire.catalog import Catalog, load_catalog
 
-# The hub's pseudonym key in the fast tier (hub.pseudonyms): fixed, so hashes are reproducible.
+# The hub's pseudonym key in the fast tier (hub.audit.pseudonyms): fixed, so hashes are
+# reproducible.
 PSEUDONYMS = Pseudonyms(bytes(range(32)))
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from hub import merkle
 from hub.adapters.memory import MemoryStore, MemoryTransaction
 from hub.adapters.signing import FileSigner, key_id_for, public_key_check
-from hub.audit import (
+from hub.audit import merkle
+from hub.audit.log import (
     GENESIS,
     AuditLog,
     CheckpointPolicy,

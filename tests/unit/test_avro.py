@@ -10,10 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from hub.adapters.avro import AvroCodec, check_body
-from hub.catalog import Catalog
+from hub.config.settings import LimitSettings, Settings
 from hub.errors import DecodeError, UnknownSchemaError
-from hub.limits import DecodeLimits
-from hub.settings import LimitSettings, Settings
+from hub.wire.catalog import Catalog
+from hub.wire.limits import DecodeLimits
 
 ADDRESS_CHANGED = "ca.tellonce.lifeevents.AddressChanged"
 ADDRESS_CHANGED_ID = 1

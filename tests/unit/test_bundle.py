@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from hub import merkle
 from hub.adapters.memory import MemoryStore
 from hub.adapters.signing import FileSigner
-from hub.audit import LEAF_KINDS, AuditLog, CheckpointPolicy, Notary, leaf_bytes, record_bytes
-from hub.bundle import FORMAT, BundleReader, ExportSummary, export_bundle
+from hub.audit import merkle
+from hub.audit.bundle import FORMAT, BundleReader, ExportSummary, export_bundle
+from hub.audit.log import LEAF_KINDS, AuditLog, CheckpointPolicy, Notary, leaf_bytes, record_bytes
 from hub.cli.audit import cmd_verify
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)

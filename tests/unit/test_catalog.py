@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.catalog import load_catalog
 from hub.errors import ConfigError
+from hub.wire.catalog import load_catalog
 
 
 @pytest.mark.parametrize("content", ["[]", '{"schemas": {}}', '{"schemas": [3]}', '"x"'])

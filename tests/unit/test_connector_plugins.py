@@ -25,8 +25,8 @@ from connectors.filedrop import FileDropSink
 from connectors.sqltable import MissingDriverError
 from connectors.testing import SinkContract, crash, sample_notification
 from hub.bootstrap import App
+from hub.config.settings import AuditSettings, Settings, StoreSettings
 from hub.errors import ConfigError
-from hub.settings import AuditSettings, Settings, StoreSettings
 
 TINY_SINK = '''\
 """A third-party sink: one JSON file per notification in a folder."""

@@ -16,28 +16,22 @@ import pytest
 from structlog.testing import capture_logs
 
 from connectors.contract import DeliveryResult, Notification, Outcome
-from hub import dead_letters
 from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
-from hub.audit import AuditLog
+from hub.audit.log import AuditLog
+from hub.audit.oversight import reconcile, verify_store
+from hub.audit.pseudonyms import Pseudonyms
 from hub.cli import connectors as cli_connectors
-from hub.dead_letters import DeadLetter, dlq_topic, record_replays, replayed
-from hub.deliveries import DeliveryIntake
-from hub.delivery import ConnectorRunner, ConnectorStopped, DeliveryTotals
+from hub.delivery import dead_letters
+from hub.delivery.dead_letters import DeadLetter, dlq_topic, record_replays, replayed
+from hub.delivery.retries import Chain, Middleware, RetryPolicy
+from hub.delivery.runner import ConnectorRunner, ConnectorStopped, DeliveryTotals
 from hub.errors import BrokerError, ConfigError
-from hub.model import (
-    RECEIPTS_TOPIC,
-    AcceptedEvent,
-    Decision,
-    Headers,
-    InboundMessage,
-    notify_topic,
-)
+from hub.model import AcceptedEvent, Decision, Headers, InboundMessage
 from hub.model import Outcome as Decided
-from hub.oversight import reconcile, verify_store
-from hub.processing import cloudevent_headers
-from hub.pseudonyms import Pseudonyms
-from hub.retries import Chain, Middleware, RetryPolicy
+from hub.processing.receipts import DeliveryIntake
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
 from tests.unit.conftest import PSEUDONYMS, FaultyCodec
 
 RECIPIENT = "bc-msp"
@@ -180,7 +174,7 @@ FAILED = DeliveryResult(Outcome.FAILED, "the back office refused the record", "H
 
 
 def notice_record(nid: str, subject: str) -> dict[str, Any]:
-    """An AddressChangeNotice as hub.processing builds it, with distinctive personal values."""
+    """An AddressChangeNotice as the hub builds it, with distinctive personal values."""
     return {
         "notification_id": nid,
         "recipient": RECIPIENT,

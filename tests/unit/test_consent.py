@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from consent.errors import RuleViolation
 from consent.model import GENESIS, ConsentRevision, ConsentState, Evidence, digest
 from consent.rules import decide_disclosure, next_revision, verify_history
-from hub.errors import ConflictError
 
 T0 = datetime(2025, 1, 2, 9, 30, tzinfo=UTC)
 LATER = T0 + timedelta(days=1)
@@ -65,8 +65,8 @@ def test_hash_covers_the_evidence() -> None:
     "before", [(), (GIVEN, WITHDRAWN)], ids=["never-given", "already-withdrawn"]
 )
 def test_withdrawing_consent_not_in_force_is_refused(before: tuple[ConsentState, ...]) -> None:
-    """Withdrawing a consent that is not in force raises ConflictError saying what to do."""
-    with pytest.raises(ConflictError, match="no consent in force") as info:
+    """Withdrawing a consent that is not in force raises RuleViolation saying what to do."""
+    with pytest.raises(RuleViolation, match="no consent in force") as info:
         next_revision(
             history(*before),
             person_id="p-1",

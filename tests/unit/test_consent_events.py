@@ -14,12 +14,18 @@ from consent.model import ConsentState, Evidence
 from consent.rules import decide_disclosure, verify_history
 from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
-from hub.consent_events import CONSENT_SCHEMA, ConsentIntake, ConsentSummary, consent_message
-from hub.directory import Directory
+from hub.config.directory import Directory
+from hub.consents.notices import load_notices
+from hub.consents.service import ConsentService
 from hub.errors import StoreError
-from hub.model import CONSENT_TOPIC, REJECTED_TOPIC, InboundMessage
-from hub.notices import load_notices
-from hub.services import ConsentService
+from hub.model import InboundMessage
+from hub.processing.consent_events import (
+    CONSENT_SCHEMA,
+    ConsentIntake,
+    ConsentSummary,
+    consent_message,
+)
+from hub.wire.topics import CONSENT_TOPIC, REJECTED_TOPIC
 from tests.unit.conftest import PSEUDONYMS, FaultyCodec
 
 PORTAL = "canada-ca-portal"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from hub.consents.notices import Notice, load_notices, notice_hash
 from hub.errors import ConfigError, ConflictError, NotFoundError
-from hub.notices import Notice, load_notices, notice_hash
 
 
 def test_shipped_notices_are_bilingual_and_versioned() -> None:

@@ -13,10 +13,10 @@ import pytest
 from consent.model import ConsentState, ConsentTerms, Evidence
 from consent.rules import decide_disclosure, verify_history
 from hub.adapters.memory import MemoryStore
-from hub.directory import Directory
+from hub.config.directory import Directory
+from hub.consents.notices import load_notices
+from hub.consents.service import ConsentService
 from hub.errors import ConfigError, ConflictError, NotFoundError, SignerError
-from hub.notices import load_notices
-from hub.services import ConsentService
 
 GIVEN, WITHDRAWN = ConsentState.GIVEN, ConsentState.WITHDRAWN
 RECIPIENT = "bc-msp"

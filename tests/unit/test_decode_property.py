@@ -1,5 +1,5 @@
 """Property: decoding and validating an inbound life event
-(``hub.processing.parse_life_event``, which runs the bounded codec, fastavro and the payload
+(``hub.wire.inbound.parse_life_event``, which runs the bounded codec, fastavro and the payload
 rules) either returns the event or raises the project's RejectedEvent. Nothing else, for any
 bytes, headers or key a client can send."""
 
@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.adapters.avro import AvroCodec
-from hub.directory import Directory
+from hub.config.directory import Directory
 from hub.errors import RejectedEvent
-from hub.model import LIFEEVENTS_TOPIC, InboundMessage
-from hub.processing import parse_life_event
+from hub.model import InboundMessage
+from hub.wire.inbound import parse_life_event
+from hub.wire.topics import LIFEEVENTS_TOPIC
 from tests.avro_bytes import varint
 from tests.decode_seeds import INTERESTING, LIFE_EVENTS, NOW, SEEDS, SUBJECT
 

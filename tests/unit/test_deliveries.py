@@ -11,10 +11,11 @@ from structlog.testing import capture_logs
 
 from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
-from hub.deliveries import RECEIPT_SCHEMA, DeliveryIntake, ReceiptSummary
+from hub.audit.oversight import reconcile, verify_store
 from hub.errors import StoreError
-from hub.model import RECEIPTS_TOPIC, AcceptedEvent, Decision, Delivery, InboundMessage, Outcome
-from hub.oversight import reconcile, verify_store
+from hub.model import AcceptedEvent, Decision, Delivery, InboundMessage, Outcome
+from hub.processing.receipts import RECEIPT_SCHEMA, DeliveryIntake, ReceiptSummary
+from hub.wire.topics import RECEIPTS_TOPIC
 from tests.unit.conftest import PSEUDONYMS, FaultyCodec
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)

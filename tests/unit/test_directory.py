@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.directory import Directory, Level, load_directory
+from hub.config.directory import Directory, Level, load_directory
 from hub.errors import ConfigError, NotFoundError
 
 GOOD = """

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from hub.errors import RejectedEvent
-from hub.events import EVENT_TYPES, validate_payload
+from hub.wire.events import EVENT_TYPES, validate_payload
 
 
 def address(postal_code: str = "V5K 0A1", province: str = "BC") -> dict[str, Any]:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hub.adapters.claims import decode_claim, encode_claim
 from hub.adapters.memory import MemoryClaimLog, MemoryStore
 from hub.errors import FenceError
-from hub.fence import StoreFence, owner
 from hub.model import StoreClaim
+from hub.processing.fence import StoreFence, owner
 
 T0 = datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
 GROUP = "tellonce-hub"

@@ -1,4 +1,4 @@
-"""hub.logs: every record, ours and the libraries', is one JSON line; libraries never dump data."""
+"""hub.config.logs: every record, ours and the libraries', is one JSON line; no data dumps."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pytest
 import structlog
 from kafka.structs import TopicPartition
 
-from hub import logs
+from hub.config import logs
 
 SECRET = b"\x00\x00\x00\x00\x01\x10SBC-1001\x0e3 Oak St"
 
 
 @pytest.fixture
 def configured() -> Iterator[None]:
-    """hub.logs configured for the test, the process-wide logging state restored after."""
+    """hub.config.logs configured for the test, the process-wide logging state restored after."""
     root = logging.getLogger()
     names = [*logs.OWN_LOGGERS, *logs.LIBRARY_LEVELS]
     levels = {name: logging.getLogger(name).level for name in names}
@@ -46,9 +46,11 @@ def test_debug_keeps_library_payload_dumps_out(capsys: pytest.CaptureFixture[str
     logging.getLogger("kafka.producer.kafka").debug("Sending (key=%r value=%r)", b"k", SECRET)
     logging.getLogger("sqlalchemy.engine.Engine").info("[generated] %r", ("SBC-1001",))
     logging.getLogger("psycopg").info("NOTICE: %s", "SBC-1001")
-    structlog.get_logger("hub.processing").debug("own debug line", count=1)
+    structlog.get_logger("hub.processing.life_events").debug("own debug line", count=1)
     err = capsys.readouterr().err
-    assert [(e["logger"], e["event"]) for e in lines(err)] == [("hub.processing", "own debug line")]
+    assert [(e["logger"], e["event"]) for e in lines(err)] == [
+        ("hub.processing.life_events", "own debug line")
+    ]
 
 
 @pytest.mark.usefixtures("configured")
@@ -94,12 +96,12 @@ def test_info_hides_library_chatter_but_not_our_warnings(
     logging.getLogger("kafka.coordinator").warning("Heartbeat failed")
     logging.getLogger("alembic.runtime.migration").info("Running upgrade")
     logging.getLogger("some.library").info("chatter")
-    structlog.get_logger("hub.worker").info("batch committed", records=3)
-    structlog.get_logger("hub.worker").debug("not at info")
+    structlog.get_logger("hub.processing.worker").info("batch committed", records=3)
+    structlog.get_logger("hub.processing.worker").debug("not at info")
     logging.getLogger("some.library").warning("worth knowing")
     entries = lines(capsys.readouterr().err)
     assert [(e["logger"], e["event"]) for e in entries] == [
-        ("hub.worker", "batch committed"),
+        ("hub.processing.worker", "batch committed"),
         ("some.library", "worth knowing"),
     ]
 
@@ -112,7 +114,7 @@ def test_exceptions_are_rendered_without_local_values(capsys: pytest.CaptureFixt
     try:
         raise RuntimeError("broker gone")
     except RuntimeError:
-        structlog.get_logger("hub.worker").exception("batch failed")
+        structlog.get_logger("hub.processing.worker").exception("batch failed")
     assert secret  # a local of the failing frame
     (entry,) = lines(capsys.readouterr().err)
     assert "RuntimeError: broker gone" in entry["exception"]
@@ -124,7 +126,7 @@ def test_configuring_twice_keeps_one_handler(capsys: pytest.CaptureFixture[str])
     """configure() replaces its handler rather than adding another (no doubled lines)."""
     logs.configure("info")
     logs.configure("info", "console")
-    structlog.get_logger("hub.worker").warning("once")
+    structlog.get_logger("hub.processing.worker").warning("once")
     err = capsys.readouterr().err
     assert err.count("once") == 1
     assert not err.lstrip().startswith("{")  # console rendering, the last one asked for

@@ -14,7 +14,8 @@ import pytest
 from consent.model import ConsentRevision, ConsentState, Evidence, IdentityLink
 from consent.rules import next_revision
 from hub.adapters.memory import MemoryStore, MemoryTransaction
-from hub.audit import AuditLog, record_bytes
+from hub.audit.log import AuditLog, record_bytes
+from hub.audit.verification import LeafInput, verify_log
 from hub.errors import RecordStoreError, StoreError
 from hub.model import (
     AcceptedEvent,
@@ -26,7 +27,6 @@ from hub.model import (
     RejectionRecord,
 )
 from hub.ports import Store
-from hub.verification import LeafInput, verify_log
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 EVIDENCE = Evidence("counter", "staff-042", T0)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import hub.merkle
-from hub.merkle import (
+import hub.audit.merkle
+from hub.audit.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     Frontier,
@@ -205,7 +205,7 @@ def ref_subproof(m: int, d: Sequence[bytes], b: bool) -> list[bytes]:
 
 def test_public_api_is_what_callers_import() -> None:
     """The module exports exactly the agreed names, so additions are deliberate."""
-    assert sorted(hub.merkle.__all__) == sorted(
+    assert sorted(hub.audit.merkle.__all__) == sorted(
         [
             "EMPTY_ROOT",
             "HASH_SIZE",

@@ -15,18 +15,19 @@ from typing import Any
 import pytest
 
 from consent.model import ConsentState, Evidence
-from hub import merkle
 from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
 from hub.adapters.signing import FileSigner
-from hub.audit import AuditLog, CheckpointPolicy, Notary
-from hub.deliveries import RECEIPT_SCHEMA, DeliveryIntake
-from hub.directory import Directory
+from hub.audit import merkle
+from hub.audit.log import AuditLog, CheckpointPolicy, Notary
+from hub.audit.oversight import correction_list, disclosure_rows, prove_inclusion, reconcile
+from hub.config.directory import Directory
+from hub.consents.service import ConsentService
 from hub.errors import NotFoundError
-from hub.model import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, InboundMessage, Outcome
-from hub.oversight import correction_list, disclosure_rows, prove_inclusion, reconcile
-from hub.processing import BatchProcessor
-from hub.services import ConsentService
+from hub.model import InboundMessage, Outcome
+from hub.processing.life_events import BatchProcessor
+from hub.processing.receipts import RECEIPT_SCHEMA, DeliveryIntake
+from hub.wire.topics import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC
 from tests.unit.conftest import PSEUDONYMS
 
 DAY1 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)

@@ -15,20 +15,13 @@ from consent.model import ConsentRevision, ConsentState, Evidence, IdentityLink
 from consent.rules import next_revision
 from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
-from hub.directory import Directory
+from hub.audit.oversight import reconcile, verify_store
+from hub.audit.pseudonyms import Pseudonyms
+from hub.config.directory import Directory
 from hub.errors import BrokerError, StoreError
-from hub.model import (
-    LIFEEVENTS_TOPIC,
-    REJECTED_TOPIC,
-    Decision,
-    InboundMessage,
-    OutboxMessage,
-    Outcome,
-    notify_topic,
-)
-from hub.oversight import reconcile, verify_store
-from hub.processing import BatchProcessor, BatchSummary
-from hub.pseudonyms import Pseudonyms
+from hub.model import Decision, InboundMessage, OutboxMessage, Outcome
+from hub.processing.life_events import BatchProcessor, BatchSummary
+from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
 from tests.unit.conftest import PSEUDONYMS, FaultyCodec
 
 PUBLISHER = "bc-service-bc"

@@ -1,4 +1,4 @@
-"""Keyed hashes of publisher-supplied ids (hub.pseudonyms) and their key file."""
+"""Keyed hashes of publisher-supplied ids (hub.audit.pseudonyms) and their key file."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from hub.adapters.pseudonym_key import load_pseudonym_key
+from hub.audit.pseudonyms import Pseudonyms
 from hub.bootstrap import App
+from hub.config.settings import AuditSettings, Settings
 from hub.errors import ConfigError
-from hub.pseudonyms import Pseudonyms
-from hub.settings import AuditSettings, Settings
 
 KEY = bytes(range(32))
 

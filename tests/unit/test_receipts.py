@@ -12,8 +12,8 @@ from consent.model import ConsentRevision, ConsentState, ConsentTerms, Evidence
 from consent.rules import next_revision
 from hub.adapters.jws import RECEIPT_TYPE, read_compact, sign_compact
 from hub.adapters.signing import FileSigner, create_key
+from hub.consents.receipts import read_claims, receipt_claims, receipt_id, receipt_status
 from hub.errors import VerificationError
-from hub.receipts import read_claims, receipt_claims, receipt_id, receipt_status
 
 T0 = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
 PERSON = "3d1c9a2e-5b7f-4e8a-9c0d-1f2e3a4b5c6d"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from hub.adapters.memory import MemoryStore
 from hub.model import Delivery, Headers, OutboxMessage
-from hub.relay import Relay
+from hub.processing.relay import Relay
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NOTIFY = "tellonce.notify.bc-msp.v1"

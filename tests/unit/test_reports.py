@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hub.reports import (
+from hub.audit.reports import (
     DISCLOSURE_COLUMNS,
     RECIPIENT_COLUMNS,
     DisclosureRow,

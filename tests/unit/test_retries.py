@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.retries import RetryPolicy
+from hub.delivery.retries import RetryPolicy
 
 
 def capped(**knobs: int | bool) -> RetryPolicy:

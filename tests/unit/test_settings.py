@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from hub.settings import HubSettings, Settings, setting_variables, unknown_variables
+from hub.config.settings import HubSettings, Settings, setting_variables, unknown_variables
 
 
 def test_every_nested_setting_has_its_variable() -> None:

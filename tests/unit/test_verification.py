@@ -25,10 +25,11 @@ from typing import Any
 
 import pytest
 
-from hub import merkle
 from hub.adapters.memory import MemoryStore
 from hub.adapters.signing import FileSigner, public_key_check
-from hub.audit import (
+from hub.audit import merkle
+from hub.audit.bundle import export_bundle
+from hub.audit.log import (
     LEAF_KINDS,
     AuditLog,
     CheckpointPolicy,
@@ -37,13 +38,12 @@ from hub.audit import (
     leaf_bytes,
     record_bytes,
 )
-from hub.bundle import export_bundle
+from hub.audit.oversight import verify_store
+from hub.audit.verification import Verdict
 from hub.cli.audit import cmd_verify
 from hub.errors import TellonceError
 from hub.model import AuditRecord, Checkpoint
-from hub.oversight import verify_store
 from hub.ports import SignatureCheck
-from hub.verification import Verdict
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 LEAVES = 200

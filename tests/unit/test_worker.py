@@ -15,31 +15,25 @@ import pytest
 from structlog.testing import capture_logs
 
 from consent.model import ConsentState, Evidence
-from hub import worker as worker_module
 from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore, MemoryTransaction
 from hub.adapters.signing import FileSigner
-from hub.audit import CheckpointPolicy, Notary
-from hub.consent_events import ConsentIntake, consent_message
-from hub.deliveries import RECEIPT_SCHEMA, DeliveryIntake
-from hub.directory import Directory
+from hub.audit.log import CheckpointPolicy, Notary
+from hub.audit.oversight import reconcile, verify_store
+from hub.config.directory import Directory
+from hub.consents.notices import load_notices
+from hub.consents.service import ConsentService
 from hub.errors import RecordStoreError, StoreError
-from hub.model import (
-    CONSENT_TOPIC,
-    LIFEEVENTS_TOPIC,
-    RECEIPTS_TOPIC,
-    REJECTED_TOPIC,
-    AcceptedEvent,
-    Headers,
-    InboundMessage,
-)
-from hub.notices import load_notices
-from hub.oversight import reconcile, verify_store
-from hub.processing import BatchProcessor, cloudevent_headers, notification_id
-from hub.publishing import event_message
-from hub.relay import Relay
-from hub.services import ConsentService
-from hub.worker import HubWorker, Totals, stored_offsets
+from hub.model import AcceptedEvent, Headers, InboundMessage, notification_id
+from hub.processing import worker as worker_module
+from hub.processing.consent_events import ConsentIntake, consent_message
+from hub.processing.life_events import BatchProcessor
+from hub.processing.receipts import RECEIPT_SCHEMA, DeliveryIntake
+from hub.processing.relay import Relay
+from hub.processing.worker import HubWorker, Totals, stored_offsets
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.publishing import event_message
+from hub.wire.topics import CONSENT_TOPIC, LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, REJECTED_TOPIC
 from tests.unit.conftest import PSEUDONYMS
 from tests.watchdog import watchdog
 

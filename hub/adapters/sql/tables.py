@@ -213,7 +213,7 @@ consumer_offsets = Table(
 )
 
 # One row, made with the schema (migration 0003): the random id that tells this database from
-# any other (hub.fence).
+# any other (hub.processing.fence).
 store_identity = Table(
     "store_identity",
     metadata,

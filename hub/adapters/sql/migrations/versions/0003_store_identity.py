@@ -2,7 +2,8 @@
 
 A random id for the database, made once with the schema, so a hub can tell its store from any
 other: the hub records it as its consumer group's store on the tellonce.hub.v1 topic and
-refuses to join a group that works with another store (hub.fence). A database upgraded from
+refuses to join a group that works with another store (hub.processing.fence).
+A database upgraded from
 0002 gets its id here, once.
 
 Revision ID: 0003

@@ -11,7 +11,7 @@ is refused: counted, logged by position and reason, kept as a row of the rejecti
 the receipts topic) and audited as a ``receipt_refused`` leaf, which ``audit reconcile`` counts
 against those rows. It never stops the batch; only a failing database (or signer) does, and the
 worker retries the whole batch. A receipt whose writes the database itself refuses is refused
-the same way by the worker (``set_aside``, reason ``unstorable``; see ``hub.worker``).
+the same way by the worker (``set_aside``, reason ``unstorable``; see ``hub.processing.worker``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from typing import Any
 
 import structlog
 
-from hub.audit import AuditLog
+from hub.audit.log import AuditLog
+from hub.audit.pseudonyms import Pseudonyms
 from hub.errors import RejectedEvent
-from hub.model import RECEIPTS_TOPIC, Delivery, InboundMessage, RejectionRecord
+from hub.model import Delivery, InboundMessage, RejectionRecord
 from hub.ports import Clock, Codec, Transaction
-from hub.processing import rejection_for
-from hub.pseudonyms import Pseudonyms
+from hub.processing.rejections import rejection_for
+from hub.wire.topics import RECEIPTS_TOPIC
 
 log = structlog.get_logger(__name__)
 
@@ -145,7 +146,8 @@ class DeliveryIntake:
         self, tx: Transaction, message: InboundMessage, error: RejectedEvent
     ) -> ReceiptSummary:
         """Refuse one receipt alone in ``tx`` and save its partition's offset past it: for a
-        receipt whose writes the database refused (``unstorable``, see ``hub.worker``)."""
+        receipt whose writes the database refused (``unstorable``,
+        see ``hub.processing.worker``)."""
         summary = ReceiptSummary(next_offsets={message.partition: message.offset + 1})
         chain = AuditLog(tx.last_audit())
         self._refuse(tx, chain, summary, message, error, self._clock())

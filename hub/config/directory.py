@@ -1,6 +1,6 @@
 """The directory: jurisdictions, their programs, and each program's sharing agreements.
 
-Loaded from a TOML file (see ``hub/resources/directory.toml`` for the documented example). A
+Loaded from a TOML file (see ``hub/config/resources/directory.toml`` for the documented example). A
 program may publish some event types and subscribe to others; a subscription lists the payload
 fields the program may receive and cites the legal authority for receiving them.
 """
@@ -16,9 +16,9 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hub.config.tomlfiles import load_toml
 from hub.errors import ConfigError, NotFoundError
-from hub.events import EVENT_TYPES
-from hub.tomlfiles import load_toml
+from hub.wire.events import EVENT_TYPES
 
 # Program ids become Kafka topic names (tellonce.notify.<id>.v1): keep them topic-safe.
 PROGRAM_ID = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
@@ -147,7 +147,7 @@ def load_directory(path: Path | None = None) -> Directory:
         path,
         shipped="directory.toml",
         what="directory file",
-        hint="set TELLONCE_DIRECTORY_PATH to a TOML file like hub/resources/directory.toml",
+        hint="set TELLONCE_DIRECTORY_PATH to a TOML file like hub/config/resources/directory.toml",
     )
     try:
         return Directory.model_validate(raw)

@@ -5,7 +5,8 @@ that came with them, their audit leaves, a signed checkpoint when one is due, an
 offsets. The worker fails closed: it checks the signer before it accepts a batch, and a
 checkpoint that cannot be signed rolls the whole batch back, so nothing is accepted into a log
 that cannot be signed. It retries with backoff and resumes once the signer or database is back.
-Every few seconds it checks the store fence (``hub.fence``) and stops if its consumer group now
+Every few seconds it checks the store fence (``hub.processing.fence``) and stops if its consumer
+group now
 works with another store.
 
 A batch can also fail because of one record: a value that passed every check yet breaks a rule
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from hub.audit import Notary
+from hub.audit.log import Notary
 from hub.errors import (
     BrokerError,
     RecordStoreError,
@@ -39,11 +40,13 @@ from hub.errors import (
     StoreError,
     TellonceError,
 )
-from hub.fence import StoreFence
-from hub.model import LIFEEVENTS_TOPIC, InboundMessage
+from hub.model import InboundMessage
 from hub.ports import Clock, MessageSource, Store, Transaction
-from hub.processing import BatchProcessor, BatchSummary, unstorable
-from hub.relay import Relay
+from hub.processing.fence import StoreFence
+from hub.processing.life_events import BatchProcessor, BatchSummary
+from hub.processing.rejections import unstorable
+from hub.processing.relay import Relay
+from hub.wire.topics import LIFEEVENTS_TOPIC
 
 log = structlog.get_logger(__name__)
 

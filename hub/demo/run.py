@@ -24,15 +24,16 @@ from typing import Any
 import structlog
 
 from consent.model import ConsentState, Evidence
-from hub import logs
+from hub.audit.oversight import reconcile
 from hub.bootstrap import App, utc_now
-from hub.delivery import ConnectorRunner
+from hub.config import logs
+from hub.config.settings import Settings
+from hub.delivery.runner import ConnectorRunner
 from hub.errors import TellonceError
-from hub.model import LIFEEVENTS_TOPIC, Outcome
-from hub.oversight import reconcile
-from hub.publishing import event_message
-from hub.settings import Settings
-from hub.worker import HubWorker
+from hub.model import Outcome
+from hub.processing.worker import HubWorker
+from hub.wire.publishing import event_message
+from hub.wire.topics import LIFEEVENTS_TOPIC
 
 DEADLINE_S = 50.0
 SHUTDOWN_S = 5.0  # after Ctrl-C, how long clients may take to close before the demo exits

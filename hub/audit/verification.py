@@ -19,9 +19,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hub import merkle
-from hub.audit import GENESIS, LEAF_KINDS, signed_body
-from hub.merkle import Tree
+from hub.audit import merkle
+from hub.audit.log import GENESIS, LEAF_KINDS, signed_body
+from hub.audit.merkle import Tree
 from hub.model import Checkpoint
 from hub.ports import SignatureCheck
 

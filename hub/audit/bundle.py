@@ -22,11 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from hub.audit import record_bytes
-from hub.merkle import Tree
+from hub.audit.log import record_bytes
+from hub.audit.merkle import Tree
+from hub.audit.verification import Finding, LeafInput, Verdict, check_checkpoints, verify_log
 from hub.model import Checkpoint
 from hub.ports import SignatureCheck, Store
-from hub.verification import Finding, LeafInput, Verdict, check_checkpoints, verify_log
 
 FORMAT = "tellonce-audit-bundle/v1"
 

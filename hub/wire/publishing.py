@@ -5,7 +5,7 @@ binary-mode headers, key = the subject's id at the publishing program.
 
 ``checked_event`` is what ``tellonce publish`` sends: the payload's JSON form fitted to the
 catalog schema, encoded, then put through the hub's own decode-and-validate
-(``hub.processing.parse_life_event``) on the encoded bytes, so the publisher's check and the
+(``hub.wire.inbound.parse_life_event``) on the encoded bytes, so the publisher's check and the
 hub's cannot drift apart.
 """
 
@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub.directory import Directory, check_event_type
+from hub.config.directory import Directory, check_event_type
 from hub.errors import PayloadError, RejectedEvent
-from hub.events import EVENT_TYPES
-from hub.model import LIFEEVENTS_TOPIC, Headers, InboundMessage
+from hub.model import Headers, InboundMessage
 from hub.ports import Codec, Producer
-from hub.processing import cloudevent_headers, parse_life_event
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.events import EVENT_TYPES
+from hub.wire.inbound import parse_life_event
+from hub.wire.topics import LIFEEVENTS_TOPIC
 
 # What to do about a rejection the publisher can fix from the command line.
 _HINTS = {

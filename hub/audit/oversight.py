@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub import merkle
-from hub.audit import covering_checkpoint, record_bytes
-from hub.directory import Directory
+from hub.audit import merkle
+from hub.audit.log import covering_checkpoint, record_bytes
+from hub.audit.merkle import Tree
+from hub.audit.pseudonyms import Pseudonyms
+from hub.audit.reports import DisclosureRow, RecipientRow
+from hub.audit.verification import LeafInput, Verdict, verify_log
+from hub.config.directory import Directory
 from hub.errors import NotFoundError
-from hub.merkle import Tree
-from hub.model import RECEIPTS_TOPIC, AuditRecord, Checkpoint, Outcome
+from hub.model import AuditRecord, Checkpoint, Outcome
 from hub.ports import SignatureCheck, Store
-from hub.pseudonyms import Pseudonyms
-from hub.reports import DisclosureRow, RecipientRow
-from hub.verification import LeafInput, Verdict, verify_log
+from hub.wire.topics import RECEIPTS_TOPIC
 
 
 def verify_store(store: Store, check: SignatureCheck, key_id: str | None) -> Verdict:
@@ -118,7 +119,7 @@ class Reconciliation:
 def reconcile(store: Store, pseudonyms: Pseudonyms) -> Reconciliation:
     """Leaf counts against the facts in the store, and one decision per recipient per event.
 
-    Leaves name events by their keyed hash (``hub.pseudonyms``); the store's decisions are
+    Leaves name events by their keyed hash (``hub.audit.pseudonyms``); the store's decisions are
     hashed the same way to be matched with them.
     """
     kinds: Counter[str] = Counter()

@@ -8,10 +8,11 @@ found through the identity link of ``(ce_source, subject_id)``.
 Everything happens inside the hub worker's batch transaction, with the offsets, and in offset
 order, so a grant and a withdrawal in one batch end withdrawn. Each change goes through
 ``ConsentService.apply``, the rule path the command line uses. A bad record becomes a rejection
-exactly like a bad life event (``hub.processing.reject``) and never stops the batch: whatever it
+exactly like a bad life event (``hub.processing.rejections.reject``) and never stops the batch:
+whatever it
 makes the hub raise while it is read and checked, before anything of it is written, rejects it.
 A change whose writes the database itself refuses is rejected by the worker (``set_aside``,
-reason ``unstorable``; see ``hub.worker``).
+reason ``unstorable``; see ``hub.processing.worker``).
 
 Idempotency: ``ce_source`` + ``ce_id`` is the key, kept in the ``consent_events`` table under a
 unique constraint and written with the revisions. A repeat is skipped; replays of the same
@@ -30,21 +31,17 @@ from typing import Any
 import structlog
 
 from consent.model import ConsentRevision, ConsentState, ConsentTerms, Evidence
-from hub.audit import AuditLog
-from hub.directory import Directory
+from hub.audit.log import AuditLog
+from hub.audit.pseudonyms import Pseudonyms
+from hub.config.directory import Directory
+from hub.consents.service import ConsentService, Histories
 from hub.errors import ConflictError, NotFoundError, RejectedEvent
-from hub.events import CLOCK_SKEW, EVENT_TYPES
-from hub.model import CONSENT_TOPIC, Headers, InboundMessage
+from hub.model import Headers, InboundMessage
 from hub.ports import Clock, Codec, Transaction
-from hub.processing import (
-    Envelope,
-    Rejecter,
-    cloudevent_headers,
-    read_envelope,
-    rejection_for,
-)
-from hub.pseudonyms import Pseudonyms
-from hub.services import ConsentService, Histories
+from hub.processing.rejections import Rejecter, rejection_for
+from hub.wire.cloudevents import Envelope, cloudevent_headers, read_envelope
+from hub.wire.events import CLOCK_SKEW, EVENT_TYPES
+from hub.wire.topics import CONSENT_TOPIC
 
 log = structlog.get_logger(__name__)
 
@@ -184,7 +181,7 @@ class ConsentIntake:
         self, tx: Transaction, message: InboundMessage, error: RejectedEvent
     ) -> ConsentSummary:
         """Reject one record alone in ``tx`` and save its partition's offset past it: for a
-        record whose writes the database refused (``unstorable``, see ``hub.worker``)."""
+        record whose writes the database refused (``unstorable``, see ``hub.processing.worker``)."""
         chain = AuditLog(tx.last_audit())
         self._reject(tx, chain, message, error, self._clock())
         tx.save_offsets(self.group_id, message.topic, {message.partition: message.offset + 1})

@@ -2,7 +2,7 @@
 
 Each fact is one leaf. A leaf's bytes are the canonical JSON of its index, kind, data, time and
 the hash of the previous leaf, hashed as RFC 9162 leaf data (``H(0x00 || bytes)``); the tree is
-hashed as RFC 9162 (``hub.merkle``). Carrying the previous leaf's hash pins every leaf to its
+hashed as RFC 9162 (``hub.audit.merkle``). Carrying the previous leaf's hash pins every leaf to its
 position, so a verifier names the exact leaf that was changed, removed, inserted or moved,
 and the signed roots prove that nobody rewrote the log as a whole.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from hub import merkle
+from hub.audit import merkle
 from hub.errors import SignerError, StoreError
 from hub.model import AuditRecord, Checkpoint
 from hub.ports import Signer, Transaction

@@ -18,7 +18,7 @@ from hub.errors import ConfigError
 
 
 def cmd_consent_notices(args: argparse.Namespace) -> int:
-    from hub.notices import load_notices
+    from hub.consents.notices import load_notices
 
     notices = load_notices()
     shown = [notices.get(args.version)] if args.version else list(notices.items)
@@ -70,8 +70,8 @@ def _read_token(text: str) -> str:
 def cmd_consent_verify_receipt(args: argparse.Namespace) -> int:
     """Exit 0 authentic and in force, 1 authentic but not in force, 2 not authentic."""
     from hub.adapters.jws import RECEIPT_TYPE, read_compact
+    from hub.consents.receipts import read_claims, receipt_status
     from hub.errors import VerificationError
-    from hub.receipts import read_claims, receipt_status
 
     token = _read_token(args.receipt)
     app = app_from_settings(read_only=True)

@@ -27,13 +27,14 @@ from typing import Any
 import structlog
 
 from connectors.contract import DeliveryResult, Notification, Outcome, Sink
-from hub.dead_letters import dead_letter_headers, dlq_topic
+from hub.delivery.dead_letters import dead_letter_headers, dlq_topic
+from hub.delivery.retries import Middleware, RetryPolicy
 from hub.errors import RejectedEvent, TellonceError
-from hub.events import EVENT_TYPES
-from hub.model import RECEIPTS_TOPIC, Headers, InboundMessage
+from hub.model import Headers, InboundMessage
 from hub.ports import Clock, Codec, MessageSource, Producer
-from hub.processing import cloudevent_headers
-from hub.retries import Middleware, RetryPolicy
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.events import EVENT_TYPES
+from hub.wire.topics import RECEIPTS_TOPIC
 
 log = structlog.get_logger(__name__)
 

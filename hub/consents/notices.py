@@ -6,7 +6,8 @@ the client agreed to. The hash is over a canonical form of both official-languag
 NFC, ``\\n`` line endings, no surrounding blank space, as compact key-sorted UTF-8 JSON
 ``{"en": ..., "fr": ...}``. Anyone holding the two texts can recompute it.
 
-Loaded from a TOML file (``hub/resources/notices.toml`` is the shipped, illustrative example).
+Loaded from a TOML file (``hub/config/resources/notices.toml`` is the shipped, illustrative
+example).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from hub.config.tomlfiles import load_toml
 from hub.errors import ConfigError, ConflictError, NotFoundError
-from hub.tomlfiles import load_toml
 
 MAX_VERSION_CHARS = 32  # the width of consent_revisions.notice_version
 
@@ -111,7 +112,7 @@ def load_notices(path: Path | None = None) -> Notices:
         path,
         shipped="notices.toml",
         what="notices file",
-        hint="give a TOML file like hub/resources/notices.toml",
+        hint="give a TOML file like hub/config/resources/notices.toml",
     )
     return Notices(tuple(_notice(item, origin) for item in raw.get("notices", [])))
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from hub.audit import AuditLog
+from hub.audit.log import AuditLog
+from hub.audit.pseudonyms import Pseudonyms
 from hub.model import Headers, InboundMessage
 from hub.ports import Store
-from hub.pseudonyms import Pseudonyms
 
 PREFIX = "tellonce.errors."
 CLASS = PREFIX + "class"

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub.limits import EARLIEST_DATE, LATEST_DATE, DecodeLimits
+from hub.wire.limits import EARLIEST_DATE, LATEST_DATE, DecodeLimits
 
 
 class BrokerSettings(BaseModel):

@@ -1,7 +1,8 @@
 """Use-cases for identity links and consents, as the CLI, the demo and the consent topic call them.
 
 Each runs in one transaction and writes its audit leaves with it. A consent change, whether it
-comes from the command line or from a portal on ``tellonce.consent.v1`` (``hub.consent_events``),
+comes from the command line or from a portal on ``tellonce.consent.v1``
+(``hub.processing.consent_events``),
 goes through ``ConsentService.apply``: one rule path for both.
 """
 
@@ -13,15 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from consent.errors import RuleViolation
 from consent.model import ConsentRevision, ConsentState, ConsentTerms, Evidence, IdentityLink
 from consent.rules import next_revision
-from hub.audit import AuditLog
-from hub.directory import Directory, Program, check_event_type
+from hub.audit.log import AuditLog
+from hub.config.directory import Directory, Program, check_event_type
+from hub.consents.notices import Notices, load_notices
+from hub.consents.receipts import receipt_claims
 from hub.errors import ConfigError, ConflictError, NotFoundError
-from hub.model import HUB_SOURCE
-from hub.notices import Notices, load_notices
 from hub.ports import Clock, Store, Transaction
-from hub.receipts import receipt_claims
+from hub.wire.topics import HUB_SOURCE
 
 Issue = Callable[[dict[str, Any]], str]
 """Signs receipt claims into a compact JWS (wired to ``hub.adapters.jws.sign_compact``)."""
@@ -218,8 +220,8 @@ class ConsentService:
                     f"a later change of the consent for recipient {recipient!r} and event type "
                     f"{event_type} is already recorded; this older one would reverse it"
                 )
-            revisions.append(
-                next_revision(
+            try:
+                revision = next_revision(
                     history,
                     person_id=person,
                     recipient=recipient,
@@ -228,7 +230,9 @@ class ConsentService:
                     evidence=evidence,
                     terms=terms,
                 )
-            )
+            except RuleViolation as exc:
+                raise ConflictError(str(exc)) from exc
+            revisions.append(revision)
         return revisions
 
     def save(

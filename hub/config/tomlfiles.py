@@ -1,4 +1,4 @@
-"""TOML configuration files: a user's file or the one shipped in ``hub/resources``."""
+"""TOML configuration files: a user's file or the one shipped in ``hub/config/resources``."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from hub.errors import ConfigError
 def load_toml(
     path: Path | None, *, shipped: str, what: str, hint: str
 ) -> tuple[dict[str, Any], str]:
-    """The parsed file and where it came from; ``None`` reads ``hub/resources/<shipped>``.
+    """The parsed file and where it came from; ``None`` reads ``hub/config/resources/<shipped>``.
 
     ``what`` names the file in errors ("directory file"), ``hint`` says how to fix a missing one.
     """
     try:
         if path is None:
-            text = resources.files("hub").joinpath(f"resources/{shipped}").read_text("utf-8")
+            text = resources.files("hub.config").joinpath(f"resources/{shipped}").read_text("utf-8")
             origin = f"the shipped {what}"
         else:
             text = path.read_text(encoding="utf-8")

@@ -1,0 +1,282 @@
+"""One micro-batch of inbound life events, from raw records to decisions and outbox rows.
+
+Everything here happens inside the caller's database transaction: decisions, audit records,
+outbox rows and the next offsets are written together or not at all (DESIGN.md section 9). A bad
+record becomes a rejection, never an exception that stops the batch: whatever one record makes
+the hub raise while it is read, checked or mapped (not only ``RejectedEvent``) rejects that record
+(``rejection_for``). Those steps touch no database; only the writes of the batch do, so a failing
+store or signer still fails the whole batch, which the worker retries (fail closed). A record
+whose writes the database itself refuses is found by the worker and set aside (``set_aside``,
+reason ``unstorable``; see ``hub.processing.worker``).
+
+The checks of one record are ``hub.wire.inbound.parse_life_event``; a refused record goes through
+``hub.processing.rejections``, as on every inbound topic.
+
+Leaves and rejection rows name an event by its program and the keyed hash of its ``ce_id``
+(``hub.audit.pseudonyms``), never by the id as the publisher sent it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from consent.rules import decide_disclosure
+from hub.audit.log import AuditLog
+from hub.audit.pseudonyms import Pseudonyms
+from hub.config.directory import Directory
+from hub.errors import RejectedEvent
+from hub.model import (
+    AcceptedEvent,
+    Decision,
+    InboundMessage,
+    OutboxMessage,
+    Outcome,
+    notification_id,
+)
+from hub.ports import Clock, Codec, Transaction
+from hub.processing.rejections import Rejecter, rejection_for
+from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.events import CLOCK_SKEW
+from hub.wire.inbound import ParsedEvent, parse_life_event
+from hub.wire.topics import notify_topic
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    disclosed: int = 0
+    withheld: int = 0
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        codec: Codec,
+        clock: Clock,
+        group_id: str,
+        pseudonyms: Pseudonyms,
+        clock_skew: timedelta = CLOCK_SKEW,
+    ) -> None:
+        self._directory = directory
+        self._codec = codec
+        self._clock = clock
+        self._ids = pseudonyms
+        self._reject = Rejecter(codec, pseudonyms, directory)
+        self._skew = clock_skew
+        self.group_id = group_id
+
+    def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> BatchSummary:
+        now = self._clock()
+        summary = BatchSummary()
+        chain = AuditLog(tx.last_audit())
+        parsed: list[ParsedEvent | tuple[InboundMessage, RejectedEvent]] = []
+        for message in messages:
+            try:
+                parsed.append(self.parse(message, now))
+            except Exception as exc:
+                parsed.append((message, rejection_for(exc)))
+
+        good = [p for p in parsed if isinstance(p, ParsedEvent)]
+        known = tx.known_events((p.source, p.event_id) for p in good)
+        persons: dict[tuple[str, str], str] = {}
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for p in good:
+            by_source[p.source].append(p.subject)
+        for source, subjects in by_source.items():
+            for subject, person_id in tx.persons_for(source, subjects).items():
+                persons[(source, subject)] = person_id
+        person_ids = set(persons.values())
+        links = tx.links_of(person_ids)
+        histories = tx.consent_history(person_ids)
+
+        for item in parsed:
+            message = item.message if isinstance(item, ParsedEvent) else item[0]
+            position = (message.topic, message.partition)
+            summary.next_offsets[position] = max(
+                summary.next_offsets.get(position, 0), message.offset + 1
+            )
+            if not isinstance(item, ParsedEvent):
+                self._reject(tx, chain, message, item[1], now)
+                summary.rejected += 1
+                continue
+            key = (item.source, item.event_id)
+            event = self._ids.event(item.source, item.event_id)
+            if key in known:
+                summary.duplicates += 1
+                log.info("duplicate event ignored", event_ref=event)
+                continue
+            person = persons.get((item.source, item.subject))
+            try:  # everything that can fail on this record's data, before anything is written
+                decisions = self._decide(item, person, links, histories, now)
+                notices = [
+                    self._notice(item, d, links[person or ""], now)
+                    for d in decisions
+                    if d.outcome is Outcome.DISCLOSED
+                ]
+            except Exception as exc:
+                self._reject(tx, chain, message, rejection_for(exc), now)
+                summary.rejected += 1
+                continue
+            known.add(key)
+            tx.add_event(
+                AcceptedEvent(
+                    source=item.source,
+                    event_id=item.event_id,
+                    event_type=item.event_type.name,
+                    time=item.time,
+                    person_id=person,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    processed_at=now,
+                )
+            )
+            chain.append(
+                "accepted",
+                {
+                    "event": event,
+                    "type": item.event_type.name,
+                    "position": message.position,
+                    "person": person,
+                    # how many decisions follow: reconcile checks one per recipient
+                    "recipients": len(decisions),
+                },
+                now,
+            )
+            summary.accepted += 1
+            outgoing = iter(notices)
+            for decision in decisions:
+                tx.add_decision(decision)
+                if decision.outcome is Outcome.DISCLOSED:
+                    summary.disclosed += 1
+                    tx.add_outbox(next(outgoing))
+                    chain.append(
+                        "disclosed",
+                        {
+                            "event": event,
+                            "recipient": decision.recipient,
+                            "notification": decision.notification_id,
+                            "consent": decision.consent_revision,
+                            "fields": list(decision.fields),
+                        },
+                        now,
+                    )
+                else:
+                    summary.withheld += 1
+                    chain.append(
+                        "withheld",
+                        {
+                            "event": event,
+                            "recipient": decision.recipient,
+                            "reason": decision.reason,
+                            "consent": decision.consent_revision,
+                        },
+                        now,
+                    )
+
+        for (topic, partition), next_offset in summary.next_offsets.items():
+            tx.save_offsets(self.group_id, topic, {partition: next_offset})
+        chain.write(tx)
+        return summary
+
+    def set_aside(
+        self, tx: Transaction, message: InboundMessage, error: RejectedEvent
+    ) -> BatchSummary:
+        """Reject one record alone in ``tx`` and save its partition's offset past it: for a
+        record whose writes the database refused (``unstorable``, see ``hub.processing.worker``)."""
+        now = self._clock()
+        chain = AuditLog(tx.last_audit())
+        self._reject(tx, chain, message, error, now)
+        position = (message.topic, message.partition)
+        tx.save_offsets(self.group_id, message.topic, {message.partition: message.offset + 1})
+        chain.write(tx)
+        return BatchSummary(rejected=1, next_offsets={position: message.offset + 1})
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def parse(self, message: InboundMessage, now: datetime) -> ParsedEvent:
+        """Decode and validate one inbound record: headers, key, Avro body and payload rules.
+
+        Touches no store. Raises RejectedEvent for anything wrong with the record; the property
+        test and ``bench/fuzz_decode.py`` hold it to never raising anything else.
+        """
+        return parse_life_event(message, self._directory, self._codec, now, self._skew)
+
+    def _decide(
+        self,
+        item: ParsedEvent,
+        person: str | None,
+        links: dict[str, dict[str, str]],
+        histories: dict[tuple[str, str, str], list[Any]],
+        now: datetime,
+    ) -> list[Decision]:
+        decisions = []
+        for program in self._directory.recipients_of(item.event_type.name, origin=item.source):
+            if person is None:
+                send, reason, revision = False, "subject_not_linked", None
+            else:
+                verdict = decide_disclosure(
+                    histories.get((person, program.id, item.event_type.name), []),
+                    recipient_linked=program.id in links.get(person, {}),
+                    now=now,
+                )
+                send, reason, revision = verdict.send, verdict.reason, verdict.revision
+            fields = program.subscriptions[item.event_type.name].fields if send else ()
+            decisions.append(
+                Decision(
+                    source=item.source,
+                    event_id=item.event_id,
+                    recipient=program.id,
+                    outcome=Outcome.DISCLOSED if send else Outcome.WITHHELD,
+                    reason=reason,
+                    consent_revision=revision.hash if revision else None,
+                    notification_id=(
+                        notification_id(item.source, item.event_id, program.id) if send else None
+                    ),
+                    fields=tuple(fields),
+                    decided_at=now,
+                )
+            )
+        return decisions
+
+    def _notice(
+        self, item: ParsedEvent, decision: Decision, links: dict[str, str], now: datetime
+    ) -> OutboxMessage:
+        assert decision.notification_id is not None
+        assert decision.consent_revision is not None
+        local_id = links[decision.recipient]
+        record: dict[str, Any] = {
+            "notification_id": decision.notification_id,
+            "recipient": decision.recipient,
+            "subject_id": local_id,
+            "event_id": item.event_id,
+            "event_source": item.source,
+            "event_time": item.time,
+            "disclosed_fields": list(decision.fields),
+            "consent_revision": decision.consent_revision,
+        }
+        # Only the fields the agreement grants are copied; the notice's other fields stay null.
+        for name in decision.fields:
+            record[name] = item.record.get(name)
+        schema = item.event_type.notice_schema
+        return OutboxMessage(
+            message_id=decision.notification_id,
+            topic=notify_topic(decision.recipient),
+            key=local_id.encode(),
+            value=self._codec.encode(schema, record),
+            headers=cloudevent_headers(decision.notification_id, schema, now, subject=local_id),
+            created_at=now,
+        )
