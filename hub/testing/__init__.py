@@ -1,0 +1,9 @@
+"""What the project ships for tests, its own and those of outside adapters and plug-ins.
+
+The store contract suite every store adapter must pass (as connectors pass
+``connectors.testing``), and the fakes the test tiers share. Importing this package needs
+pytest only where a module says so.
+
+May import: ``hub.ports``, ``hub.model``, ``hub.wire``, ``hub.config``, ``hub.errors``, and
+``consent``; adapters only where a fake stands beside a real one.
+"""
