@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 from typing import cast
 
 from connectors.contract import DeliveryResult, Notification, Outcome, Sink, SinkFactory
+from hub.errors import UnknownSinkError
 
 ENTRY_POINT_GROUP = "tellonce.connectors"
 
@@ -21,10 +22,6 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "sqltable": ("connectors.sqltable:StagingTableSink", None),
     "webhook": ("connectors.webhook:WebhookSink", "webhook"),
 }
-
-
-class UnknownSinkError(LookupError):
-    pass
 
 
 def available() -> dict[str, str]:
