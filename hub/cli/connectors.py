@@ -39,7 +39,8 @@ def cmd_list(_args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from hub.adapters.topics import topic_lag
-    from hub.delivery.dead_letters import dlq_topic, replayed
+    from hub.delivery.dead_letters import replayed
+    from hub.wire.topics import connector_group, dlq_topic
 
     app = app_from_settings(read_only=True)
     bootstrap = app.bootstrap_servers()
@@ -51,8 +52,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = []
     for recipient in recipients:
         program = app.directory.program(recipient)
-        lag, total = topic_lag(bootstrap, f"tellonce-connector-{recipient}", program.notify_topic)
-        _, dead = topic_lag(bootstrap, f"tellonce-connector-{recipient}", dlq_topic(recipient))
+        lag, total = topic_lag(bootstrap, connector_group(recipient), program.notify_topic)
+        _, dead = topic_lag(bootstrap, connector_group(recipient), dlq_topic(recipient))
         mine = [d for d in deliveries if d.recipient == recipient]
         delivered = [d for d in mine if d.status == "delivered"]
         rows.append(
