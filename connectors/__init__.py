@@ -2,6 +2,9 @@
 
 A sink is found by name: first the built-in alias table, then the ``tellonce.connectors``
 entry-point group (third-party packages), then an explicit ``module:attr``.
+
+Connectors import nothing from the hub but ``hub.errors``, the lowest layer, so their errors
+(``UnknownSinkError``, ``MissingDriverError``) sit in the one tree a caller catches.
 """
 
 from __future__ import annotations
