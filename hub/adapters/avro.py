@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -22,7 +22,8 @@ import fastavro
 
 from hub.adapters.avro_json import record_from_json
 from hub.errors import DecodeError
-from hub.wire.catalog import Catalog, SchemaEntry
+from hub.ports.codec import Decoded, Record
+from hub.wire.catalog import Catalog
 from hub.wire.limits import DecodeLimits
 
 MAGIC = 0
@@ -35,12 +36,6 @@ _EPOCH = date(1970, 1, 1)
 _MS_PER_DAY = 86_400_000
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    entry: SchemaEntry
-    record: dict[str, Any]
-
-
 class AvroCodec:
     """Encodes and decodes catalog schemas; decoding is bounded by ``limits``."""
 
@@ -51,7 +46,7 @@ class AvroCodec:
         for entry in catalog.entries:
             self._parsed[entry.id] = fastavro.parse_schema(entry.schema, _write_hint=False)
 
-    def encode(self, name: str, record: dict[str, Any]) -> bytes:
+    def encode(self, name: str, record: Mapping[str, object]) -> bytes:
         entry = self._catalog.latest(name)
         out = io.BytesIO()
         out.write(bytes([MAGIC]))
@@ -59,7 +54,7 @@ class AvroCodec:
         fastavro.schemaless_writer(out, self._parsed[entry.id], record)
         return out.getvalue()
 
-    def from_json(self, name: str, data: Any) -> dict[str, Any]:
+    def from_json(self, name: str, data: object) -> Record:
         """``data`` (parsed JSON) as a record of the newest ``name`` schema, ready to encode;
         PayloadError naming the first field that does not fit (see hub.adapters.avro_json)."""
         return record_from_json(self._catalog.latest(name).schema, data)

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import structlog
 
@@ -37,7 +36,7 @@ from hub.delivery.middleware import (
 from hub.delivery.retries import RetryPolicy
 from hub.errors import ConnectorStopped, RejectedEvent, TellonceError
 from hub.model import Headers, InboundMessage
-from hub.ports import Clock, Codec, MessageSource, Producer
+from hub.ports import Clock, Codec, Decoded, MessageSource, Producer
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import EVENT_TYPES
 from hub.wire.schemas import RECEIPT_SCHEMA
@@ -60,21 +59,22 @@ class DeliveryTotals:
     retries: int = 0  # attempts that were retried
 
 
-def to_notification(decoded: Any) -> Notification:
-    record: dict[str, Any] = decoded.record
+def to_notification(decoded: Decoded) -> Notification:
+    """The notice in ``decoded`` as a connector hands it to its sink; RejectedEvent when it is
+    not a notice schema."""
     event_type = NOTICE_TYPES.get(decoded.entry.name)
     if event_type is None:
         raise RejectedEvent("unexpected_schema", f"{decoded.entry.name} is not a notice schema")
     return Notification(
-        notification_id=record["notification_id"],
-        recipient=record["recipient"],
-        subject_id=record["subject_id"],
+        notification_id=decoded.text("notification_id"),
+        recipient=decoded.text("recipient"),
+        subject_id=decoded.text("subject_id"),
         event_type=event_type,
-        event_id=record["event_id"],
-        event_source=record["event_source"],
-        event_time=record["event_time"],
-        consent_revision=record["consent_revision"],
-        fields={name: record.get(name) for name in record["disclosed_fields"]},
+        event_id=decoded.text("event_id"),
+        event_source=decoded.text("event_source"),
+        event_time=decoded.moment("event_time"),
+        consent_revision=decoded.text("consent_revision"),
+        fields={name: decoded.record.get(name) for name in decoded.texts("disclosed_fields")},
     )
 
 

@@ -213,43 +213,44 @@ class ConsentIntake:
                 f"program {envelope.source} is not a consent portal in the directory "
                 "(consent_portal = true)",
             )
-        record: dict[str, Any] = decoded.record
-        envelope.check_subject(record["subject_id"])
-        if not record["event_types"]:
+        envelope.check_subject(decoded.text("subject_id"))
+        event_types = decoded.texts("event_types")
+        if not event_types:
             raise RejectedEvent("invalid_event", "event_types: name at least one event type")
-        state = ConsentState.GIVEN if record["state"] == "GIVEN" else ConsentState.WITHDRAWN
-        actor = record["actor"]
+        state = ConsentState.GIVEN if decoded.text("state") == "GIVEN" else ConsentState.WITHDRAWN
+        actor = decoded.text("actor")
         if not 1 <= len(actor) <= MAX_PORTAL_ACTOR_CHARS:
             raise RejectedEvent(
                 "invalid_event", f"actor: must be 1 to {MAX_PORTAL_ACTOR_CHARS} characters"
             )
-        recorded_at = as_utc(record["recorded_at"])
+        recorded_at = as_utc(decoded.moment("recorded_at"))
         if recorded_at > now + self._skew:
             raise RejectedEvent("invalid_event", "recorded_at: must not be in the future")
-        if state is ConsentState.GIVEN and record["notice_version"] is None:
+        notice_version = decoded.optional_text("notice_version")
+        if state is ConsentState.GIVEN and notice_version is None:
             raise RejectedEvent(
                 "missing_notice", "a grant must name the notice version and hash shown"
             )
         evidence = Evidence(
-            channel=record["channel"],
+            channel=decoded.text("channel"),
             actor=actor,
             recorded_at=recorded_at,
-            notice_version=record["notice_version"],
-            notice_hash=record["notice_hash"],
+            notice_version=notice_version,
+            notice_hash=decoded.optional_text("notice_hash"),
         )
-        expires = record["expires_at"]
+        expires = decoded.optional_moment("expires_at")
         # A withdrawal keeps the terms of the grant it ends (consent.rules.next_revision).
         terms = (
             ConsentTerms(
-                purpose=record["purpose"],
-                legal_basis=record["legal_basis"],
+                purpose=decoded.text("purpose"),
+                legal_basis=decoded.text("legal_basis"),
                 expires_at=as_utc(expires) if expires is not None else None,
             )
             if state is ConsentState.GIVEN
             else None
         )
         return _Change(
-            envelope, record["recipient"], tuple(record["event_types"]), state, evidence, terms
+            envelope, decoded.text("recipient"), tuple(event_types), state, evidence, terms
         )
 
     def _plan(self, person: str, change: _Change, histories: Histories) -> list[ConsentRevision]:

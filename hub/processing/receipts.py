@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
 import structlog
 
@@ -164,24 +163,23 @@ class DeliveryIntake:
                 f"schema {decoded.entry.name} is not {RECEIPT_SCHEMA}; only receipts belong on "
                 f"{RECEIPTS_TOPIC}",
             )
-        record: dict[str, Any] = decoded.record
-        status = STATUS[record["status"]]
-        if status == "failed" and record.get("dead_letter_topic"):
+        status = STATUS[decoded.text("status")]
+        if status == "failed" and decoded.optional_text("dead_letter_topic"):
             status = "dead_lettered"
-        sink = str(record["sink"])
+        sink = decoded.text("sink")
         if not 1 <= len(sink) <= MAX_SINK_CHARS:
             raise RejectedEvent(
                 "invalid_receipt",
                 f"sink: must be 1 to {MAX_SINK_CHARS} characters (the name of the connector's "
                 "sink, e.g. webhook)",
             )
-        recorded_at = record["recorded_at"]
+        recorded_at = decoded.record.get("recorded_at")
         return _Receipt(
-            notification_id=str(record["notification_id"]),
-            recipient=str(record["recipient"]),
+            notification_id=decoded.text("notification_id"),
+            recipient=decoded.text("recipient"),
             status=status,
             sink=sink,
-            detail=record.get("detail"),
+            detail=decoded.optional_text("detail"),
             recorded_at=recorded_at if isinstance(recorded_at, datetime) else None,
         )
 

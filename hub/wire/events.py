@@ -8,9 +8,10 @@ reason details that name the field and the rule, never the value (it may be pers
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -136,7 +137,9 @@ BY_SCHEMA: dict[str, EventType] = {t.schema: t for t in EVENT_TYPES.values()}
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def validate_payload(event_type: EventType, record: dict[str, Any], now: datetime) -> _Payload:
+def validate_payload(
+    event_type: EventType, record: Mapping[str, object], now: datetime
+) -> _Payload:
     """Check a decoded record against the rules of its type, or raise RejectedEvent."""
     try:
         payload = event_type.payload.model_validate(record)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from hub.config.directory import Directory
 from hub.errors import RejectedEvent
 from hub.model import InboundMessage
-from hub.ports import Codec
+from hub.ports import Codec, Record
 from hub.wire.cloudevents import read_envelope
 from hub.wire.events import BY_SCHEMA, CLOCK_SKEW, EventType, validate_payload
 
@@ -30,7 +29,7 @@ class ParsedEvent:
     time: datetime
     subject: str
     event_type: EventType
-    record: dict[str, Any]
+    record: Record
 
 
 def parse_life_event(

@@ -1,0 +1,22 @@
+"""The deliveries role: what the connectors' receipts said about each notification."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from hub.model import Decision, Delivery
+
+
+class DeliveryRecorder(Protocol):
+    """One delivery per notification, updated as later receipts arrive."""
+
+    def decisions_by_notification(self, notification_ids: Iterable[str]) -> dict[str, Decision]:
+        """Notification id to the decision that minted it, for the ids that one did."""
+
+    def deliveries_of(self, notification_ids: Iterable[str]) -> dict[str, Delivery]:
+        """Notification id to its recorded delivery, for the ids that have one."""
+
+    def save_delivery(self, delivery: Delivery, *, new: bool) -> None:
+        """Insert (``new``) or replace the delivery of a notification a decision minted;
+        RecordStoreError when the notification is unknown or a new one exists already."""

@@ -1,0 +1,32 @@
+"""The outbox role: messages written in the transaction that decided them, published later by
+the relay (DESIGN.md 9), and republished while no receipt answers a notification."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from hub.model import OutboxMessage
+
+
+class OutboxRecorder(Protocol):
+    """Messages to publish, in the order they were added (increasing ``seq``)."""
+
+    def add_outbox(self, message: OutboxMessage) -> None:
+        """Queue ``message`` with the next ``seq``; RecordStoreError when its id is taken."""
+
+    def pending_outbox(self, limit: int) -> list[OutboxMessage]:
+        """Up to ``limit`` messages never published, lowest ``seq`` first."""
+
+    def mark_published(self, message_ids: Sequence[str], at: datetime) -> None:
+        """Record these messages as published at ``at``; unknown ids are ignored."""
+
+    def unreceipted_outbox(
+        self, published_before: datetime, limit: int, max_republished: int
+    ) -> list[OutboxMessage]:
+        """Notifications published before then that no receipt answered and that were
+        republished fewer than ``max_republished`` times, oldest first."""
+
+    def mark_republished(self, message_ids: Sequence[str], at: datetime) -> None:
+        """Record these messages as published again at ``at``, counting one more republish."""

@@ -1,0 +1,24 @@
+"""The signing ports: who signs audit checkpoints and consent receipts, and who checks them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Signer(Protocol):
+    """Signs audit checkpoints and consent receipts with Ed25519 (a file key here, an HSM later)."""
+
+    @property
+    def key_id(self) -> str:
+        """The id of the signing key (``ed25519:`` and a fingerprint), written beside signatures."""
+
+    def sign(self, message: bytes) -> bytes:
+        """The 64-byte Ed25519 signature; raises SignerError when the key cannot be used."""
+
+    def public_key_pem(self) -> str:
+        """The public key in PEM, for whoever verifies the signatures."""
+
+
+SignatureCheck = Callable[[bytes, bytes], bool]
+"""``check(message, signature)``: True when the signature verifies under a known public key."""
