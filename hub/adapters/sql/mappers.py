@@ -1,0 +1,277 @@
+"""Rows to records and records to rows: the one place that knows how each hub record is laid
+out in the tables of ``hub.adapters.sql.tables`` (ISO strings for times that are hashed, base64
+for header bytes, JSON lists for tuples)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+from consent.model import ConsentRevision, ConsentState, ConsentTerms, Evidence, IdentityLink
+from hub.model import (
+    AcceptedEvent,
+    AuditRecord,
+    Checkpoint,
+    Decision,
+    Delivery,
+    OutboxMessage,
+    Outcome,
+    RejectionRecord,
+)
+
+Values = dict[str, object]
+"""The column values of one row to insert."""
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` in UTC: SQLite hands back naive datetimes; everything tellonce stores is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# -- rows to records -------------------------------------------------------------------------
+
+
+def event_from(r: Row[Any]) -> AcceptedEvent:
+    return AcceptedEvent(
+        source=r.source,
+        event_id=r.event_id,
+        event_type=r.event_type,
+        time=utc(r.event_time),
+        person_id=r.person_id,
+        topic=r.kafka_topic,
+        partition=r.kafka_partition,
+        offset=r.kafka_offset,
+        processed_at=utc(r.processed_at),
+    )
+
+
+def outbox_from(r: Row[Any]) -> OutboxMessage:
+    return OutboxMessage(
+        message_id=r.message_id,
+        topic=r.topic,
+        key=r.key,
+        value=r.value,
+        headers=[(k, base64.b64decode(v)) for k, v in r.headers],
+        created_at=utc(r.created_at),
+        seq=r.seq,
+    )
+
+
+def decision_from(r: Row[Any]) -> Decision:
+    return Decision(
+        source=r.source,
+        event_id=r.event_id,
+        recipient=r.recipient,
+        outcome=Outcome(r.outcome),
+        reason=r.reason,
+        consent_revision=r.consent_revision,
+        notification_id=r.notification_id,
+        fields=tuple(r.fields),
+        decided_at=utc(r.decided_at),
+    )
+
+
+def rejection_from(r: Row[Any]) -> RejectionRecord:
+    return RejectionRecord(
+        topic=r.kafka_topic,
+        partition=r.kafka_partition,
+        offset=r.kafka_offset,
+        reason=r.reason,
+        detail=r.detail,
+        source=r.source,
+        event_id=r.event_id,
+        rejected_at=utc(r.rejected_at),
+    )
+
+
+def audit_from(r: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        index=int(r.leaf_index),
+        kind=r.kind,
+        data=dict(r.data),
+        recorded_at=datetime.fromisoformat(r.recorded_at),
+        prev_hash=r.prev_hash,
+        hash=r.leaf_hash,
+    )
+
+
+def checkpoint_from(r: Row[Any]) -> Checkpoint:
+    return Checkpoint(
+        seq=int(r.seq),
+        size=int(r.tree_size),
+        root=r.root_hash,
+        issued_at=datetime.fromisoformat(r.issued_at),
+        key_id=r.key_id,
+        signature=r.signature,
+        frontier=tuple(r.frontier),
+    )
+
+
+def delivery_from(r: Row[Any]) -> Delivery:
+    return Delivery(
+        notification_id=r.notification_id,
+        recipient=r.recipient,
+        status=r.status,
+        sink=r.sink,
+        detail=r.detail,
+        recorded_at=utc(r.recorded_at),
+        dead_lettered_at=utc(r.dead_lettered_at) if r.dead_lettered_at else None,
+    )
+
+
+def revision_from(r: Row[Any]) -> ConsentRevision:
+    return ConsentRevision(
+        person_id=r.person_id,
+        recipient=r.recipient,
+        event_type=r.event_type,
+        seq=r.seq,
+        state=ConsentState(r.state),
+        evidence=Evidence(
+            r.channel,
+            r.actor,
+            datetime.fromisoformat(r.recorded_at),
+            notice_version=r.notice_version,
+            notice_hash=r.notice_hash,
+        ),
+        terms=ConsentTerms(
+            purpose=r.purpose,
+            legal_basis=r.legal_basis,
+            expires_at=datetime.fromisoformat(r.expires_at) if r.expires_at else None,
+        ),
+        prev_hash=r.prev_hash,
+        hash=r.hash,
+    )
+
+
+def link_from(r: Row[Any]) -> IdentityLink:
+    return IdentityLink(
+        person_id=r.person_id,
+        program=r.program,
+        local_id=r.local_id,
+        evidence=Evidence(r.channel, r.actor, datetime.fromisoformat(r.recorded_at)),
+    )
+
+
+# -- records to rows -------------------------------------------------------------------------
+
+
+def link_values(link: IdentityLink) -> Values:
+    return {
+        "person_id": link.person_id,
+        "program": link.program,
+        "local_id": link.local_id,
+        "channel": link.evidence.channel,
+        "actor": link.evidence.actor,
+        "recorded_at": link.evidence.recorded_at.isoformat(),
+    }
+
+
+def revision_values(revision: ConsentRevision) -> Values:
+    terms = revision.terms
+    return {
+        "person_id": revision.person_id,
+        "recipient": revision.recipient,
+        "event_type": revision.event_type,
+        "seq": revision.seq,
+        "state": revision.state.value,
+        "channel": revision.evidence.channel,
+        "actor": revision.evidence.actor,
+        "recorded_at": revision.evidence.recorded_at.isoformat(),
+        "notice_version": revision.evidence.notice_version,
+        "notice_hash": revision.evidence.notice_hash,
+        "purpose": terms.purpose,
+        "legal_basis": terms.legal_basis,
+        "expires_at": terms.expires_at.isoformat() if terms.expires_at else None,
+        "prev_hash": revision.prev_hash,
+        "hash": revision.hash,
+    }
+
+
+def event_values(event: AcceptedEvent) -> Values:
+    return {
+        "source": event.source,
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "event_time": event.time,
+        "person_id": event.person_id,
+        "kafka_topic": event.topic,
+        "kafka_partition": event.partition,
+        "kafka_offset": event.offset,
+        "processed_at": event.processed_at,
+    }
+
+
+def decision_values(decision: Decision) -> Values:
+    return {
+        "source": decision.source,
+        "event_id": decision.event_id,
+        "recipient": decision.recipient,
+        "outcome": decision.outcome.value,
+        "reason": decision.reason,
+        "consent_revision": decision.consent_revision,
+        "notification_id": decision.notification_id,
+        "fields": list(decision.fields),
+        "decided_at": decision.decided_at,
+    }
+
+
+def rejection_values(rejection: RejectionRecord) -> Values:
+    return {
+        "kafka_topic": rejection.topic,
+        "kafka_partition": rejection.partition,
+        "kafka_offset": rejection.offset,
+        "reason": rejection.reason,
+        "detail": rejection.detail,
+        "source": rejection.source,
+        "event_id": rejection.event_id,
+        "rejected_at": rejection.rejected_at,
+    }
+
+
+def outbox_values(message: OutboxMessage) -> Values:
+    return {
+        "message_id": message.message_id,
+        "topic": message.topic,
+        "key": message.key,
+        "value": message.value,
+        "headers": [[k, base64.b64encode(v).decode()] for k, v in message.headers],
+        "created_at": message.created_at,
+    }
+
+
+def audit_values(record: AuditRecord) -> Values:
+    return {
+        "leaf_index": record.index,
+        "kind": record.kind,
+        "data": record.data,
+        "recorded_at": record.recorded_at.isoformat(),
+        "prev_hash": record.prev_hash,
+        "leaf_hash": record.hash,
+    }
+
+
+def checkpoint_values(checkpoint: Checkpoint) -> Values:
+    return {
+        "seq": checkpoint.seq,
+        "tree_size": checkpoint.size,
+        "root_hash": checkpoint.root,
+        "issued_at": checkpoint.issued_at.isoformat(),
+        "key_id": checkpoint.key_id,
+        "signature": checkpoint.signature,
+        "frontier": list(checkpoint.frontier),
+    }
+
+
+def delivery_values(delivery: Delivery) -> Values:
+    """Every column but the notification id, which an update matches on."""
+    return {
+        "recipient": delivery.recipient,
+        "status": delivery.status,
+        "sink": delivery.sink,
+        "detail": delivery.detail,
+        "recorded_at": delivery.recorded_at,
+        "dead_lettered_at": delivery.dead_lettered_at,
+    }

@@ -1,0 +1,318 @@
+"""The write side of the SQL store: ``SqlTransaction`` implements every write role of
+``hub.ports`` on one open connection; ``SqlStore.transaction`` commits or rolls it back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import Connection, insert, select, tuple_, update
+
+from consent.model import ConsentRevision, IdentityLink
+from hub.adapters.sql.mappers import (
+    audit_from,
+    audit_values,
+    checkpoint_from,
+    checkpoint_values,
+    decision_from,
+    decision_values,
+    delivery_from,
+    delivery_values,
+    event_values,
+    link_from,
+    link_values,
+    outbox_from,
+    outbox_values,
+    rejection_values,
+    revision_from,
+    revision_values,
+)
+from hub.adapters.sql.tables import (
+    audit_checkpoints,
+    audit_leaves,
+    consent_events,
+    consent_revisions,
+    consumer_offsets,
+    decisions,
+    deliveries,
+    events,
+    identity_links,
+    outbox,
+    persons,
+    rejections,
+)
+from hub.model import (
+    AcceptedEvent,
+    AuditRecord,
+    Checkpoint,
+    Decision,
+    Delivery,
+    InboundMessage,
+    OutboxMessage,
+    RejectionRecord,
+)
+
+# Bound IN lists; SQLite allows 32k parameters, PostgreSQL 65k, and plans stay small.
+CHUNK = 500
+
+T = TypeVar("T")
+
+
+def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+class SqlTransaction:
+    """Implements hub.ports.Transaction on one open connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    # -- offsets -----------------------------------------------------------------------------
+
+    def offsets(self, group: str, topic: str) -> dict[int, int]:
+        rows = self._c.execute(
+            select(consumer_offsets.c.kafka_partition, consumer_offsets.c.next_offset).where(
+                consumer_offsets.c.group_id == group, consumer_offsets.c.topic == topic
+            )
+        )
+        return {int(p): int(o) for p, o in rows}
+
+    def save_offsets(self, group: str, topic: str, next_offsets: dict[int, int]) -> None:
+        current = self.offsets(group, topic)
+        for partition, next_offset in next_offsets.items():
+            if partition in current:
+                self._c.execute(
+                    update(consumer_offsets)
+                    .where(
+                        consumer_offsets.c.group_id == group,
+                        consumer_offsets.c.topic == topic,
+                        consumer_offsets.c.kafka_partition == partition,
+                    )
+                    .values(next_offset=next_offset)
+                )
+            else:
+                self._c.execute(
+                    insert(consumer_offsets).values(
+                        group_id=group,
+                        topic=topic,
+                        kafka_partition=partition,
+                        next_offset=next_offset,
+                    )
+                )
+
+    # -- identity and consent ----------------------------------------------------------------
+
+    def persons_for(self, program: str, local_ids: Iterable[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(local_ids))):
+            rows = self._c.execute(
+                select(identity_links.c.local_id, identity_links.c.person_id).where(
+                    identity_links.c.program == program, identity_links.c.local_id.in_(chunk)
+                )
+            )
+            found.update((str(local), str(person)) for local, person in rows)
+        return found
+
+    def links_of(self, person_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        for chunk in _chunks(sorted(set(person_ids))):
+            rows = self._c.execute(
+                select(
+                    identity_links.c.person_id,
+                    identity_links.c.program,
+                    identity_links.c.local_id,
+                ).where(identity_links.c.person_id.in_(chunk))
+            )
+            for person, program, local in rows:
+                found.setdefault(person, {})[program] = local
+        return found
+
+    def link_records(self, person_id: str) -> list[IdentityLink]:
+        rows = self._c.execute(
+            select(identity_links)
+            .where(identity_links.c.person_id == person_id)
+            .order_by(identity_links.c.id)
+        )
+        return [link_from(r) for r in rows]
+
+    def person_exists(self, person_id: str) -> bool:
+        query = select(persons.c.person_id).where(persons.c.person_id == person_id)
+        return self._c.execute(query).first() is not None
+
+    def add_person(self, person_id: str, at: datetime) -> None:
+        self._c.execute(insert(persons).values(person_id=person_id, created_at=at))
+
+    def add_link(self, link: IdentityLink) -> None:
+        self._c.execute(insert(identity_links).values(link_values(link)))
+
+    def consent_history(
+        self, person_ids: Iterable[str]
+    ) -> dict[tuple[str, str, str], list[ConsentRevision]]:
+        found: dict[tuple[str, str, str], list[ConsentRevision]] = {}
+        for chunk in _chunks(sorted(set(person_ids))):
+            rows = self._c.execute(
+                select(consent_revisions)
+                .where(consent_revisions.c.person_id.in_(chunk))
+                .order_by(consent_revisions.c.seq)
+            )
+            for r in rows:
+                revision = revision_from(r)
+                key = (revision.person_id, revision.recipient, revision.event_type)
+                found.setdefault(key, []).append(revision)
+        return found
+
+    def add_consent(self, revision: ConsentRevision) -> None:
+        self._c.execute(insert(consent_revisions).values(revision_values(revision)))
+
+    def known_consent_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(sorted(set(keys))):
+            rows = self._c.execute(
+                select(consent_events.c.source, consent_events.c.event_id).where(
+                    tuple_(consent_events.c.source, consent_events.c.event_id).in_(chunk)
+                )
+            )
+            found.update((s, e) for s, e in rows)
+        return found
+
+    def add_consent_event(
+        self, key: tuple[str, str], person_id: str, message: InboundMessage, at: datetime
+    ) -> None:
+        self._c.execute(
+            insert(consent_events).values(
+                source=key[0],
+                event_id=key[1],
+                person_id=person_id,
+                kafka_topic=message.topic,
+                kafka_partition=message.partition,
+                kafka_offset=message.offset,
+                processed_at=at,
+            )
+        )
+
+    # -- processing results ------------------------------------------------------------------
+
+    def known_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(sorted(set(keys))):
+            rows = self._c.execute(
+                select(events.c.source, events.c.event_id).where(
+                    tuple_(events.c.source, events.c.event_id).in_(chunk)
+                )
+            )
+            found.update((s, e) for s, e in rows)
+        return found
+
+    def add_event(self, event: AcceptedEvent) -> None:
+        self._c.execute(insert(events).values(event_values(event)))
+
+    def add_decision(self, decision: Decision) -> None:
+        self._c.execute(insert(decisions).values(decision_values(decision)))
+
+    def add_rejection(self, rejection: RejectionRecord) -> None:
+        self._c.execute(insert(rejections).values(rejection_values(rejection)))
+
+    def add_outbox(self, message: OutboxMessage) -> None:
+        self._c.execute(insert(outbox).values(outbox_values(message)))
+
+    def last_audit(self) -> AuditRecord | None:
+        query = select(audit_leaves).order_by(audit_leaves.c.leaf_index.desc()).limit(1)
+        row = self._c.execute(query).first()
+        return audit_from(row) if row else None
+
+    def add_audit(self, records: Sequence[AuditRecord]) -> None:
+        if records:
+            self._c.execute(insert(audit_leaves), [audit_values(r) for r in records])
+
+    def leaf_hashes(self, start: int, stop: int) -> list[bytes]:
+        rows = self._c.execute(
+            select(audit_leaves.c.leaf_hash)
+            .where(audit_leaves.c.leaf_index >= start, audit_leaves.c.leaf_index < stop)
+            .order_by(audit_leaves.c.leaf_index)
+        )
+        return [bytes.fromhex(h) for (h,) in rows]
+
+    def last_checkpoint(self) -> Checkpoint | None:
+        query = select(audit_checkpoints).order_by(audit_checkpoints.c.seq.desc()).limit(1)
+        row = self._c.execute(query).first()
+        return checkpoint_from(row) if row else None
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._c.execute(insert(audit_checkpoints).values(checkpoint_values(checkpoint)))
+
+    def decisions_by_notification(self, notification_ids: Iterable[str]) -> dict[str, Decision]:
+        found: dict[str, Decision] = {}
+        for chunk in _chunks(sorted(set(notification_ids))):
+            rows = self._c.execute(select(decisions).where(decisions.c.notification_id.in_(chunk)))
+            found.update((r.notification_id, decision_from(r)) for r in rows)
+        return found
+
+    def deliveries_of(self, notification_ids: Iterable[str]) -> dict[str, Delivery]:
+        found: dict[str, Delivery] = {}
+        for chunk in _chunks(sorted(set(notification_ids))):
+            rows = self._c.execute(
+                select(deliveries).where(deliveries.c.notification_id.in_(chunk))
+            )
+            found.update((r.notification_id, delivery_from(r)) for r in rows)
+        return found
+
+    def save_delivery(self, delivery: Delivery, *, new: bool) -> None:
+        values = delivery_values(delivery)
+        if new:
+            self._c.execute(
+                insert(deliveries).values(notification_id=delivery.notification_id, **values)
+            )
+        else:
+            self._c.execute(
+                update(deliveries)
+                .where(deliveries.c.notification_id == delivery.notification_id)
+                .values(**values)
+            )
+
+    # -- relay -------------------------------------------------------------------------------
+
+    def pending_outbox(self, limit: int) -> list[OutboxMessage]:
+        rows = self._c.execute(
+            select(outbox)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(limit)
+        )
+        return [outbox_from(r) for r in rows]
+
+    def unreceipted_outbox(
+        self, published_before: datetime, limit: int, max_republished: int
+    ) -> list[OutboxMessage]:
+        answered = select(deliveries.c.notification_id).where(
+            deliveries.c.notification_id == outbox.c.message_id
+        )
+        rows = self._c.execute(
+            select(outbox)
+            .where(
+                outbox.c.topic.like("tellonce.notify.%"),
+                outbox.c.published_at.is_not(None),
+                outbox.c.published_at < published_before,
+                outbox.c.republished < max_republished,
+                ~answered.exists(),
+            )
+            .order_by(outbox.c.seq)
+            .limit(limit)
+        )
+        return [outbox_from(r) for r in rows]
+
+    def mark_republished(self, message_ids: Sequence[str], at: datetime) -> None:
+        for chunk in _chunks(list(message_ids)):
+            self._c.execute(
+                update(outbox)
+                .where(outbox.c.message_id.in_(chunk))
+                .values(published_at=at, republished=outbox.c.republished + 1)
+            )
+
+    def mark_published(self, message_ids: Sequence[str], at: datetime) -> None:
+        for chunk in _chunks(list(message_ids)):
+            self._c.execute(
+                update(outbox).where(outbox.c.message_id.in_(chunk)).values(published_at=at)
+            )
