@@ -1,5 +1,5 @@
 """The Store port in memory: a real adapter for fast tests and demos, not a mock. (The
-``ClaimLog`` port of the store fence is here too: ``MemoryClaimLog``.)
+``ClaimLog`` port of the store fence in memory is ``hub.adapters.memory_claims``.)
 
 It keeps the promises of the SQL store (``hub.adapters.sql.store``): a transaction works on a
 copy of the data and is applied only when its block exits normally, so an exception leaves
@@ -32,11 +32,10 @@ from hub.model import (
     InboundMessage,
     OutboxMessage,
     RejectionRecord,
-    StoreClaim,
 )
 
 if TYPE_CHECKING:
-    from hub.ports import ClaimLog, Store, Transaction
+    from hub.ports import Store, Transaction
 
 
 @dataclass(slots=True)
@@ -370,45 +369,7 @@ class MemoryTransaction:
                 self.state.published[message_id] = at
 
 
-class MemoryClaimLog:
-    """hub.ports.ClaimLog in memory: the records of one compacted partition, never compacted.
-
-    Several fences may share one log, as hubs share the topic. ``records`` is the log itself
-    (key, claim or None for a tombstone), for tests that stage what a broker would hold.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.records: list[tuple[str, StoreClaim | None]] = []
-
-    def read(self, through: int | None = None) -> list[tuple[int, StoreClaim]]:
-        with self._lock:
-            records = list(self.records if through is None else self.records[: through + 1])
-        live: dict[str, tuple[int, StoreClaim]] = {}
-        for position, (key, claim) in enumerate(records):
-            if claim is None:
-                live.pop(key, None)
-            elif key not in live:
-                live[key] = (position, claim)
-        return sorted(live.values(), key=lambda entry: entry[0])
-
-    def append(self, claim: StoreClaim) -> int:
-        with self._lock:
-            self.records.append((claim.key, claim))
-            return len(self.records) - 1
-
-    def withdraw(self, claim: StoreClaim) -> None:
-        with self._lock:
-            self.records.append((claim.key, None))
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
 if TYPE_CHECKING:  # mypy proves the adapter satisfies the ports
-
-    def _is_claim_log(claims: MemoryClaimLog) -> ClaimLog:
-        return claims
 
     def _is_store(store: MemoryStore) -> Store:
         return store

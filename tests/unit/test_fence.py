@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.adapters.claims import decode_claim, encode_claim
-from hub.adapters.memory import MemoryClaimLog, MemoryStore
+from hub.adapters.memory import MemoryStore
+from hub.adapters.memory_claims import MemoryClaimLog
 from hub.errors import FenceError
 from hub.model import StoreClaim
 from hub.processing.fence import StoreFence, owner
