@@ -149,6 +149,29 @@ class MemoryStore:
     def close(self) -> None:
         """Nothing to release; the data lives as long as the store object."""
 
+    # -- for tests of the verifier and the reconciler ----------------------------------------
+
+    def tampered(
+        self,
+        *,
+        audit: list[AuditRecord] | None = None,
+        checkpoints: list[Checkpoint] | None = None,
+        decisions: list[Decision] | None = None,
+        links: list[IdentityLink] | None = None,
+    ) -> MemoryStore:
+        """A copy of this store with these records replaced behind the ports' back, as someone
+        with write access to the database could leave it (the ports only append)."""
+        changed = MemoryStore()
+        state = self._state
+        changed._state = dataclasses.replace(
+            state,
+            audit=state.audit if audit is None else list(audit),
+            checkpoints=state.checkpoints if checkpoints is None else list(checkpoints),
+            decisions=state.decisions if decisions is None else list(decisions),
+            links=state.links if links is None else list(links),
+        )
+        return changed
+
 
 class MemoryTransaction:
     """Implements hub.ports.Transaction on a private copy of the store's data."""

@@ -170,6 +170,7 @@ def test_history_of_a_rewritten_revision_fails(
     """A revision edited in the database breaks its chain: history says where and exits 1."""
     grant(env, person)
     assert run("consent", "withdraw", person, "bc-msp", "AddressChanged", env=env).returncode == 0
+    # Raw SQL on purpose: the ports only append revisions; the edit is made behind them.
     with sqlite3.connect(tmp_path / "hub.db") as db:
         db.execute("UPDATE consent_revisions SET state = 'given' WHERE seq = 2")
     result = run("consent", "history", person, env=env)

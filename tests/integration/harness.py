@@ -20,10 +20,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from sqlalchemy import select
 
 from consent.model import ConsentState, Evidence
-from hub.adapters.sql.tables import consumer_offsets
 from hub.bootstrap import App
 from hub.config.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
 from hub.delivery.runner import DeliveryTotals
@@ -202,12 +200,8 @@ class Harness:
 
     def consumed(self, topic: str) -> int:
         """Records of ``topic`` the hub has committed (the offsets stored with its batches)."""
-        group = self.app.settings.hub.group_id
-        query = select(consumer_offsets.c.next_offset).where(
-            consumer_offsets.c.group_id == group, consumer_offsets.c.topic == topic
-        )
-        with self.app.store.engine.connect() as connection:
-            return sum(int(offset) for (offset,) in connection.execute(query))
+        with self.app.store.transaction() as tx:
+            return sum(tx.offsets(self.app.settings.hub.group_id, topic).values())
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the unsigned leaves now, as 'tellonce audit checkpoint' does."""

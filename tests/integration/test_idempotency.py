@@ -20,6 +20,8 @@ CONSENTING = ("cra-individual", "bc-msp")
 
 
 def outbox_rows(app: App) -> int:
+    """Every outbox row, published or not. Raw SQL because no port counts published rows
+    (``outbox_backlog`` counts the unpublished ones only)."""
     with app.store.engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(outbox)).scalar_one())
 

@@ -285,6 +285,7 @@ def test_records_the_database_refuses_are_set_aside_and_the_ones_behind_still_fl
     delivered and receipted, and the audit log verifies and reconciles."""
     app = harness.app
     harness.client({PUBLISHER: SUBJECT, RECIPIENT: LOCAL_ID, PORTAL: PORTAL_ID}, [RECIPIENT])
+    # Raw SQL on purpose: these rules are the database's own, which no port can add.
     with app.store.engine.begin() as connection:
         for statement in (
             "ALTER TABLE events ADD CONSTRAINT it_refused CHECK (event_id <> 'boom')",

@@ -109,13 +109,7 @@ def tampered(
     log: Log, audit: list[AuditRecord] | None = None, checkpoints: list[Checkpoint] | None = None
 ) -> MemoryStore:
     """A store holding ``log`` with its leaves or checkpoints replaced, as an intruder would."""
-    store = MemoryStore()
-    store._state = dataclasses.replace(
-        log.store._state,
-        audit=log.audit if audit is None else audit,
-        checkpoints=log.checkpoints if checkpoints is None else checkpoints,
-    )
-    return store
+    return log.store.tampered(audit=audit, checkpoints=checkpoints)
 
 
 def verify(log: Log, store: MemoryStore) -> Verdict:

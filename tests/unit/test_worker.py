@@ -96,7 +96,14 @@ class FragileStore(MemoryStore):
             raise StoreError("database error (OperationalError); the batch was rolled back")
         with super().transaction() as tx:
             yield Refusing(tx, self)
-        self.committed.append(dict(self._state.offsets))
+        with super().transaction() as stored:
+            self.committed.append(
+                {
+                    (GROUP, topic, partition): offset
+                    for topic in (LIFEEVENTS_TOPIC, CONSENT_TOPIC, RECEIPTS_TOPIC)
+                    for partition, offset in stored.offsets(GROUP, topic).items()
+                }
+            )
 
 
 class Refusing:
