@@ -27,7 +27,7 @@ from hub.ports.deliveries import DeliveryRecorder
 from hub.ports.identity import IdentityRecorder
 from hub.ports.messaging import ClaimLog, MessageSource, OffsetLookup, Producer
 from hub.ports.offsets import OffsetRecorder
-from hub.ports.outbox import OutboxRecorder
+from hub.ports.outbox import OutboxRecorder, OutboxStore
 from hub.ports.queries import StoreQueries
 from hub.ports.signing import SignatureCheck, Signer
 from hub.ports.store import Store, Transaction
@@ -46,6 +46,7 @@ __all__ = [
     "OffsetLookup",
     "OffsetRecorder",
     "OutboxRecorder",
+    "OutboxStore",
     "Producer",
     "Record",
     "SignatureCheck",

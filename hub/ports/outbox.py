@@ -4,6 +4,7 @@ the relay (DESIGN.md 9), and republished while no receipt answers a notification
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -30,3 +31,11 @@ class OutboxRecorder(Protocol):
 
     def mark_republished(self, message_ids: Sequence[str], at: datetime) -> None:
         """Record these messages as published again at ``at``, counting one more republish."""
+
+
+class OutboxStore(Protocol):
+    """What the relay needs of a store: transactions over the outbox alone (any ``Store`` is
+    one)."""
+
+    def transaction(self) -> AbstractContextManager[OutboxRecorder]:
+        """A new transaction: committed when the block exits normally, rolled back otherwise."""

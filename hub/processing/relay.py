@@ -16,15 +16,17 @@ from datetime import timedelta
 
 import structlog
 
-from hub.ports import Clock, Producer, Store
+from hub.ports import Clock, OutboxStore, Producer
 
 log = structlog.get_logger(__name__)
 
 
 class Relay:
+    """Publishes the outbox of ``store`` through ``producer``; needs the outbox role only."""
+
     def __init__(
         self,
-        store: Store,
+        store: OutboxStore,
         producer: Producer,
         clock: Clock,
         batch: int = 500,
