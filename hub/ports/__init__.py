@@ -12,8 +12,8 @@ Adapters in ``hub.adapters`` implement them with kafka-python, fastavro and SQLA
 in-memory store in ``hub.adapters.memory`` is a real adapter used by the fast unit tests, and
 ``hub.testing.store_contract`` is the suite every store adapter passes.
 
-May import: ``hub.model``, ``hub.wire.catalog`` (the schema entry a decode names),
-``consent.model`` and the standard library; no adapters, no infrastructure library.
+May import: ``hub.model``, ``hub.errors``, ``hub.wire.catalog`` (the schema entry a decode
+names), ``consent.model`` and the standard library; no adapters, no infrastructure library.
 """
 
 from __future__ import annotations
