@@ -149,8 +149,6 @@ class MemoryStore:
     def close(self) -> None:
         """Nothing to release; the data lives as long as the store object."""
 
-    # -- for tests of the verifier and the reconciler ----------------------------------------
-
     def tampered(
         self,
         *,
@@ -160,9 +158,8 @@ class MemoryStore:
         links: list[IdentityLink] | None = None,
     ) -> MemoryStore:
         """A copy of this store with these records replaced behind the ports' back, as someone
-        with write access to the database could leave it (the ports only append)."""
-        changed = MemoryStore()
-        state = self._state
+        with write access to the database could leave it: for tests of the audit verifier."""
+        changed, state = MemoryStore(), self._state
         changed._state = dataclasses.replace(
             state,
             audit=state.audit if audit is None else list(audit),

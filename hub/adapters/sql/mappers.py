@@ -5,7 +5,7 @@ for header bytes, JSON lists for tuples)."""
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -20,15 +20,11 @@ from hub.model import (
     OutboxMessage,
     Outcome,
     RejectionRecord,
+    as_utc,
 )
 
 Values = dict[str, object]
 """The column values of one row to insert."""
-
-
-def utc(value: datetime) -> datetime:
-    """``value`` in UTC: SQLite hands back naive datetimes; everything tellonce stores is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # -- rows to records -------------------------------------------------------------------------
@@ -39,12 +35,12 @@ def event_from(r: Row[Any]) -> AcceptedEvent:
         source=r.source,
         event_id=r.event_id,
         event_type=r.event_type,
-        time=utc(r.event_time),
+        time=as_utc(r.event_time),
         person_id=r.person_id,
         topic=r.kafka_topic,
         partition=r.kafka_partition,
         offset=r.kafka_offset,
-        processed_at=utc(r.processed_at),
+        processed_at=as_utc(r.processed_at),
     )
 
 
@@ -55,7 +51,7 @@ def outbox_from(r: Row[Any]) -> OutboxMessage:
         key=r.key,
         value=r.value,
         headers=[(k, base64.b64decode(v)) for k, v in r.headers],
-        created_at=utc(r.created_at),
+        created_at=as_utc(r.created_at),
         seq=r.seq,
     )
 
@@ -70,7 +66,7 @@ def decision_from(r: Row[Any]) -> Decision:
         consent_revision=r.consent_revision,
         notification_id=r.notification_id,
         fields=tuple(r.fields),
-        decided_at=utc(r.decided_at),
+        decided_at=as_utc(r.decided_at),
     )
 
 
@@ -83,7 +79,7 @@ def rejection_from(r: Row[Any]) -> RejectionRecord:
         detail=r.detail,
         source=r.source,
         event_id=r.event_id,
-        rejected_at=utc(r.rejected_at),
+        rejected_at=as_utc(r.rejected_at),
     )
 
 
@@ -117,8 +113,8 @@ def delivery_from(r: Row[Any]) -> Delivery:
         status=r.status,
         sink=r.sink,
         detail=r.detail,
-        recorded_at=utc(r.recorded_at),
-        dead_lettered_at=utc(r.dead_lettered_at) if r.dead_lettered_at else None,
+        recorded_at=as_utc(r.recorded_at),
+        dead_lettered_at=as_utc(r.dead_lettered_at) if r.dead_lettered_at else None,
     )
 
 
