@@ -33,6 +33,7 @@ from hub.model import (
     OutboxMessage,
     RejectionRecord,
 )
+from hub.wire.topics import NOTIFY_PREFIX, notify_topic
 
 if TYPE_CHECKING:
     from hub.ports import Store, Transaction
@@ -134,7 +135,7 @@ class MemoryStore:
         return sum(
             1
             for m in state.outbox
-            if m.topic == f"tellonce.notify.{recipient}.v1"
+            if m.topic == notify_topic(recipient)
             and m.message_id in state.published
             and m.message_id not in state.deliveries
         )
@@ -369,7 +370,7 @@ class MemoryTransaction:
         stale = [
             m
             for m in self.state.outbox
-            if m.topic.startswith("tellonce.notify.")
+            if m.topic.startswith(NOTIFY_PREFIX)
             and m.message_id in published
             and published[m.message_id] < published_before
             and m.message_id not in answered

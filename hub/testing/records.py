@@ -19,6 +19,7 @@ from hub.model import (
     RejectionRecord,
 )
 from hub.ports import Transaction
+from hub.wire.topics import CONSENT_TOPIC, REJECTED_TOPIC
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -40,7 +41,7 @@ def decision(
     )
 
 
-def outbox(message_id: str, topic: str = "tellonce.lifeevents.rejected.v1") -> OutboxMessage:
+def outbox(message_id: str, topic: str = REJECTED_TOPIC) -> OutboxMessage:
     return OutboxMessage(message_id, topic, b"k", b"v", [("ce_id", b"\x00\xff")], T0)
 
 
@@ -78,7 +79,7 @@ def delivery(notification_id: str = "n-1", status: str = "delivered", minutes: i
 
 
 def message(offset: int = 3) -> InboundMessage:
-    return InboundMessage("tellonce.consent.v1", 0, offset, b"k", b"v")
+    return InboundMessage(CONSENT_TOPIC, 0, offset, b"k", b"v")
 
 
 def decided(tx: Transaction, *notification_ids: str | None) -> None:

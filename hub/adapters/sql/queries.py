@@ -33,6 +33,7 @@ from hub.adapters.sql.tables import (
 )
 from hub.errors import StoreError
 from hub.model import AcceptedEvent, AuditRecord, Checkpoint, Decision, Delivery, RejectionRecord
+from hub.wire.topics import notify_topic
 
 
 class SqlQueries:
@@ -116,7 +117,7 @@ class SqlQueries:
             select(func.count())
             .select_from(outbox)
             .where(
-                outbox.c.topic == f"tellonce.notify.{recipient}.v1",
+                outbox.c.topic == notify_topic(recipient),
                 outbox.c.published_at.is_not(None),
                 ~answered.exists(),
             )

@@ -52,6 +52,7 @@ from hub.model import (
     OutboxMessage,
     RejectionRecord,
 )
+from hub.wire.topics import NOTIFY_PREFIX
 
 # Bound IN lists; SQLite allows 32k parameters, PostgreSQL 65k, and plans stay small.
 CHUNK = 500
@@ -292,7 +293,7 @@ class SqlTransaction:
         rows = self._c.execute(
             select(outbox)
             .where(
-                outbox.c.topic.like("tellonce.notify.%"),
+                outbox.c.topic.like(f"{NOTIFY_PREFIX}%"),
                 outbox.c.published_at.is_not(None),
                 outbox.c.published_at < published_before,
                 outbox.c.republished < max_republished,
