@@ -12,12 +12,16 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.cli.common import app_from_settings
 from hub.errors import ConfigError
 
+if TYPE_CHECKING:
+    from hub.config.settings import Settings
 
-def cmd_consent_notices(args: argparse.Namespace) -> int:
+
+def cmd_consent_notices(args: argparse.Namespace, settings: Settings) -> int:
     from hub.consents.notices import load_notices
 
     notices = load_notices()
@@ -67,14 +71,14 @@ def _read_token(text: str) -> str:
         ) from None
 
 
-def cmd_consent_verify_receipt(args: argparse.Namespace) -> int:
+def cmd_consent_verify_receipt(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 authentic and in force, 1 authentic but not in force, 2 not authentic."""
     from hub.adapters.jws import RECEIPT_TYPE, read_compact
     from hub.consents.receipts import read_claims, receipt_status
     from hub.errors import VerificationError
 
     token = _read_token(args.receipt)
-    app = app_from_settings(read_only=True)
+    app = app_from_settings(settings, read_only=True)
     if args.public_key:
         try:
             pem = Path(args.public_key).read_text(encoding="utf-8")
@@ -128,6 +132,3 @@ def cmd_consent_verify_receipt(args: argparse.Namespace) -> int:
         )
         print(("IN FORCE: " if status.in_force else "NOT IN FORCE: ") + status.detail)
     return 0 if status.in_force else 1
-
-
-# -- parser --------------------------------------------------------------------------------------
