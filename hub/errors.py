@@ -129,3 +129,22 @@ class SignerError(TellonceError):
 
 class VerificationError(TellonceError):
     """An audit bundle, a proof or a consent receipt does not verify."""
+
+
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "ConflictError",
+    "DecodeError",
+    "FenceError",
+    "NotFoundError",
+    "PayloadError",
+    "RecordStoreError",
+    "RejectedEvent",
+    "SchemaCompatibilityError",
+    "SignerError",
+    "StoreError",
+    "TellonceError",
+    "UnknownSchemaError",
+    "VerificationError",
+]

@@ -145,3 +145,11 @@ def publish_event(
     )
     producer.send(LIFEEVENTS_TOPIC, key, value, headers)
     return ce_id
+
+
+__all__ = [
+    "OutboundEvent",
+    "checked_event",
+    "event_message",
+    "publish_event",
+]

@@ -13,3 +13,14 @@ HUB_SOURCE = "tellonce-hub"
 
 def notify_topic(recipient: str) -> str:
     return f"tellonce.notify.{recipient}.v1"
+
+
+__all__ = [
+    "CONSENT_TOPIC",
+    "HUB_SOURCE",
+    "HUB_TOPIC",
+    "LIFEEVENTS_TOPIC",
+    "RECEIPTS_TOPIC",
+    "REJECTED_TOPIC",
+    "notify_topic",
+]
