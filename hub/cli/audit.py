@@ -11,7 +11,7 @@ import json
 import re
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,6 @@ from hub.errors import ConfigError
 if TYPE_CHECKING:
     from hub.cli.common import Commands
     from hub.config.settings import Settings
-    from hub.model import Checkpoint
 
 
 def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
@@ -57,6 +56,7 @@ def cmd_public_key(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_checkpoint(_args: argparse.Namespace, settings: Settings) -> int:
+    from hub.audit.reports import checkpoint_line
     from hub.bootstrap import utc_now
 
     app = app_from_settings(settings)
@@ -66,7 +66,7 @@ def cmd_checkpoint(_args: argparse.Namespace, settings: Settings) -> int:
     if checkpoint is None:
         print("every leaf is already covered by a signed checkpoint")
     else:
-        print(_checkpoint_line(checkpoint))
+        print(checkpoint_line(checkpoint))
     return 0
 
 
@@ -210,47 +210,30 @@ def cmd_pseudonym(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.audit.oversight import correction_list, disclosure_rows
-    from hub.audit.reports import ReportScope, render_correction_list, render_disclosures
+    from hub.audit.oversight import disclosure_report
     from hub.bootstrap import utc_now
 
+    if args.correction_list and not args.person:
+        raise ConfigError("--correction-list needs --person")
     app = app_from_settings(settings, read_only=True)
-    person = None
-    if args.person:
-        with app.store.transaction() as tx:
-            person = app.consent().resolve(tx, args.person)
-    now = utc_now()
-    since = _date(args.since) if args.since else None
-    if args.correction_list:
-        if person is None:
-            raise ConfigError("--correction-list needs --person")
-        since = since or now - timedelta(days=round(365.25 * args.years))
-    rows = disclosure_rows(
+    report = disclosure_report(
         app.store,
         app.pseudonyms(create=False),
-        person_id=person,
+        app.directory,
+        now=utc_now(),
+        fmt=args.format,
+        lang=args.lang,
+        person=args.person,
+        resolve=lambda ref: app.consent().person_id(ref),
         recipient=args.recipient,
-        since=since,
+        since=_date(args.since) if args.since else None,
         until=_date(args.until) if args.until else None,
+        correction_years=args.years if args.correction_list else None,
     )
-    checkpoints = app.store.checkpoints()
-    scope = ReportScope(
-        person=f"person {person[:8]}" if person else None,
-        recipient=args.recipient,
-        since=since,
-        until=_date(args.until) if args.until else None,
-        generated_at=now,
-        checkpoint=_checkpoint_line(checkpoints[-1]) if checkpoints else None,
-    )
-    if args.correction_list:
-        text = render_correction_list(
-            correction_list(rows, app.directory), scope, args.format, args.lang
-        )
-    else:
-        text = render_disclosures(rows, scope, args.format, args.lang)
+    text = report.text
     if args.output:
         output_file(args.output, "the report", "report.csv").write_text(text, encoding="utf-8")
-        print(f"wrote {len(rows)} rows to {args.output}", file=sys.stderr)
+        print(f"wrote {report.rows} rows to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
@@ -275,13 +258,6 @@ def _proof_reference(text: str) -> tuple[int, int | None]:
         )
     # "(not yet signed)" when the report ran: the newest checkpoint may cover it by now.
     return int(match[1]), int(match[2]) if match[2] else None
-
-
-def _checkpoint_line(checkpoint: Checkpoint) -> str:
-    return (
-        f"checkpoint {checkpoint.seq}: tree size {checkpoint.size}, root {checkpoint.root[:16]}…, "
-        f"key {checkpoint.key_id}, {checkpoint.issued_at:%Y-%m-%dT%H:%M:%SZ}"
-    )
 
 
 def _date(text: str) -> datetime:

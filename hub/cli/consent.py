@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import sys
@@ -69,10 +68,7 @@ def _cmd_consent_state(state_name: str) -> Handler:
         evidence = evidence_from(args)
         terms = None
         if state is ConsentState.GIVEN:
-            notice = service.notices.get(args.notice) if args.notice else service.notices.latest()
-            evidence = dataclasses.replace(
-                evidence, notice_version=notice.version, notice_hash=notice.sha256
-            )
+            evidence = service.notices.shown(evidence, args.notice)
             terms = ConsentTerms(
                 purpose=args.purpose or DEFAULT_PURPOSE,
                 legal_basis=args.legal_basis or DEFAULT_LEGAL_BASIS,
