@@ -934,3 +934,29 @@ def test_replay_partition_slash_offset_replays_exactly_that_letter(
     [leaf] = store.audit_records()
     assert (leaf.kind, leaf.data["partition"], leaf.data["offset"]) == ("dlq_replayed", 1, 0)
     assert replayed(store, RECIPIENT) == {(1, 0)}
+
+
+def test_replay_skips_replayed_letters_unless_forced(store: MemoryStore, codec: AvroCodec) -> None:
+    """A dead letter replayed once is not sent again without force (and no producer is opened
+    for nothing); with force it is sent again and gets a second leaf."""
+    letters = letters_in_two_partitions(codec)
+    replay(store, letters, (1, 0))
+    opened: list[MemoryProducer] = []
+
+    def open_producer() -> MemoryProducer:
+        opened.append(MemoryProducer([]))
+        return opened[-1]
+
+    office = DeadLetterOffice(
+        store=store,
+        read=lambda topic: [d.record for d in letters],
+        open_producer=open_producer,
+        pseudonyms=PSEUDONYMS,
+        clock=lambda: T0,
+    )
+    assert office.replay(RECIPIENT, [(1, 0)]).letters == ()
+    assert opened == []
+    again = office.replay(RECIPIENT, [(1, 0)], force=True)
+    assert [(d.partition, d.offset) for d in again.letters] == [(1, 0)]
+    assert [sent.topic for sent in opened[0].sent] == [TOPIC]
+    assert [leaf.kind for leaf in store.audit_records()] == ["dlq_replayed", "dlq_replayed"]
