@@ -27,7 +27,7 @@ def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
     from hub.adapters.pseudonym_key import load_pseudonym_key
     from hub.adapters.signing import FileSigner, create_key
 
-    audit = app_from_settings(settings).settings.audit
+    audit = settings.audit
     if args.path:
         audit = audit.model_copy(update={"signing_key": Path(args.path)})
     pseudonym_key = audit.pseudonym_key_path()
