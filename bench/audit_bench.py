@@ -52,6 +52,7 @@ from hub.audit.oversight import verify_store
 from hub.cli.audit import cmd_verify
 from hub.config.directory import load_directory
 from hub.config.settings import Settings
+from hub.wire.topics import LIFEEVENTS_TOPIC
 
 PUBLISHER = "bc-service-bc"
 EVENT_TYPE = "AddressChanged"
@@ -73,7 +74,7 @@ def event_leaves(n: int, recipients: list[str]) -> list[LeafSpec]:
             {
                 "event": event,
                 "type": EVENT_TYPE,
-                "position": f"tellonce.lifeevents.v1/{n % 3}/{n // 3}",
+                "position": f"{LIFEEVENTS_TOPIC}/{n % 3}/{n // 3}",
                 "person": str(uuid.UUID(int=n % 5000 + 1)),
                 "recipients": len(recipients),
             },

@@ -55,6 +55,7 @@ class Target:
         from hub.config.directory import load_directory
         from hub.errors import RejectedEvent
         from hub.model import InboundMessage
+        from hub.wire import cloudevents
         from hub.wire.catalog import load_catalog
         from hub.wire.inbound import parse_life_event
         from hub.wire.topics import LIFEEVENTS_TOPIC
@@ -66,6 +67,7 @@ class Target:
         self.rejected_type = RejectedEvent
         self.message_type = InboundMessage
         self.topic = LIFEEVENTS_TOPIC
+        self.ce = cloudevents
         self.schemas = list(SEEDS)
         self.by_id = {e.id: e.name for e in catalog.entries}
         self.valid = {name: self.codec.encode(name, record) for name, (_, record) in SEEDS.items()}
@@ -106,14 +108,15 @@ class Target:
             ce_time, _, raw_key = rest[1:].partition(b"\xff")
             key = raw_key or None
         source = SEEDS.get(schema, SEEDS[self.schemas[0]])[0]
+        ce = self.ce  # header names of the wire contract; ce_time is the fuzzed bytes as they are
         headers = [
-            ("ce_specversion", b"1.0"),
-            ("ce_id", b"evt-1"),
-            ("ce_source", source.encode()),
-            ("ce_type", schema.encode()),
-            ("ce_time", ce_time),
-            ("content-type", b"application/avro"),
-            ("ce_subject", SUBJECT.encode()),
+            (ce.CE_SPECVERSION, ce.SPECVERSION.encode()),
+            (ce.CE_ID, b"evt-1"),
+            (ce.CE_SOURCE, source.encode()),
+            (ce.CE_TYPE, schema.encode()),
+            (ce.CE_TIME, ce_time),
+            (ce.CONTENT_TYPE, ce.AVRO_CONTENT_TYPE.encode()),
+            (ce.CE_SUBJECT, SUBJECT.encode()),
         ]
         return self.message_type(self.topic, 0, self.iterations, key, value, headers)
 

@@ -2,6 +2,9 @@
 
 A sink is found by name: first the built-in alias table, then the ``tellonce.connectors``
 entry-point group (third-party packages), then an explicit ``module:attr``.
+
+Connectors import nothing from the hub but ``hub.errors``, the lowest layer, so their errors
+(``UnknownSinkError``, ``MissingDriverError``) sit in the one tree a caller catches.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from importlib.metadata import entry_points
 from typing import cast
 
 from connectors.contract import DeliveryResult, Notification, Outcome, Sink, SinkFactory
+from hub.errors import UnknownSinkError
 
 ENTRY_POINT_GROUP = "tellonce.connectors"
 
@@ -21,10 +25,6 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "sqltable": ("connectors.sqltable:StagingTableSink", None),
     "webhook": ("connectors.webhook:WebhookSink", "webhook"),
 }
-
-
-class UnknownSinkError(LookupError):
-    pass
 
 
 def available() -> dict[str, str]:

@@ -23,7 +23,6 @@ from hub.audit.verification import Verdict
 from hub.config.directory import Directory, load_directory
 from hub.config.settings import Settings
 from hub.consents.service import ConsentService
-from hub.delivery.dead_letters import dlq_topic
 from hub.delivery.retries import RetryPolicy
 from hub.delivery.runner import ConnectorRunner
 from hub.errors import ConfigError
@@ -40,6 +39,8 @@ from hub.wire.topics import (
     LIFEEVENTS_TOPIC,
     RECEIPTS_TOPIC,
     REJECTED_TOPIC,
+    connector_group,
+    dlq_topic,
     notify_topic,
 )
 
@@ -284,16 +285,16 @@ class App:
         source = KafkaSource(
             bootstrap,
             [program.notify_topic],
-            group_id=f"tellonce-connector-{recipient}",
+            group_id=connector_group(recipient),
             tuning=self._tuning(),
-            client_id=f"tellonce-connector-{recipient}",
+            client_id=connector_group(recipient),
         )
         return ConnectorRunner(
             recipient=recipient,
             source=source,
             codec=self.codec,
             sink=sink,
-            producer=KafkaSink(bootstrap, client_id=f"tellonce-connector-{recipient}"),
+            producer=KafkaSink(bootstrap, client_id=connector_group(recipient)),
             clock=utc_now,
             batch_size=self.settings.hub.batch_size,
             poll_timeout_ms=self.settings.hub.poll_timeout_ms,

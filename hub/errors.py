@@ -4,7 +4,9 @@ The tree::
 
     TellonceError                 root; ``retriable`` says retry (True) or give up (False)
     ├── ConfigError               settings, directory or catalog are wrong; fix and restart
-    │   └── FenceError            the hub's consumer group works with another store
+    │   ├── FenceError            the hub's consumer group works with another store
+    │   ├── UnknownSinkError      no connector sink by that name (also a LookupError)
+    │   └── MissingDriverError    a sink's database driver is not installed (also a ValueError)
     ├── NotFoundError             a named recipient, person, link or event type does not exist
     ├── ConflictError             the request contradicts what is already recorded
     ├── RejectedEvent             an inbound event is invalid; carries a reason code
@@ -16,10 +18,15 @@ The tree::
     ├── StoreError                the database failed (retriable unless said otherwise)
     │   └── RecordStoreError      the database refused a write because of one record's data
     ├── SignerError               the audit signing key cannot be used (retriable: fail closed)
+    ├── ConnectorStopped          a connector with errors.tolerance=none could not deliver
     └── VerificationError         a bundle, proof or receipt does not verify
+        └── ProofError            a Merkle proof does not check out (also a ValueError)
 
 Messages name what was wrong and what to do. They never carry personal data:
 identifiers of programs and events are fine, addresses, names and local ids are not.
+
+Some errors also derive from a built-in exception (``LookupError``, ``ValueError``) because
+they did before they joined this tree, and plug-ins or callers may catch them by it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,16 @@ class ConfigError(TellonceError):
 class FenceError(ConfigError):
     """The hub's consumer group works with another store: joining it would split the group's
     events between two databases. Point the hub at the group's store or give it its own group."""
+
+
+class UnknownSinkError(ConfigError, LookupError):
+    """No connector sink resolves from the name given, or its module cannot be imported; the
+    message names the sinks there are (``Did you mean ...?``) or the extra to install."""
+
+
+class MissingDriverError(ConfigError, ValueError):
+    """A sink's ``url`` option names a database whose Python driver is not installed; the
+    message names the ``pip install`` extra that provides it."""
 
 
 class NotFoundError(TellonceError):
@@ -131,14 +148,26 @@ class VerificationError(TellonceError):
     """An audit bundle, a proof or a consent receipt does not verify."""
 
 
+class ProofError(VerificationError, ValueError):
+    """A Merkle proof (or its inputs) does not check out; the message says what is wrong."""
+
+
+class ConnectorStopped(TellonceError):
+    """errors.tolerance=none and a notification could not be delivered: the connector stops
+    and commits nothing. Not retriable: the back office (or the notice) needs fixing first."""
+
+
 __all__ = [
     "BrokerError",
     "ConfigError",
     "ConflictError",
+    "ConnectorStopped",
     "DecodeError",
     "FenceError",
+    "MissingDriverError",
     "NotFoundError",
     "PayloadError",
+    "ProofError",
     "RecordStoreError",
     "RejectedEvent",
     "SchemaCompatibilityError",
@@ -146,5 +175,6 @@ __all__ = [
     "StoreError",
     "TellonceError",
     "UnknownSchemaError",
+    "UnknownSinkError",
     "VerificationError",
 ]

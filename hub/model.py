@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +15,12 @@ ID_NAMESPACE = uuid.UUID("6f1c3a52-9a43-4d2e-9a51-7f0e2b8c1d10")
 
 def notification_id(source: str, event_id: str, recipient: str) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, f"{source}\x1f{event_id}\x1f{recipient}"))
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC: an aware time converted, a naive one taken to be UTC already (SQLite
+    and some decoders hand back naive times; everything tellonce records is UTC)."""
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 Headers = list[tuple[str, bytes]]
@@ -57,9 +63,16 @@ class AcceptedEvent:
     processed_at: datetime
 
 
-class Outcome(StrEnum):
+class DecisionOutcome(StrEnum):
+    """Whether a recipient was told about an event (not to be confused with a sink's delivery
+    outcome, ``connectors.contract.Outcome``)."""
+
     DISCLOSED = "disclosed"
     WITHHELD = "withheld"
+
+
+# The old name, until hub.adapters.sql (being split in parallel) imports DecisionOutcome.
+Outcome = DecisionOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +82,7 @@ class Decision:
     source: str
     event_id: str
     recipient: str
-    outcome: Outcome
+    outcome: DecisionOutcome
     reason: str
     consent_revision: str | None  # hash of the revision relied on, when there was one
     notification_id: str | None

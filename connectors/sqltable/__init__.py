@@ -42,6 +42,7 @@ from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError,
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from connectors.contract import DeliveryResult, Notification, Outcome
+from hub.errors import MissingDriverError
 
 DEFAULT_TABLE = "tellonce_inbox"
 
@@ -56,10 +57,6 @@ DEFAULT_DRIVERS = {
 DRIVER_EXTRAS = {"psycopg": "postgres", "pymysql": "mariadb"}
 
 _MYSQL_FAMILY = ("mysql", "mariadb")
-
-
-class MissingDriverError(ValueError):
-    """The ``url`` option names a database whose Python driver is not installed."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):

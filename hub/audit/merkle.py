@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
+from hub.errors import ProofError
+
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
@@ -36,10 +38,6 @@ __all__ = [
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-
-
-class ProofError(ValueError):
-    """A ``verify_*`` input does not check out; the message says what is wrong."""
 
 
 def leaf_hash(data: bytes) -> bytes:

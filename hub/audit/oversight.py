@@ -30,7 +30,7 @@ from hub.audit.reports import (
 from hub.audit.verification import LeafInput, Verdict, verify_log
 from hub.config.directory import Directory
 from hub.errors import NotFoundError
-from hub.model import AuditRecord, Checkpoint, Outcome
+from hub.model import AuditRecord, Checkpoint, DecisionOutcome
 from hub.ports import SignatureCheck, Store
 from hub.wire.topics import RECEIPTS_TOPIC
 
@@ -154,8 +154,8 @@ def reconcile(store: Store, pseudonyms: Pseudonyms) -> Reconciliation:
         Tally("accepted events", kinds["accepted"], len(store.events())),
         Tally("rejected records", kinds["rejected"], len(rejections) - refused),
         Tally("refused receipts", kinds["receipt_refused"], refused),
-        Tally("disclosures", kinds["disclosed"], outcomes[Outcome.DISCLOSED]),
-        Tally("withholdings", kinds["withheld"], outcomes[Outcome.WITHHELD]),
+        Tally("disclosures", kinds["disclosed"], outcomes[DecisionOutcome.DISCLOSED]),
+        Tally("withholdings", kinds["withheld"], outcomes[DecisionOutcome.WITHHELD]),
         Tally("confirmed deliveries", kinds["delivered"], deliveries["delivered"]),
         Tally("dead letters", kinds["dead_lettered"], dead_letters),
         Tally("consents given", kinds["consent_given"], consents["given"]),
@@ -224,7 +224,7 @@ def disclosure_rows(
                 consent_revision=d.consent_revision,
                 delivery=(
                     "not_sent"
-                    if d.outcome is Outcome.WITHHELD
+                    if d.outcome is DecisionOutcome.WITHHELD
                     else (delivery.status if delivery else "pending")
                 ),
                 delivered_at=delivery.recorded_at if delivery else None,
@@ -241,7 +241,7 @@ def correction_list(rows: list[DisclosureRow], directory: Directory) -> list[Rec
     """Programs that received the person's data (disclosures in ``rows``), one line each."""
     by_recipient: dict[str, list[DisclosureRow]] = {}
     for row in rows:
-        if row.outcome == Outcome.DISCLOSED.value:
+        if row.outcome == DecisionOutcome.DISCLOSED.value:
             by_recipient.setdefault(row.recipient, []).append(row)
     jurisdictions = {j.id: j.name for j in directory.jurisdictions}
     result = []

@@ -21,10 +21,10 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
-from hub.model import Checkpoint
+from hub.model import Checkpoint, as_utc
 
 Lang = Literal["en", "fr"]
 Format = Literal["table", "csv", "json"]
@@ -246,15 +246,10 @@ def _scope_items(scope: ReportScope) -> list[tuple[str, object]]:
     return [(f.name, getattr(scope, f.name)) for f in fields(scope)]
 
 
-def _utc(value: datetime) -> datetime:
-    """Aware times are converted to UTC; naive ones are taken to be UTC already."""
-    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _machine(value: object) -> object:
     """CSV/JSON value: times as full-precision ISO 8601 with Z, tuples as lists."""
     if isinstance(value, datetime):
-        return _utc(value).replace(tzinfo=None).isoformat() + "Z"
+        return as_utc(value).replace(tzinfo=None).isoformat() + "Z"
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -272,7 +267,7 @@ def _display(column: str, value: object, i: int) -> str:
         return "—"
     items = value if isinstance(value, tuple) else (value,)
     if isinstance(value, datetime):
-        text = _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+        text = as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
     elif column in _CODED:
         text = ", ".join(_LABELS[str(v)][i] if str(v) in _LABELS else str(v) for v in items)
     elif column == "consent_revision" and len(str(value)) > 13:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hub.config.tomlfiles import load_toml
 from hub.errors import ConfigError, NotFoundError
+from hub.wire import topics
 from hub.wire.events import EVENT_TYPES
 
 # Program ids become Kafka topic names (tellonce.notify.<id>.v1): keep them topic-safe.
@@ -57,12 +58,12 @@ class Program(BaseModel):
     consent_portal: bool = Field(
         False,
         description="A client-facing portal that may publish consent changes on "
-        "tellonce.consent.v1 for clients linked to it.",
+        f"{topics.CONSENT_TOPIC} for clients linked to it.",
     )
 
     @property
     def notify_topic(self) -> str:
-        return f"tellonce.notify.{self.id}.v1"
+        return topics.notify_topic(self.id)
 
 
 class Directory(BaseModel):

@@ -15,20 +15,37 @@ from hub.audit.log import AuditLog
 from hub.audit.pseudonyms import Pseudonyms
 from hub.model import Headers, InboundMessage
 from hub.ports import Store
+from hub.wire.cloudevents import CE_ID
+from hub.wire.cloudevents import ERROR_ATTEMPTS as ATTEMPTS
+from hub.wire.cloudevents import ERROR_CLASS as CLASS
+from hub.wire.cloudevents import ERROR_MESSAGE as MESSAGE
+from hub.wire.cloudevents import ERROR_OFFSET as OFFSET
+from hub.wire.cloudevents import ERROR_PARTITION as PARTITION
+from hub.wire.cloudevents import ERROR_TIME as TIME
+from hub.wire.cloudevents import ERROR_TOPIC as TOPIC
+from hub.wire.cloudevents import ERRORS_PREFIX as PREFIX
+from hub.wire.topics import dlq_topic
 
-PREFIX = "tellonce.errors."
-CLASS = PREFIX + "class"
-MESSAGE = PREFIX + "message"
-ATTEMPTS = PREFIX + "attempts"
-TOPIC = PREFIX + "topic"
-PARTITION = PREFIX + "partition"
-OFFSET = PREFIX + "offset"
-TIME = PREFIX + "time"
+# The header names and the topic are the wire contract's (``hub.wire``); they are named here
+# as well because callers of this module (``dlq list``, ``dlq replay``, tests) read them here.
+__all__ = [
+    "ATTEMPTS",
+    "CLASS",
+    "MAX_MESSAGE",
+    "MESSAGE",
+    "OFFSET",
+    "PARTITION",
+    "PREFIX",
+    "TIME",
+    "TOPIC",
+    "DeadLetter",
+    "dead_letter_headers",
+    "dlq_topic",
+    "record_replays",
+    "replayed",
+]
+
 MAX_MESSAGE = 500
-
-
-def dlq_topic(recipient: str) -> str:
-    return f"tellonce.notify.{recipient}.dlq"
 
 
 def dead_letter_headers(
@@ -72,7 +89,7 @@ class DeadLetter:
         return cls(
             offset=record.offset,
             partition=record.partition,
-            notification_id=text("ce_id"),
+            notification_id=text(CE_ID),
             error=text(CLASS),
             reason=text(MESSAGE),
             attempts=int(attempts) if attempts.isdigit() else 0,

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hub.audit.pseudonyms import Pseudonyms
-from hub.delivery.dead_letters import DeadLetter, dlq_topic, record_replays, replayed
+from hub.delivery.dead_letters import DeadLetter, record_replays, replayed
 from hub.errors import ConfigError, NotFoundError
 from hub.model import InboundMessage
 from hub.ports import Producer, Store
-from hub.wire.topics import notify_topic
+from hub.wire.topics import dlq_topic, notify_topic
 
 # Where a dead letter sits: (partition, offset); a partition of None means "any partition".
 Position = tuple[int, int]

@@ -1,9 +1,10 @@
-"""Retry middleware for connectors: exponential backoff with full jitter, within a time budget.
+"""The connector retry policy: exponential backoff with full jitter, within a time budget.
 
 Sinks only say RETRY or FAILED; how long to wait and when to give up is decided here, once, for
-every sink (dramatiq's ``Retries`` middleware is the model). The knobs are Kafka Connect's:
-``errors.retry.timeout`` (the budget for one notification), ``errors.retry.delay.max.ms`` (the
-longest single wait) and ``errors.tolerance`` (dead-letter and go on, or stop).
+every sink, and applied by the ``Retries`` middleware (``hub.delivery.middleware``). The knobs
+are Kafka Connect's: ``errors.retry.timeout`` (the budget for one notification),
+``errors.retry.delay.max.ms`` (the longest single wait) and ``errors.tolerance`` (dead-letter
+and go on, or stop).
 
 Full jitter (a uniform wait between 0 and the exponential cap) spreads the retries of many
 connectors hitting one recovering back office, which fixed exponential delays would synchronise.
@@ -15,30 +16,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from connectors.contract import DeliveryResult, Notification
-
-
-class Middleware:
-    """Hooks around each delivery; every hook is a no-op unless a subclass overrides it."""
-
-    def before_delivery(self, notification: Notification, attempt: int) -> None:
-        """Called before each attempt (1-based)."""
-
-    def after_delivery(
-        self, notification: Notification, result: DeliveryResult, attempt: int
-    ) -> None:
-        """Called with what the sink answered."""
-
-    def after_retry_scheduled(
-        self, notification: Notification, result: DeliveryResult, delay_s: float
-    ) -> None:
-        """Called when another attempt will follow after ``delay_s``."""
-
-    def after_dead_letter(
-        self, notification_id: str, result: DeliveryResult, attempts: int
-    ) -> None:
-        """Called once a notification went to the dead-letter topic."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,32 +40,3 @@ class RetryPolicy:
         if self.timeout_ms == 0:  # never retry, not even at once (jitter may draw 0)
             return False
         return elapsed_s + delay_s <= self.timeout_ms / 1000
-
-
-class Chain(Middleware):
-    """Runs several middlewares in order, as one."""
-
-    def __init__(self, *middlewares: Middleware) -> None:
-        self.middlewares = list(middlewares)
-
-    def before_delivery(self, notification: Notification, attempt: int) -> None:
-        for m in self.middlewares:
-            m.before_delivery(notification, attempt)
-
-    def after_delivery(
-        self, notification: Notification, result: DeliveryResult, attempt: int
-    ) -> None:
-        for m in self.middlewares:
-            m.after_delivery(notification, result, attempt)
-
-    def after_retry_scheduled(
-        self, notification: Notification, result: DeliveryResult, delay_s: float
-    ) -> None:
-        for m in self.middlewares:
-            m.after_retry_scheduled(notification, result, delay_s)
-
-    def after_dead_letter(
-        self, notification_id: str, result: DeliveryResult, attempts: int
-    ) -> None:
-        for m in self.middlewares:
-            m.after_dead_letter(notification_id, result, attempts)

@@ -10,15 +10,14 @@ A RETRY answer is retried in place, after a backoff the retry policy sets, so la
 notifications for the same client never overtake it. Once the policy's time budget is spent,
 or on FAILED, the notification goes to the recipient's dead-letter topic with a receipt saying
 so (``errors.tolerance=all``), or the connector stops without committing
-(``errors.tolerance=none``).
+(``errors.tolerance=none``). Those decisions are middleware's (``hub.delivery.middleware``):
+this module is the loop that asks for them and carries them out.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,24 +26,30 @@ from typing import Any
 import structlog
 
 from connectors.contract import DeliveryResult, Notification, Outcome, Sink
-from hub.delivery.dead_letters import dead_letter_headers, dlq_topic
-from hub.delivery.retries import Middleware, RetryPolicy
-from hub.errors import RejectedEvent, TellonceError
+from hub.delivery.middleware import (
+    Chain,
+    DeadLetters,
+    Middleware,
+    Retries,
+    unread_id,
+    unreadable,
+)
+from hub.delivery.retries import RetryPolicy
+from hub.errors import ConnectorStopped, RejectedEvent, TellonceError
 from hub.model import Headers, InboundMessage
 from hub.ports import Clock, Codec, MessageSource, Producer
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import EVENT_TYPES
-from hub.wire.topics import RECEIPTS_TOPIC
+from hub.wire.schemas import RECEIPT_SCHEMA
+from hub.wire.topics import RECEIPTS_TOPIC, connector_source
 
 log = structlog.get_logger(__name__)
 
-RECEIPT_SCHEMA = "ca.tellonce.receipts.Receipt"
+# ConnectorStopped is raised by the DeadLetters middleware; callers have caught it here.
+__all__ = ["ConnectorRunner", "ConnectorStopped", "DeliveryTotals", "to_notification"]
+
 NOTICE_TYPES = {t.notice_schema: t.name for t in EVENT_TYPES.values()}
 KEEP_ALIVE_S = 1.0  # well inside the shortest max_poll_interval_ms the settings allow
-
-
-class ConnectorStopped(TellonceError):
-    """errors.tolerance=none and a notification could not be delivered: stop, commit nothing."""
 
 
 @dataclass(slots=True)
@@ -73,29 +78,6 @@ def to_notification(decoded: Any) -> Notification:
     )
 
 
-def _unread_id(message: InboundMessage) -> str:
-    """How logs and errors name a record that could not be read: its ce_id when that is a
-    notification id the hub minted (a UUID), else its position. A record's other text came
-    from whoever wrote it and may hold anything."""
-    raw = message.header("ce_id")
-    if raw is not None:
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
-            return str(uuid.UUID(raw.decode("ascii")))
-    return message.position
-
-
-def unreadable(exc: Exception) -> DeliveryResult:
-    """The dead-letter outcome of a record that could not be read as a notice; the error class
-    is named, never the exception's text (it may quote the value). A retriable TellonceError
-    (the broker, say) is re-raised: the batch is redelivered instead."""
-    if isinstance(exc, RejectedEvent):
-        return DeliveryResult(Outcome.FAILED, f"undecodable: {exc.reason}", "DecodeError")
-    if isinstance(exc, TellonceError) and exc.retriable:
-        raise exc
-    name = type(exc).__name__
-    return DeliveryResult(Outcome.FAILED, f"undecodable: the notice raised {name}", name)
-
-
 class ConnectorRunner:
     def __init__(
         self,
@@ -113,8 +95,13 @@ class ConnectorRunner:
         progress_every_s: float = 10.0,
     ) -> None:
         self.recipient = recipient
-        self._retry = retry or RetryPolicy()
-        self._mw = middleware or Middleware()
+        policy = retry or RetryPolicy()
+        # The caller's middleware first: it sees every hook, and may decide before the defaults.
+        self._mw = Chain(
+            middleware or Middleware(),
+            Retries(policy),
+            DeadLetters(recipient, producer, clock, tolerate_all=policy.tolerate_all),
+        )
         self._progress_every_s = progress_every_s
         self._source = source
         self._codec = codec
@@ -229,22 +216,21 @@ class ConnectorRunner:
                     attempts=attempt,
                 )
                 return True
-            if result.outcome is Outcome.RETRY:
-                delay = self._retry.delay_s(attempt, result.retry_after)
-                if self._retry.allows(time.monotonic() - started, delay):
-                    self.totals.retries += 1
-                    self._mw.after_retry_scheduled(notification, result, delay)
-                    log.warning(
-                        "delivery to retry",
-                        notification=notification.notification_id,
-                        error=result.error,
-                        reason=result.reason,
-                        attempt=attempt,
-                        delay_s=round(delay, 3),
-                    )
-                    if self._wait(stop, delay):
-                        return False
-                    continue
+            delay = self._mw.retry_delay(notification, result, attempt, time.monotonic() - started)
+            if delay is not None:
+                self.totals.retries += 1
+                self._mw.after_retry_scheduled(notification, result, delay)
+                log.warning(
+                    "delivery to retry",
+                    notification=notification.notification_id,
+                    error=result.error,
+                    reason=result.reason,
+                    attempt=attempt,
+                    delay_s=round(delay, 3),
+                )
+                if self._wait(stop, delay):
+                    return False
+                continue
             self._give_up(message, notification, result, attempts=attempt)
             return True
 
@@ -266,28 +252,10 @@ class ConnectorRunner:
         *,
         attempts: int,
     ) -> None:
-        """Dead-letter (errors.tolerance=all) or stop the connector (none)."""
-        notification_id = notification.notification_id if notification else _unread_id(message)
-        if not self._retry.tolerate_all:
-            what = result.error or result.outcome.value
-            raise ConnectorStopped(
-                f"notification {notification_id} could not be delivered ({what}: "
-                f"{result.reason}) and errors.tolerance is none; nothing was committed: fix "
-                "the back office and restart the connector"
-            )
-        topic = dlq_topic(self.recipient)
-        self._producer.send(
-            topic,
-            message.key,
-            message.value or b"",
-            dead_letter_headers(
-                message,
-                error=result.error or result.outcome.value,
-                reason=result.reason,
-                attempts=attempts,
-                at=self._clock(),
-            ),
-        )
+        """Dead-letter (errors.tolerance=all) or stop the connector (none): the middleware's
+        call; a receipt and a log line say what became of the notice."""
+        notification_id = notification.notification_id if notification else unread_id(message)
+        topic = self._mw.dead_letter(message, notification_id, result, attempts)
         self.totals.failed += 1
         self._mw.after_dead_letter(notification_id, result, attempts)
         if notification is not None:
@@ -337,7 +305,7 @@ class ConnectorRunner:
         )
         receipt_id = f"{notification.notification_id}:{status.lower()}"
         headers = cloudevent_headers(
-            receipt_id, RECEIPT_SCHEMA, now, source=f"tellonce-connector/{self.recipient}"
+            receipt_id, RECEIPT_SCHEMA, now, source=connector_source(self.recipient)
         )
         self._receipts.append((value, headers))
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hub.config.directory import Directory
-from hub.delivery.dead_letters import dlq_topic, replayed
+from hub.delivery.dead_letters import replayed
 from hub.errors import ConfigError
 from hub.ports import Store
+from hub.wire.topics import connector_group, dlq_topic
 
 # (group, topic) -> (records the group has not committed, records on the topic)
 LagReader = Callable[[str, str], tuple[int, int]]
@@ -32,11 +33,6 @@ class ConnectorStatus:
     awaiting_receipt: int
     dead_letters: int
     dead_letters_replayed: int
-
-
-def connector_group(recipient: str) -> str:
-    """The consumer group of ``recipient``'s connector."""
-    return f"tellonce-connector-{recipient}"
 
 
 def connector_status(

@@ -25,7 +25,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -36,16 +36,16 @@ from hub.audit.pseudonyms import Pseudonyms
 from hub.config.directory import Directory
 from hub.consents.service import ConsentService, Histories
 from hub.errors import ConflictError, NotFoundError, RejectedEvent
-from hub.model import Headers, InboundMessage
+from hub.model import Headers, InboundMessage, as_utc
 from hub.ports import Clock, Codec, Transaction
 from hub.processing.rejections import Rejecter, rejection_for
-from hub.wire.cloudevents import Envelope, cloudevent_headers, read_envelope
+from hub.wire.cloudevents import CE_TYPE, Envelope, cloudevent_headers, read_envelope
 from hub.wire.events import CLOCK_SKEW, EVENT_TYPES
+from hub.wire.schemas import CONSENT_SCHEMA
 from hub.wire.topics import CONSENT_TOPIC
 
 log = structlog.get_logger(__name__)
 
-CONSENT_SCHEMA = "ca.tellonce.consent.ConsentChanged"
 CONSENT_CE_TYPE = CONSENT_SCHEMA
 MAX_PORTAL_ACTOR_CHARS = 64  # the actor column
 
@@ -206,7 +206,7 @@ class ConsentIntake:
                 f"belong on {CONSENT_TOPIC}",
             )
         if envelope.ce_type != CONSENT_CE_TYPE:
-            raise RejectedEvent("type_mismatch", f"ce_type must be {CONSENT_CE_TYPE}")
+            raise RejectedEvent("type_mismatch", f"{CE_TYPE} must be {CONSENT_CE_TYPE}")
         if not envelope.program.consent_portal:
             raise RejectedEvent(
                 "not_authorized",
@@ -223,7 +223,7 @@ class ConsentIntake:
             raise RejectedEvent(
                 "invalid_event", f"actor: must be 1 to {MAX_PORTAL_ACTOR_CHARS} characters"
             )
-        recorded_at = _utc(record["recorded_at"])
+        recorded_at = as_utc(record["recorded_at"])
         if recorded_at > now + self._skew:
             raise RejectedEvent("invalid_event", "recorded_at: must not be in the future")
         if state is ConsentState.GIVEN and record["notice_version"] is None:
@@ -243,7 +243,7 @@ class ConsentIntake:
             ConsentTerms(
                 purpose=record["purpose"],
                 legal_basis=record["legal_basis"],
-                expires_at=_utc(expires) if expires is not None else None,
+                expires_at=as_utc(expires) if expires is not None else None,
             )
             if state is ConsentState.GIVEN
             else None
@@ -303,8 +303,3 @@ class ConsentIntake:
             )
         except (NotFoundError, ConflictError) as exc:
             raise RejectedEvent("consent_conflict", str(exc)) from None
-
-
-def _utc(value: datetime) -> datetime:
-    """fastavro gives timestamp-millis as aware UTC datetimes; make sure of it."""
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -26,12 +26,11 @@ let only the hubs' principal write ``tellonce.hub.v1`` (Kafka ACLs).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import structlog
 
 from hub.errors import BrokerError, FenceError
-from hub.model import StoreClaim
+from hub.model import StoreClaim, as_utc
 from hub.ports import ClaimLog, Clock
 
 log = structlog.get_logger(__name__)
@@ -127,15 +126,10 @@ class StoreFence:
 
 
 def _describe(claim: StoreClaim) -> str:
-    when = _utc(claim.claimed_at)
+    when = f"{as_utc(claim.claimed_at):%Y-%m-%dT%H:%M:%SZ}"
     details = [f"claimed {when}"]
     if claim.host:
         details.append(f"by a hub on host {claim.host}")
     if claim.audit_key_id:
         details.append(f"audit key {claim.audit_key_id}")
     return f"store {claim.store_id} ({', '.join(details)})"
-
-
-def _utc(at: datetime) -> str:
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    return f"{at:%Y-%m-%dT%H:%M:%SZ}"

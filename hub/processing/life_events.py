@@ -34,9 +34,9 @@ from hub.errors import RejectedEvent
 from hub.model import (
     AcceptedEvent,
     Decision,
+    DecisionOutcome,
     InboundMessage,
     OutboxMessage,
-    Outcome,
     notification_id,
 )
 from hub.ports import Clock, Codec, Transaction
@@ -50,13 +50,31 @@ log = structlog.get_logger(__name__)
 
 
 @dataclass(slots=True)
-class BatchSummary:
+class Counts:
+    """What became of life events: the counts a batch reports and the worker adds up."""
+
     accepted: int = 0
     rejected: int = 0
     duplicates: int = 0
     disclosed: int = 0
     withheld: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.duplicates += other.duplicates
+        self.disclosed += other.disclosed
+        self.withheld += other.withheld
+
+
+@dataclass(slots=True)
+class BatchSummary(Counts):
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def merge(self, part: BatchSummary) -> None:
+        """Add the summary of a part of a batch, committed after the parts before it."""
+        self.add(part)
+        self.next_offsets.update(part.next_offsets)
 
 
 class BatchProcessor:
@@ -124,7 +142,7 @@ class BatchProcessor:
                 notices = [
                     self._notice(item, d, links[person or ""], now)
                     for d in decisions
-                    if d.outcome is Outcome.DISCLOSED
+                    if d.outcome is DecisionOutcome.DISCLOSED
                 ]
             except Exception as exc:
                 self._reject(tx, chain, message, rejection_for(exc), now)
@@ -160,7 +178,7 @@ class BatchProcessor:
             outgoing = iter(notices)
             for decision in decisions:
                 tx.add_decision(decision)
-                if decision.outcome is Outcome.DISCLOSED:
+                if decision.outcome is DecisionOutcome.DISCLOSED:
                     summary.disclosed += 1
                     tx.add_outbox(next(outgoing))
                     chain.append(
@@ -240,7 +258,7 @@ class BatchProcessor:
                     source=item.source,
                     event_id=item.event_id,
                     recipient=program.id,
-                    outcome=Outcome.DISCLOSED if send else Outcome.WITHHELD,
+                    outcome=DecisionOutcome.DISCLOSED if send else DecisionOutcome.WITHHELD,
                     reason=reason,
                     consent_revision=revision.hash if revision else None,
                     notification_id=(

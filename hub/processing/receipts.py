@@ -29,11 +29,11 @@ from hub.errors import RejectedEvent
 from hub.model import Delivery, InboundMessage, RejectionRecord
 from hub.ports import Clock, Codec, Transaction
 from hub.processing.rejections import rejection_for
+from hub.wire.schemas import RECEIPT_SCHEMA
 from hub.wire.topics import RECEIPTS_TOPIC
 
 log = structlog.get_logger(__name__)
 
-RECEIPT_SCHEMA = "ca.tellonce.receipts.Receipt"
 REFUSED_LEAF = "receipt_refused"
 # Receipt status -> delivery status kept by the hub. DUPLICATE means the sink already had it;
 # FAILED with a dead-letter topic means the connector gave up and kept it there.

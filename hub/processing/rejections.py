@@ -20,7 +20,7 @@ from hub.config.directory import Directory
 from hub.errors import RejectedEvent, TellonceError
 from hub.model import ID_NAMESPACE, InboundMessage, OutboxMessage, RejectionRecord
 from hub.ports import Codec, Transaction
-from hub.wire.cloudevents import cloudevent_headers, header_or_none
+from hub.wire.cloudevents import CE_ID, CE_SOURCE, cloudevent_headers, header_or_none
 from hub.wire.schemas import REJECTION_SCHEMA
 from hub.wire.topics import REJECTED_TOPIC
 
@@ -73,8 +73,8 @@ def reject(
     program). The message on the rejected topic gives the publisher back its own ``ce_id`` and
     ``ce_source`` as sent, so it can tell which of its events was refused.
     """
-    source = header_or_none(message, "ce_source")
-    event_id = header_or_none(message, "ce_id")
+    source = header_or_none(message, CE_SOURCE)
+    event_id = header_or_none(message, CE_ID)
     position = message.position
     rejection_id = str(uuid.uuid5(ID_NAMESPACE, f"rejected\x1f{position}"))
     kept_source = (
@@ -94,6 +94,7 @@ def reject(
             "topic": message.topic,
             "partition": message.partition,
             "offset": message.offset,
+            # Fields of the Rejection schema (schemas/), named after the headers they echo.
             "ce_source": source,
             "ce_id": event_id,
             "rejected_at": now,

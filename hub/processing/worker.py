@@ -43,7 +43,7 @@ from hub.errors import (
 from hub.model import InboundMessage
 from hub.ports import Clock, MessageSource, Store, Transaction
 from hub.processing.fence import StoreFence
-from hub.processing.life_events import BatchProcessor, BatchSummary
+from hub.processing.life_events import BatchProcessor, BatchSummary, Counts
 from hub.processing.rejections import unstorable
 from hub.processing.relay import Relay
 from hub.wire.topics import LIFEEVENTS_TOPIC
@@ -73,31 +73,11 @@ class Every:
 
 
 @dataclass(slots=True)
-class Totals:
-    accepted: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    disclosed: int = 0
-    withheld: int = 0
+class Totals(Counts):
+    """Everything the worker did since it started: the batches' counts and the relay's."""
+
     published: int = 0
     republished: int = 0
-
-    def add(self, summary: BatchSummary) -> None:
-        self.accepted += summary.accepted
-        self.rejected += summary.rejected
-        self.duplicates += summary.duplicates
-        self.disclosed += summary.disclosed
-        self.withheld += summary.withheld
-
-
-def _merge(total: BatchSummary, part: BatchSummary) -> None:
-    """Add the summary of a part of a batch, committed after the parts before it."""
-    total.accepted += part.accepted
-    total.rejected += part.rejected
-    total.duplicates += part.duplicates
-    total.disclosed += part.disclosed
-    total.withheld += part.withheld
-    total.next_offsets.update(part.next_offsets)
 
 
 def caused_by_record(exc: Exception) -> bool:
@@ -258,16 +238,16 @@ class HubWorker:
         alone is set aside."""
         if len(messages) == 1:
             try:  # once more: a unique key another worker took meanwhile now reads as known
-                _merge(done, self._commit_batch(messages))
+                done.merge(self._commit_batch(messages))
             except Exception as exc:
                 if not caused_by_record(exc):
                     raise
-                _merge(done, self._set_aside(messages[0], exc))
+                done.merge(self._set_aside(messages[0], exc))
             return
         middle = len(messages) // 2
         for half in (messages[:middle], messages[middle:]):
             try:
-                _merge(done, self._commit_batch(half))
+                done.merge(self._commit_batch(half))
             except Exception as exc:
                 if not caused_by_record(exc):
                     raise

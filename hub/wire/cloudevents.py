@@ -5,7 +5,8 @@ Every record on a tellonce topic carries its CloudEvents attributes as headers
 where a subject is named, ``ce_subject``) and its subject's id as the key (DESIGN.md section 3).
 This module is the one place those names are spelled: what the hub writes
 (``cloudevent_headers``) and what it checks on every inbound record (``read_envelope``), for
-every inbound topic alike.
+every inbound topic alike. The ``tellonce.errors.*`` headers a connector adds to a dead letter
+(in the spirit of Kafka Connect's ``__connect.errors.*``) are named here too.
 """
 
 from __future__ import annotations
@@ -20,8 +21,27 @@ from hub.model import Headers, InboundMessage
 from hub.wire.events import CLOCK_SKEW
 from hub.wire.topics import HUB_SOURCE
 
-REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type")
-SUBJECT_HEADER = "ce_subject"
+CE_SPECVERSION = "ce_specversion"
+CE_ID = "ce_id"
+CE_SOURCE = "ce_source"
+CE_TYPE = "ce_type"
+CE_TIME = "ce_time"
+CE_SUBJECT = "ce_subject"
+CONTENT_TYPE = "content-type"
+SPECVERSION = "1.0"
+AVRO_CONTENT_TYPE = "application/avro"
+REQUIRED_HEADERS = (CE_SPECVERSION, CE_ID, CE_SOURCE, CE_TYPE, CE_TIME, CONTENT_TYPE)
+SUBJECT_HEADER = CE_SUBJECT
+
+# Headers of a dead letter: why the connector gave up on it and where it came from.
+ERRORS_PREFIX = "tellonce.errors."
+ERROR_CLASS = ERRORS_PREFIX + "class"
+ERROR_MESSAGE = ERRORS_PREFIX + "message"
+ERROR_ATTEMPTS = ERRORS_PREFIX + "attempts"
+ERROR_TOPIC = ERRORS_PREFIX + "topic"
+ERROR_PARTITION = ERRORS_PREFIX + "partition"
+ERROR_OFFSET = ERRORS_PREFIX + "offset"
+ERROR_TIME = ERRORS_PREFIX + "time"
 MAX_HEADER_CHARS = 256
 # ce_time: no event of this hub predates the Unix epoch; later than the clock skew is refused.
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -45,7 +65,7 @@ class Envelope:
 
     def check_subject(self, subject_id: str) -> None:
         """The payload's subject must be the key (and ce_subject, when given)."""
-        ce_subject = header_text(self.message, "ce_subject")
+        ce_subject = header_text(self.message, CE_SUBJECT)
         if subject_id != self.subject or (ce_subject is not None and ce_subject != self.subject):
             raise RejectedEvent(
                 "subject_mismatch", "key, ce_subject and subject_id must name the same client"
@@ -77,18 +97,18 @@ def read_envelope(
             "missing_header",
             f"CloudEvents headers {', '.join(missing)} are required (Kafka binary mode)",
         )
-    if headers["ce_specversion"] != "1.0":
-        raise RejectedEvent("bad_header", "ce_specversion must be 1.0")
-    if headers["content-type"] != "application/avro":
-        raise RejectedEvent("bad_header", "content-type must be application/avro")
-    source = str(headers["ce_source"])
+    if headers[CE_SPECVERSION] != SPECVERSION:
+        raise RejectedEvent("bad_header", f"{CE_SPECVERSION} must be {SPECVERSION}")
+    if headers[CONTENT_TYPE] != AVRO_CONTENT_TYPE:
+        raise RejectedEvent("bad_header", f"{CONTENT_TYPE} must be {AVRO_CONTENT_TYPE}")
+    source = str(headers[CE_SOURCE])
     try:
         program = directory.program(source)
     except NotFoundError:
         raise RejectedEvent(
             "unknown_source", "ce_source is not a program in the directory"
         ) from None
-    time = parse_time(str(headers["ce_time"]))
+    time = parse_time(str(headers[CE_TIME]))
     if time < EARLIEST_TIME:
         raise RejectedEvent("out_of_range", "ce_time: must not be before 1970-01-01T00:00Z")
     if time > now + skew:
@@ -108,8 +128,8 @@ def read_envelope(
     return Envelope(
         source=source,
         program=program,
-        event_id=str(headers["ce_id"]),
-        ce_type=str(headers["ce_type"]),
+        event_id=str(headers[CE_ID]),
+        ce_type=str(headers[CE_TYPE]),
         time=time,
         subject=subject,
         message=message,
@@ -119,16 +139,17 @@ def read_envelope(
 def cloudevent_headers(
     ce_id: str, ce_type: str, at: datetime, *, subject: str | None = None, source: str = HUB_SOURCE
 ) -> Headers:
+    """The CloudEvents headers of a record the hub (or a connector, by ``source``) writes."""
     headers = [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", ce_id.encode()),
-        ("ce_source", source.encode()),
-        ("ce_type", ce_type.encode()),
-        ("ce_time", at.isoformat().encode()),
-        ("content-type", b"application/avro"),
+        (CE_SPECVERSION, SPECVERSION.encode()),
+        (CE_ID, ce_id.encode()),
+        (CE_SOURCE, source.encode()),
+        (CE_TYPE, ce_type.encode()),
+        (CE_TIME, at.isoformat().encode()),
+        (CONTENT_TYPE, AVRO_CONTENT_TYPE.encode()),
     ]
     if subject is not None:
-        headers.append(("ce_subject", subject.encode()))
+        headers.append((CE_SUBJECT, subject.encode()))
     return headers
 
 

@@ -23,7 +23,7 @@ from hub.audit.reports import ReportScope, render_disclosures
 from hub.consents.notices import load_notices
 from hub.consents.receipts import read_claims, receipt_status
 from hub.errors import VerificationError
-from hub.model import Headers, Outcome
+from hub.model import DecisionOutcome, Headers
 from hub.processing.consent_events import consent_message
 from hub.wire.publishing import publish_event
 from hub.wire.topics import CONSENT_TOPIC, LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
@@ -147,10 +147,13 @@ def test_portal_consent_events_decide_later_disclosures(harness: Harness) -> Non
     sbc_a, sbc_b = life_events
     decisions = {(d.event_id, d.recipient): d for d in app.store.decisions()}
     withheld = decisions[(sbc_a, "cra-individual")]
-    assert (withheld.outcome, withheld.reason) == (Outcome.WITHHELD, "consent_withdrawn")
+    assert (withheld.outcome, withheld.reason) == (DecisionOutcome.WITHHELD, "consent_withdrawn")
     assert withheld.consent_revision == withdrawal.hash
     disclosed = decisions[(sbc_b, "bc-msp")]
-    assert (disclosed.outcome, disclosed.consent_revision) == (Outcome.DISCLOSED, b_grant.hash)
+    assert (disclosed.outcome, disclosed.consent_revision) == (
+        DecisionOutcome.DISCLOSED,
+        b_grant.hash,
+    )
     assert harness.read(notify_topic("cra-individual")) == []
     (notice,) = harness.read(notify_topic("bc-msp"))
     assert notice.key == b"MSP-B"

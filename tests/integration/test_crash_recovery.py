@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from hub.adapters.sql.tables import events
 from hub.bootstrap import App
-from hub.model import Outcome
+from hub.model import DecisionOutcome
 from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address, address_payload
@@ -118,7 +118,7 @@ def test_sigkill_mid_stream_then_restart_has_exactly_once_effect(
         r: {
             str(d.notification_id)
             for d in decisions
-            if d.recipient == r and d.outcome is Outcome.DISCLOSED
+            if d.recipient == r and d.outcome is DecisionOutcome.DISCLOSED
         }
         for r in SINKS
     }

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from connectors.sqltable import staging_table
-from hub.model import Outcome
+from hub.model import DecisionOutcome
 from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address, address_payload
@@ -39,7 +39,7 @@ def test_consenting_recipients_get_exactly_their_fields(
 
     decisions = {d.recipient: d for d in harness.app.store.decisions()}
     assert set(decisions) == {p.id for p in recipients}
-    assert decisions["esdc-cpp"].outcome is Outcome.WITHHELD
+    assert decisions["esdc-cpp"].outcome is DecisionOutcome.WITHHELD
     assert decisions["esdc-cpp"].reason == "no_consent"
     assert harness.read(notify_topic("esdc-cpp")) == []
 
@@ -102,8 +102,8 @@ def test_withdrawn_consent_stops_later_disclosures(harness: Harness) -> None:
     assert (totals.accepted, totals.disclosed) == (1, 0)
 
     cra = {d.event_id: d for d in harness.app.store.decisions() if d.recipient == "cra-individual"}
-    assert cra[first].outcome is Outcome.DISCLOSED
-    assert cra[second].outcome is Outcome.WITHHELD
+    assert cra[first].outcome is DecisionOutcome.DISCLOSED
+    assert cra[second].outcome is DecisionOutcome.WITHHELD
     assert cra[second].reason == "consent_withdrawn"
     assert cra[second].consent_revision == withdrawal
     assert cra[second].notification_id is None

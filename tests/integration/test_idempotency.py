@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from hub.adapters.sql.tables import outbox
 from hub.bootstrap import App
-from hub.model import Outcome
+from hub.model import DecisionOutcome
 from hub.wire.topics import notify_topic
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address_payload, settings_for
@@ -70,7 +70,7 @@ def test_new_worker_resumes_from_the_stored_offsets(harness: Harness) -> None:
         assert outbox_rows(fresh) == outbox_before + 1
         assert fresh.store.outbox_backlog() == 0
         decisions = fresh.store.decisions()
-        assert sum(d.outcome is Outcome.DISCLOSED for d in decisions) == 4
+        assert sum(d.outcome is DecisionOutcome.DISCLOSED for d in decisions) == 4
         assert fresh.verify_audit().ok
     finally:
         fresh.close()

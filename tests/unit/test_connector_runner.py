@@ -21,12 +21,13 @@ from hub.audit.log import AuditLog
 from hub.audit.oversight import reconcile, verify_store
 from hub.delivery import dead_letters
 from hub.delivery.dead_letters import DeadLetter, dlq_topic, record_replays, replayed
+from hub.delivery.middleware import Chain, Middleware
 from hub.delivery.replay import DeadLetterOffice
-from hub.delivery.retries import Chain, Middleware, RetryPolicy
+from hub.delivery.retries import RetryPolicy
 from hub.delivery.runner import ConnectorRunner, ConnectorStopped, DeliveryTotals
 from hub.errors import BrokerError, ConfigError
 from hub.model import AcceptedEvent, Decision, Headers, InboundMessage
-from hub.model import Outcome as Decided
+from hub.model import DecisionOutcome as Decided
 from hub.processing.receipts import DeliveryIntake
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.topics import RECEIPTS_TOPIC, notify_topic

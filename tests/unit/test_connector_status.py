@@ -6,11 +6,10 @@ import pytest
 
 from hub.adapters.memory import MemoryStore
 from hub.config.directory import Directory
-from hub.delivery.dead_letters import dlq_topic
-from hub.delivery.status import connector_group, connector_status
+from hub.delivery.status import connector_status
 from hub.errors import NotFoundError
 from hub.ports import Store
-from hub.wire.topics import notify_topic
+from hub.wire.topics import connector_group, dlq_topic, notify_topic
 
 
 def no_store() -> Store:

@@ -13,7 +13,7 @@ from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
 from hub.audit.oversight import reconcile, verify_store
 from hub.errors import StoreError
-from hub.model import AcceptedEvent, Decision, Delivery, InboundMessage, Outcome
+from hub.model import AcceptedEvent, Decision, DecisionOutcome, Delivery, InboundMessage
 from hub.processing.receipts import RECEIPT_SCHEMA, DeliveryIntake, ReceiptSummary
 from hub.wire.topics import RECEIPTS_TOPIC
 from tests.unit.conftest import PSEUDONYMS, FaultyCodec
@@ -35,7 +35,7 @@ def decided(store: MemoryStore) -> MemoryStore:
                     SOURCE,
                     EVENT,
                     recipient,
-                    Outcome.DISCLOSED,
+                    DecisionOutcome.DISCLOSED,
                     "consent_given",
                     "c",
                     notification,
@@ -44,7 +44,17 @@ def decided(store: MemoryStore) -> MemoryStore:
                 )
             )
         tx.add_decision(
-            Decision(SOURCE, EVENT, "esdc-cpp", Outcome.WITHHELD, "no_consent", None, None, (), T0)
+            Decision(
+                SOURCE,
+                EVENT,
+                "esdc-cpp",
+                DecisionOutcome.WITHHELD,
+                "no_consent",
+                None,
+                None,
+                (),
+                T0,
+            )
         )
     return store
 

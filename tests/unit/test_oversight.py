@@ -24,7 +24,7 @@ from hub.audit.oversight import correction_list, disclosure_rows, prove_inclusio
 from hub.config.directory import Directory
 from hub.consents.service import ConsentService
 from hub.errors import NotFoundError
-from hub.model import InboundMessage, Outcome
+from hub.model import DecisionOutcome, InboundMessage
 from hub.processing.life_events import BatchProcessor
 from hub.processing.receipts import RECEIPT_SCHEMA, DeliveryIntake
 from hub.wire.topics import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC
@@ -164,7 +164,7 @@ def test_reconcile_matches_every_leaf_kind_with_the_store(hub: Hub) -> None:
     assert result.ok, (result.tallies, result.problems)
     counts = {t.fact: (t.leaves, t.facts) for t in result.tallies}
     decisions = hub.store.decisions()
-    disclosed = sum(d.outcome is Outcome.DISCLOSED for d in decisions)
+    disclosed = sum(d.outcome is DecisionOutcome.DISCLOSED for d in decisions)
     assert disclosed == 5  # alice: 2 recipients x 2 events; bob: 1
     assert counts == {
         "accepted events": (3, 3),

@@ -19,7 +19,7 @@ from hub.audit.oversight import reconcile, verify_store
 from hub.audit.pseudonyms import Pseudonyms
 from hub.config.directory import Directory
 from hub.errors import BrokerError, StoreError
-from hub.model import Decision, InboundMessage, OutboxMessage, Outcome
+from hub.model import Decision, DecisionOutcome, InboundMessage, OutboxMessage
 from hub.processing.life_events import BatchProcessor, BatchSummary
 from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
 from tests.unit.conftest import PSEUDONYMS, FaultyCodec
@@ -201,7 +201,7 @@ def test_disclosure_is_recorded_with_the_consent_relied_on(
     """The decision names the consent revision and the field names that the notice carries."""
     run(linked_store, processor, publisher.message("evt-1"))
     decision = by_recipient(linked_store)["bc-icbc-licensing"]
-    assert decision.outcome is Outcome.DISCLOSED
+    assert decision.outcome is DecisionOutcome.DISCLOSED
     assert decision.reason == "consent_given"
     assert decision.fields == ("new_address",)
     notice = next(m for m in outbox(linked_store) if m.message_id == decision.notification_id)
@@ -226,7 +226,7 @@ def test_recipient_without_usable_consent_is_not_told(
     """Withdrawn consent, no link at the recipient, or no consent: withheld, no notice."""
     run(linked_store, processor, publisher.message("evt-1"))
     decision = by_recipient(linked_store)[recipient]
-    assert (decision.outcome, decision.reason) == (Outcome.WITHHELD, reason)
+    assert (decision.outcome, decision.reason) == (DecisionOutcome.WITHHELD, reason)
     assert decision.notification_id is None
     assert decision.fields == ()
     assert not [m for m in outbox(linked_store) if m.topic == notify_topic(recipient)]
@@ -344,7 +344,7 @@ def test_bad_event_is_rejected_and_good_ones_still_flow(
     for personal in (POSTAL_CODE, "K1A 0B1", SUBJECT, "3 Oak St", "PO Box 88"):
         assert personal.encode() not in published.value
         assert personal not in stored.detail
-    told = {d.event_id for d in linked_store.decisions() if d.outcome is Outcome.DISCLOSED}
+    told = {d.event_id for d in linked_store.decisions() if d.outcome is DecisionOutcome.DISCLOSED}
     assert told == {"evt-1", "evt-3"}
 
 

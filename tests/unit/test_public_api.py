@@ -55,10 +55,13 @@ SURFACE = {
         "BrokerError",
         "ConfigError",
         "ConflictError",
+        "ConnectorStopped",
         "DecodeError",
         "FenceError",
+        "MissingDriverError",
         "NotFoundError",
         "PayloadError",
+        "ProofError",
         "RecordStoreError",
         "RejectedEvent",
         "SchemaCompatibilityError",
@@ -66,6 +69,7 @@ SURFACE = {
         "StoreError",
         "TellonceError",
         "UnknownSchemaError",
+        "UnknownSinkError",
         "VerificationError",
     ],
     # The wire contract a publisher or a consumer in any language follows.
@@ -74,8 +78,12 @@ SURFACE = {
         "HUB_SOURCE",
         "HUB_TOPIC",
         "LIFEEVENTS_TOPIC",
+        "NOTIFY_PREFIX",
         "RECEIPTS_TOPIC",
         "REJECTED_TOPIC",
+        "connector_group",
+        "connector_source",
+        "dlq_topic",
         "notify_topic",
     ],
     "hub.wire.publishing": ["OutboundEvent", "checked_event", "event_message", "publish_event"],
@@ -125,6 +133,7 @@ def test_every_exported_name_exists(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(SURFACE))
 def test_every_public_name_is_exported(name: str) -> None:
     """A public class, function or constant the module defines is in ``__all__``: what is not
-    meant for plug-ins starts with an underscore."""
+    meant for plug-ins starts with an underscore. (``__all__`` may also re-export a name from
+    elsewhere, e.g. ``connectors.UnknownSinkError`` from ``hub.errors``.)"""
     module = importlib.import_module(name)
-    assert defined_names(module) == set(module.__all__)
+    assert defined_names(module) - set(module.__all__) == set()

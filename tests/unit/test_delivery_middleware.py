@@ -1,0 +1,114 @@
+"""The delivery middleware that decides: Retries (try again, and when) and DeadLetters (park or
+stop), and how a Chain combines decisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from connectors.contract import DeliveryResult, Notification, Outcome
+from hub.delivery import dead_letters
+from hub.delivery.middleware import Chain, DeadLetters, Middleware, Retries
+from hub.delivery.retries import RetryPolicy
+from hub.errors import ConnectorStopped
+from hub.model import Headers, InboundMessage
+from hub.wire.topics import dlq_topic, notify_topic
+
+T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+RECIPIENT = "cra-individual"
+NOTICE = Notification(
+    notification_id="n-1",
+    recipient=RECIPIENT,
+    subject_id="CRA-1",
+    event_type="AddressChanged",
+    event_id="e-1",
+    event_source="bc-service-bc",
+    event_time=T0,
+    consent_revision="r-1",
+)
+RECORD = InboundMessage(
+    notify_topic(RECIPIENT), 2, 41, b"CRA-1", b"avro", [("ce_id", b"n-1"), ("ce_type", b"t")]
+)
+RETRY = DeliveryResult(Outcome.RETRY, "the back office answered 503", "HTTP503")
+FAILED = DeliveryResult(Outcome.FAILED, "no such client", "NoSuchClient")
+CAPPED = RetryPolicy(timeout_ms=1_000, delay_initial_ms=100, delay_max_ms=400, jitter=lambda c: c)
+
+
+class Producer:
+    """Keeps what was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes, Headers]] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+        self.sent.append((topic, key, value, headers))
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_retries_waits_the_policy_backoff_for_a_retry_answer() -> None:
+    """A RETRY answer within the budget is tried again after the policy's wait."""
+    retries = Retries(CAPPED)
+    assert retries.retry_delay(NOTICE, RETRY, 1, elapsed_s=0.0) == 0.1
+    assert retries.retry_delay(NOTICE, RETRY, 3, elapsed_s=0.0) == 0.4
+
+
+def test_retries_gives_up_on_failed_and_past_the_budget() -> None:
+    """FAILED is never retried; RETRY is given up on once the wait would overrun the budget."""
+    retries = Retries(CAPPED)
+    assert retries.retry_delay(NOTICE, FAILED, 1, elapsed_s=0.0) is None
+    assert retries.retry_delay(NOTICE, RETRY, 3, elapsed_s=0.7) is None
+
+
+def test_dead_letters_parks_the_record_unchanged_with_error_headers() -> None:
+    """errors.tolerance=all: key and value as they came, original headers, then the error ones;
+    the DLQ topic is returned for the receipt."""
+    producer = Producer()
+    parked = DeadLetters(RECIPIENT, producer, lambda: T0).dead_letter(RECORD, "n-1", FAILED, 1)
+    assert parked == dlq_topic(RECIPIENT)
+    [(topic, key, value, headers)] = producer.sent
+    assert (topic, key, value) == (dlq_topic(RECIPIENT), b"CRA-1", b"avro")
+    assert headers[:2] == RECORD.headers
+    errors = dict(headers[2:])
+    assert errors[dead_letters.CLASS] == b"NoSuchClient"
+    assert errors[dead_letters.MESSAGE] == b"no such client"
+    assert (errors[dead_letters.PARTITION], errors[dead_letters.OFFSET]) == (b"2", b"41")
+
+
+def test_dead_letters_with_tolerance_none_stops_and_parks_nothing() -> None:
+    """errors.tolerance=none: ConnectorStopped, not retriable, and nothing is sent."""
+    producer = Producer()
+    stopping = DeadLetters(RECIPIENT, producer, lambda: T0, tolerate_all=False)
+    with pytest.raises(ConnectorStopped, match=r"errors\.tolerance is none") as stopped:
+        stopping.dead_letter(RECORD, "n-1", FAILED, 1)
+    assert not stopped.value.retriable
+    assert producer.sent == []
+
+
+class Patient(Middleware):
+    """Retries anything once more after 5 s, and parks nothing."""
+
+    def retry_delay(
+        self, notification: Notification, result: DeliveryResult, attempt: int, elapsed_s: float
+    ) -> float | None:
+        return 5.0 if attempt == 1 else None
+
+
+def test_a_chain_takes_the_first_decision_given() -> None:
+    """The middleware first in a Chain decides before those after it; no opinion passes on."""
+    chain = Chain(Patient(), Retries(CAPPED))
+    assert chain.retry_delay(NOTICE, FAILED, 1, elapsed_s=0.0) == 5.0
+    assert chain.retry_delay(NOTICE, RETRY, 2, elapsed_s=0.0) == 0.2
+    assert chain.retry_delay(NOTICE, FAILED, 2, elapsed_s=0.0) is None
+
+
+def test_the_base_middleware_has_no_opinion() -> None:
+    """Every decision hook of the base class answers None, so it never decides for others."""
+    base = Middleware()
+    assert base.retry_delay(NOTICE, RETRY, 1, elapsed_s=0.0) is None
+    assert base.dead_letter(RECORD, "n-1", FAILED, 1) is None
