@@ -51,6 +51,7 @@ from hub.audit.merkle import leaf_hash
 from hub.audit.oversight import verify_store
 from hub.cli.audit import cmd_verify
 from hub.config.directory import load_directory
+from hub.config.settings import Settings
 from hub.wire.topics import LIFEEVENTS_TOPIC
 
 PUBLISHER = "bc-service-bc"
@@ -266,7 +267,7 @@ def cli_verify(bundle: Path, public_key: Path) -> dict[str, Any]:
     args = argparse.Namespace(bundle=str(bundle), public_key=str(public_key), json=True)
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = cmd_verify(args)
+        code = cmd_verify(args, Settings())
     result: dict[str, Any] = json.loads(out.getvalue())
     assert code == (0 if result["verified"] else 1)
     return result

@@ -80,3 +80,12 @@ class Sink(Protocol):
 
 class SinkFactory(Protocol):
     def __call__(self, recipient: str, options: dict[str, str]) -> Sink: ...
+
+
+__all__ = [
+    "DeliveryResult",
+    "Notification",
+    "Outcome",
+    "Sink",
+    "SinkFactory",
+]

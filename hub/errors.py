@@ -155,3 +155,26 @@ class ProofError(VerificationError, ValueError):
 class ConnectorStopped(TellonceError):
     """errors.tolerance=none and a notification could not be delivered: the connector stops
     and commits nothing. Not retriable: the back office (or the notice) needs fixing first."""
+
+
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "ConflictError",
+    "ConnectorStopped",
+    "DecodeError",
+    "FenceError",
+    "MissingDriverError",
+    "NotFoundError",
+    "PayloadError",
+    "ProofError",
+    "RecordStoreError",
+    "RejectedEvent",
+    "SchemaCompatibilityError",
+    "SignerError",
+    "StoreError",
+    "TellonceError",
+    "UnknownSchemaError",
+    "UnknownSinkError",
+    "VerificationError",
+]

@@ -100,6 +100,11 @@ class EmbeddedBroker:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    @property
+    def running(self) -> bool:
+        """Started and not exited since (a foreground ``tellonce broker`` stops when it dies)."""
+        return self._process is not None and self._process.poll() is None
+
     def start(self) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         self._process = subprocess.Popen(

@@ -8,16 +8,25 @@ record (events, rejections, decisions, deliveries, consents, links).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub.audit import merkle
 from hub.audit.log import covering_checkpoint, record_bytes
 from hub.audit.merkle import Tree
 from hub.audit.pseudonyms import Pseudonyms
-from hub.audit.reports import DisclosureRow, RecipientRow
+from hub.audit.reports import (
+    DisclosureRow,
+    Format,
+    Lang,
+    RecipientRow,
+    ReportScope,
+    checkpoint_line,
+    render_correction_list,
+    render_disclosures,
+)
 from hub.audit.verification import LeafInput, Verdict, verify_log
 from hub.config.directory import Directory
 from hub.errors import NotFoundError
@@ -250,6 +259,58 @@ def correction_list(rows: list[DisclosureRow], directory: Directory) -> list[Rec
             )
         )
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A rendered report, and how many disclosures and withholdings it was made from."""
+
+    text: str
+    rows: int
+
+
+def disclosure_report(
+    store: Store,
+    pseudonyms: Pseudonyms,
+    directory: Directory,
+    *,
+    now: datetime,
+    fmt: Format,
+    lang: Lang,
+    person: str | None = None,
+    resolve: Callable[[str], str] = str,
+    recipient: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    correction_years: float | None = None,
+) -> Report:
+    """Disclosures and withholdings in scope, rendered with proof references and the newest
+    checkpoint; with ``correction_years``, the person's correction list instead, over that many
+    years back unless ``since`` is given. ``resolve`` turns ``person`` (an id or
+    PROGRAM:LOCAL_ID) into a person id, raising NotFoundError for nobody (default: ``person``
+    is a person id already)."""
+    person_id = resolve(person) if person else None
+    if correction_years is not None:
+        if person_id is None:
+            raise ValueError("a correction list is for one person")
+        since = since or now - timedelta(days=round(365.25 * correction_years))
+    rows = disclosure_rows(
+        store, pseudonyms, person_id=person_id, recipient=recipient, since=since, until=until
+    )
+    checkpoints = store.checkpoints()
+    scope = ReportScope(
+        person=f"person {person_id[:8]}" if person_id else None,
+        recipient=recipient,
+        since=since,
+        until=until,
+        generated_at=now,
+        checkpoint=checkpoint_line(checkpoints[-1]) if checkpoints else None,
+    )
+    if correction_years is not None:
+        text = render_correction_list(correction_list(rows, directory), scope, fmt, lang)
+    else:
+        text = render_disclosures(rows, scope, fmt, lang)
+    return Report(text, len(rows))
 
 
 def _decision_leaves(store: Store) -> Iterator[AuditRecord]:

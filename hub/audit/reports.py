@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
 
-from hub.model import as_utc
+from hub.model import Checkpoint, as_utc
 
 Lang = Literal["en", "fr"]
 Format = Literal["table", "csv", "json"]
@@ -148,6 +148,14 @@ _TEXT = {
     "signed": ("leaf {leaf} @ checkpoint {size}", "feuille {leaf} @ point de contrôle {size}"),
     "unsigned": ("leaf {leaf} (not yet signed)", "feuille {leaf} (pas encore signée)"),
 }
+
+
+def checkpoint_line(checkpoint: Checkpoint) -> str:
+    """One signed checkpoint as reports and ``tellonce audit checkpoint`` name it."""
+    return (
+        f"checkpoint {checkpoint.seq}: tree size {checkpoint.size}, root {checkpoint.root[:16]}…, "
+        f"key {checkpoint.key_id}, {checkpoint.issued_at:%Y-%m-%dT%H:%M:%SZ}"
+    )
 
 
 def proof_reference(leaf_index: int, checkpoint_size: int | None, lang: Lang = "en") -> str:

@@ -11,19 +11,23 @@ import json
 import re
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from hub.cli.common import app_from_settings, output_file, read_text
+from hub.cli.common import app_from_settings, command, group, json_option, output_file, read_text
 from hub.errors import ConfigError
 
+if TYPE_CHECKING:
+    from hub.cli.common import Commands
+    from hub.config.settings import Settings
 
-def cmd_keygen(args: argparse.Namespace) -> int:
+
+def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
     from hub.adapters.pseudonym_key import load_pseudonym_key
     from hub.adapters.signing import FileSigner, create_key
 
-    audit = app_from_settings().settings.audit
+    audit = settings.audit
     if args.path:
         audit = audit.model_copy(update={"signing_key": Path(args.path)})
     pseudonym_key = audit.pseudonym_key_path()
@@ -44,33 +48,34 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_public_key(_args: argparse.Namespace) -> int:
-    signer = app_from_settings().signer(create=False)
+def cmd_public_key(_args: argparse.Namespace, settings: Settings) -> int:
+    signer = app_from_settings(settings).signer(create=False)
     print(signer.public_key_pem().rstrip())
     print(f"# key id {signer.key_id}", file=sys.stderr)
     return 0
 
 
-def cmd_checkpoint(_args: argparse.Namespace) -> int:
+def cmd_checkpoint(_args: argparse.Namespace, settings: Settings) -> int:
+    from hub.audit.reports import checkpoint_line
     from hub.bootstrap import utc_now
 
-    app = app_from_settings()
+    app = app_from_settings(settings)
     notary = app.notary()
     with app.store.transaction() as tx:
         checkpoint = notary.maybe_checkpoint(tx, utc_now(), force=True)
     if checkpoint is None:
         print("every leaf is already covered by a signed checkpoint")
     else:
-        print(_checkpoint_line(checkpoint))
+        print(checkpoint_line(checkpoint))
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from hub.audit.bundle import export_bundle
     from hub.bootstrap import utc_now
 
     target = output_file(args.bundle, "the bundle", "bundle.jsonl")
-    app = app_from_settings(read_only=True)
+    app = app_from_settings(settings, read_only=True)
     store = app.store  # a missing database is reported before any key is read
     signer = app.signer()
     partial = target.with_name(target.name + ".partial")
@@ -100,7 +105,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from hub.adapters.signing import key_id_for, public_key_check
 
     started = time.monotonic()
@@ -123,7 +128,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         from hub.audit.oversight import verify_store
 
-        app = app_from_settings(read_only=True)
+        app = app_from_settings(settings, read_only=True)
         store = app.store  # a missing database is the first thing to report
         pem = trusted or app.signer(create=False).public_key_pem()
         verdict = verify_store(store, public_key_check(pem), key_id_for(pem))
@@ -160,10 +165,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if verdict.ok else 1
 
 
-def cmd_reconcile(args: argparse.Namespace) -> int:
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from hub.audit.oversight import reconcile
 
-    app = app_from_settings(read_only=True)
+    app = app_from_settings(settings, read_only=True)
     result = reconcile(app.store, app.pseudonyms(create=False))
     if args.json:
         payload = {
@@ -185,67 +190,50 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def cmd_prove(args: argparse.Namespace) -> int:
+def cmd_prove(args: argparse.Namespace, settings: Settings) -> int:
     from hub.audit.oversight import prove_inclusion
 
     leaf, size = _proof_reference(" ".join(args.leaf))
     if size is not None and args.checkpoint is not None:
         raise ConfigError("give the checkpoint once: in the reference or with --checkpoint")
-    store = app_from_settings(read_only=True).store
+    store = app_from_settings(settings, read_only=True).store
     proof = prove_inclusion(store, leaf, args.checkpoint, size=size)
     print(json.dumps(proof.as_json(), indent=2))
     return 0
 
 
-def cmd_pseudonym(args: argparse.Namespace) -> int:
+def cmd_pseudonym(args: argparse.Namespace, settings: Settings) -> int:
     """The keyed hash that stands for a publisher's id in leaves and rejections."""
-    pseudonyms = app_from_settings().pseudonyms(create=False)
+    pseudonyms = app_from_settings(settings).pseudonyms(create=False)
     print(pseudonyms.event(args.source, args.id) if args.source else pseudonyms.of(args.id))
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from hub.audit.oversight import correction_list, disclosure_rows
-    from hub.audit.reports import ReportScope, render_correction_list, render_disclosures
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.audit.oversight import disclosure_report
     from hub.bootstrap import utc_now
 
-    app = app_from_settings(read_only=True)
-    person = None
-    if args.person:
-        with app.store.transaction() as tx:
-            person = app.consent().resolve(tx, args.person)
-    now = utc_now()
-    since = _date(args.since) if args.since else None
-    if args.correction_list:
-        if person is None:
-            raise ConfigError("--correction-list needs --person")
-        since = since or now - timedelta(days=round(365.25 * args.years))
-    rows = disclosure_rows(
+    if args.correction_list and not args.person:
+        raise ConfigError("--correction-list needs --person")
+    app = app_from_settings(settings, read_only=True)
+    report = disclosure_report(
         app.store,
         app.pseudonyms(create=False),
-        person_id=person,
+        app.directory,
+        now=utc_now(),
+        fmt=args.format,
+        lang=args.lang,
+        person=args.person,
+        resolve=lambda ref: app.consent().person_id(ref),
         recipient=args.recipient,
-        since=since,
+        since=_date(args.since) if args.since else None,
         until=_date(args.until) if args.until else None,
+        correction_years=args.years if args.correction_list else None,
     )
-    checkpoints = app.store.checkpoints()
-    scope = ReportScope(
-        person=f"person {person[:8]}" if person else None,
-        recipient=args.recipient,
-        since=since,
-        until=_date(args.until) if args.until else None,
-        generated_at=now,
-        checkpoint=_checkpoint_line(checkpoints[-1]) if checkpoints else None,
-    )
-    if args.correction_list:
-        text = render_correction_list(
-            correction_list(rows, app.directory), scope, args.format, args.lang
-        )
-    else:
-        text = render_disclosures(rows, scope, args.format, args.lang)
+    text = report.text
     if args.output:
         output_file(args.output, "the report", "report.csv").write_text(text, encoding="utf-8")
-        print(f"wrote {len(rows)} rows to {args.output}", file=sys.stderr)
+        print(f"wrote {report.rows} rows to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
@@ -272,13 +260,6 @@ def _proof_reference(text: str) -> tuple[int, int | None]:
     return int(match[1]), int(match[2]) if match[2] else None
 
 
-def _checkpoint_line(checkpoint: Any) -> str:
-    return (
-        f"checkpoint {checkpoint.seq}: tree size {checkpoint.size}, root {checkpoint.root[:16]}…, "
-        f"key {checkpoint.key_id}, {checkpoint.issued_at:%Y-%m-%dT%H:%M:%SZ}"
-    )
-
-
 def _date(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -287,12 +268,14 @@ def _date(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def register(sub: Any) -> None:
-    audit = sub.add_parser("audit", help="the signed audit log: verify, reconcile, report")
-    asub = audit.add_subparsers(metavar="ACTION")
+def register(commands: Commands) -> None:
+    audit = group(commands, "audit", "the signed audit log: verify, reconcile, report")
 
-    p = asub.add_parser(
-        "keygen", help="create the Ed25519 signing key (and the pseudonym key, if missing)"
+    p = command(
+        audit,
+        "keygen",
+        cmd_keygen,
+        "create the Ed25519 signing key (and the pseudonym key, if missing)",
     )
     p.add_argument("--path", help="where to write it (default: TELLONCE_AUDIT__SIGNING_KEY)")
     p.add_argument(
@@ -300,27 +283,24 @@ def register(sub: Any) -> None:
         action="store_true",
         help="create only the pseudonym key (TELLONCE_AUDIT__PSEUDONYM_KEY)",
     )
-    p.set_defaults(handler=cmd_keygen)
-    asub.add_parser("public-key", help="print the public key to publish").set_defaults(
-        handler=cmd_public_key
-    )
-    asub.add_parser("checkpoint", help="sign a checkpoint of the log now").set_defaults(
-        handler=cmd_checkpoint
-    )
-    p = asub.add_parser("export", help="write the signed log to a bundle file")
+    command(audit, "public-key", cmd_public_key, "print the public key to publish")
+    command(audit, "checkpoint", cmd_checkpoint, "sign a checkpoint of the log now")
+    p = command(audit, "export", cmd_export, "write the signed log to a bundle file")
     p.add_argument("bundle", help="output file (JSON Lines)")
-    p.set_defaults(handler=cmd_export)
-    p = asub.add_parser("verify", help="verify a bundle, or the live store, offline")
+    p = command(audit, "verify", cmd_verify, "verify a bundle, or the live store, offline")
     p.add_argument("bundle", nargs="?", help="bundle file; default: the live store")
     p.add_argument("--public-key", metavar="PEM", help="the hub's published public key to trust")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_verify)
-    p = asub.add_parser("reconcile", help="check leaf counts against the facts in the store")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_reconcile)
-    p = asub.add_parser(
+    json_option(p)
+    json_option(
+        command(
+            audit, "reconcile", cmd_reconcile, "check leaf counts against the facts in the store"
+        )
+    )
+    p = command(
+        audit,
         "prove",
-        help="print an inclusion proof for one leaf",
+        cmd_prove,
+        "print an inclusion proof for one leaf",
         description="Print the RFC 9162 inclusion proof of one audit leaf in a signed "
         "checkpoint. Give the leaf index, or paste the proof column of 'tellonce audit report' "
         "as printed: 'leaf 41 @ checkpoint 95' proves leaf 41 in the checkpoint of tree size 95.",
@@ -337,14 +317,15 @@ def register(sub: Any) -> None:
         metavar="NUMBER",
         help="checkpoint number, as 'audit checkpoint' prints it (default: the newest)",
     )
-    p.set_defaults(handler=cmd_prove)
-    p = asub.add_parser(
-        "pseudonym", help="the keyed hash that stands for a publisher's ce_id in the log"
+    p = command(
+        audit,
+        "pseudonym",
+        cmd_pseudonym,
+        "the keyed hash that stands for a publisher's ce_id in the log",
     )
     p.add_argument("id", help="the ce_id as the publisher sent it")
     p.add_argument("--source", help="the publishing program: print the event as leaves name it")
-    p.set_defaults(handler=cmd_pseudonym)
-    p = asub.add_parser("report", help="disclosures and withholdings, with proof references")
+    p = command(audit, "report", cmd_report, "disclosures and withholdings, with proof references")
     p.add_argument("--person", help="person id or PROGRAM:LOCAL_ID (any of their local ids)")
     p.add_argument("--recipient", help="recipient program id")
     p.add_argument("--since", help="from this date (YYYY-MM-DD, inclusive)")
@@ -358,4 +339,3 @@ def register(sub: Any) -> None:
         help="list every program that received the person's data (Privacy Act corrections)",
     )
     p.add_argument("--years", type=float, default=2.0, help="window of --correction-list")
-    p.set_defaults(handler=cmd_report)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from hub.cli.common import Handler, app_from_settings, evidence_from
+from hub.cli.common import Handler, app_from_settings, command, evidence_from, group, json_option
 from hub.cli.notices import cmd_consent_notices, cmd_consent_verify_receipt
 from hub.errors import ConfigError
+
+if TYPE_CHECKING:
+    from consent.model import ConsentRevision
+    from hub.cli.common import Commands
+    from hub.config.settings import Settings
 
 _DURATION = re.compile(r"^(\d{1,5})([hdw])$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -47,27 +51,24 @@ def parse_expiry(text: str, now: datetime) -> datetime:
 # -- links and changes ---------------------------------------------------------------------------
 
 
-def cmd_consent_link(args: argparse.Namespace) -> int:
-    app = app_from_settings()
+def cmd_consent_link(args: argparse.Namespace, settings: Settings) -> int:
+    app = app_from_settings(settings)
     person = app.consent().link(args.program, args.local_id, evidence_from(args), to=args.to)
     print(person)
     return 0
 
 
 def _cmd_consent_state(state_name: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
         from consent.model import DEFAULT_LEGAL_BASIS, DEFAULT_PURPOSE, ConsentState, ConsentTerms
 
-        app = app_from_settings()
+        app = app_from_settings(settings)
         service = app.consent()
         state = ConsentState(state_name)
         evidence = evidence_from(args)
         terms = None
         if state is ConsentState.GIVEN:
-            notice = service.notices.get(args.notice) if args.notice else service.notices.latest()
-            evidence = dataclasses.replace(
-                evidence, notice_version=notice.version, notice_hash=notice.sha256
-            )
+            evidence = service.notices.shown(evidence, args.notice)
             terms = ConsentTerms(
                 purpose=args.purpose or DEFAULT_PURPOSE,
                 legal_basis=args.legal_basis or DEFAULT_LEGAL_BASIS,
@@ -126,8 +127,8 @@ def _cmd_consent_state(state_name: str) -> Handler:
 # -- reads ---------------------------------------------------------------------------------------
 
 
-def cmd_consent_show(args: argparse.Namespace) -> int:
-    app = app_from_settings(read_only=True)
+def cmd_consent_show(args: argparse.Namespace, settings: Settings) -> int:
+    app = app_from_settings(settings, read_only=True)
     view = app.consent().show(args.person)
     if args.json:
         print(
@@ -175,7 +176,7 @@ def cmd_consent_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _revision_json(revision: Any, now: datetime) -> dict[str, Any]:
+def _revision_json(revision: ConsentRevision, now: datetime) -> dict[str, object]:
     evidence, terms = revision.evidence, revision.terms
     return {
         "seq": revision.seq,
@@ -194,104 +195,107 @@ def _revision_json(revision: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def _expiry_note(revision: dict[str, Any]) -> str:
-    if revision["state"] != "given":
+def _expiry_note(revision: ConsentRevision) -> str:
+    if revision.state.value != "given":
         return "ends the consent"
-    return f"expires {revision['expires_at']}" if revision["expires_at"] else "no expiry"
+    expires = revision.terms.expires_at
+    return f"expires {expires.isoformat()}" if expires else "no expiry"
 
 
-def cmd_consent_history(args: argparse.Namespace) -> int:
+def cmd_consent_history(args: argparse.Namespace, settings: Settings) -> int:
     """Every revision of every consent of a person; exit 1 when a chain does not verify."""
-    from consent.rules import verify_history
+    from hub.consents.history import consent_history
 
-    app = app_from_settings(read_only=True)
-    service = app.consent()
-    view = service.show(args.person)
-    now = service.now()
-    chains = []
-    for (recipient, event_type), revisions in sorted(view.history.items()):
-        broken = verify_history(revisions)
-        chains.append(
-            {
-                "recipient": recipient,
-                "event_type": event_type,
-                "verified": broken is None,
-                "broken_at_seq": revisions[broken].seq if broken is not None else None,
-                "state_now": revisions[-1].state_at(now).value,
-                "revisions": [_revision_json(r, now) for r in revisions],
-            }
-        )
-    all_verified = all(c["verified"] for c in chains)
+    history = consent_history(app_from_settings(settings, read_only=True).consent(), args.person)
+    now = history.as_of
     if args.json:
+        consents = [
+            {
+                "recipient": chain.recipient,
+                "event_type": chain.event_type,
+                "verified": chain.verified,
+                "broken_at_seq": chain.broken_at_seq,
+                "state_now": chain.state_now.value,
+                "revisions": [_revision_json(r, now) for r in chain.revisions],
+            }
+            for chain in history.chains
+        ]
         print(
             json.dumps(
                 {
-                    "person": view.person_id,
+                    "person": history.person_id,
                     "as_of": now.isoformat(),
-                    "verified": all_verified,
-                    "consents": chains,
+                    "verified": history.verified,
+                    "consents": consents,
                 },
                 indent=2,
             )
         )
-        return 0 if all_verified else 1
-    print(f"person {view.person_id}: consent history, oldest first, as of {now:%Y-%m-%d %H:%M %Z}")
-    if not chains:
+        return 0 if history.verified else 1
+    print(
+        f"person {history.person_id}: consent history, oldest first, as of {now:%Y-%m-%d %H:%M %Z}"
+    )
+    if not history.chains:
         print("  no consent recorded")
-    for chain in chains:
+    for chain in history.chains:
         verdict = (
             "chain verifies"
-            if chain["verified"]
-            else f"CHAIN BROKEN at revision {chain['broken_at_seq']}: a revision was altered, "
+            if chain.verified
+            else f"CHAIN BROKEN at revision {chain.broken_at_seq}: a revision was altered, "
             "inserted or removed"
         )
-        print(
-            f"\n{chain['recipient']} / {chain['event_type']}: {chain['state_now']} now; {verdict}"
-        )
-        for r in chain["revisions"]:
-            now_note = f" (now {r['state_now']})" if r["state_now"] != r["state"] else ""
+        print(f"\n{chain.recipient} / {chain.event_type}: {chain.state_now.value} now; {verdict}")
+        for r in chain.revisions:
+            evidence, terms = r.evidence, r.terms
+            state_now = r.state_at(now)
+            now_note = f" (now {state_now.value})" if state_now != r.state else ""
             notice = (
-                f"notice {r['notice_version']} {r['notice_hash'][:12]}"
-                if r["notice_version"]
+                f"notice {evidence.notice_version} {(evidence.notice_hash or '')[:12]}"
+                if evidence.notice_version
                 else "no notice recorded"
             )
-            expires = _expiry_note(r)
-            print(f"  {r['seq']:>3} {r['state']}{now_note} at {r['recorded_at']}")
-            print(f"      via {r['channel']} by {r['actor']}")
-            print(f"      purpose: {r['purpose']}")
-            print(f"      legal basis: {r['legal_basis']}")
-            print(f"      {notice}; {expires}")
-            print(f"      hash {r['hash'][:16]}  prev {r['prev_hash'][:16]}")
-    return 0 if all_verified else 1
+            print(f"  {r.seq:>3} {r.state.value}{now_note} at {evidence.recorded_at.isoformat()}")
+            print(f"      via {evidence.channel} by {evidence.actor}")
+            print(f"      purpose: {terms.purpose}")
+            print(f"      legal basis: {terms.legal_basis}")
+            print(f"      {notice}; {_expiry_note(r)}")
+            print(f"      hash {r.hash[:16]}  prev {r.prev_hash[:16]}")
+    return 0 if history.verified else 1
 
 
-def register(sub: Any) -> None:
-    consent = sub.add_parser("consent", help="identity links, consents, notices and receipts")
-    ksub = consent.add_subparsers(metavar="ACTION")
+def _person(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("person", help="person id or PROGRAM:LOCAL_ID")
 
-    def evidence_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--channel", default="counter", help="how it was given (counter, online...)")
-        p.add_argument("--actor", default="cli", help="who recorded it (staff id or 'client')")
 
-    def receipt_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--receipt", metavar="FILE", help="write the signed consent receipt here")
-        p.add_argument(
-            "--print-receipt", action="store_true", help="print the signed consent receipt"
-        )
+def _evidence(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--channel", default="counter", help="how it was given (counter, online...)"
+    )
+    parser.add_argument("--actor", default="cli", help="who recorded it (staff id or 'client')")
 
-    link = ksub.add_parser("link", help="record that PROGRAM knows a client as LOCAL_ID")
+
+def register(commands: Commands) -> None:
+    consent = group(commands, "consent", "identity links, consents, notices and receipts")
+
+    link = command(
+        consent, "link", cmd_consent_link, "record that PROGRAM knows a client as LOCAL_ID"
+    )
     link.add_argument("program")
     link.add_argument("local_id")
     link.add_argument("--to", metavar="PERSON", help="existing person (id or PROGRAM:LOCAL_ID)")
-    evidence_args(link)
-    link.set_defaults(handler=cmd_consent_link)
+    _evidence(link)
 
     for action, state in (("grant", "given"), ("withdraw", "withdrawn")):
-        p = ksub.add_parser(action, help=f"{action} consent to tell RECIPIENT of EVENT_TYPEs")
-        p.add_argument("person", help="person id or PROGRAM:LOCAL_ID")
+        p = command(
+            consent,
+            action,
+            _cmd_consent_state(state),
+            f"{action} consent to tell RECIPIENT of EVENT_TYPEs",
+        )
+        _person(p)
         p.add_argument("recipient", help="recipient program id")
         p.add_argument("event_types", nargs="+", metavar="EVENT_TYPE")
-        evidence_args(p)
+        _evidence(p)
         if state == "given":
             p.add_argument("--purpose", help="why the data is shared (default: tell-us-once)")
             p.add_argument("--legal-basis", help="legal basis (default: consent, Privacy Act)")
@@ -306,29 +310,33 @@ def register(sub: Any) -> None:
                 metavar="WHEN",
                 help="end of the consent: a duration (30d, 52w, 12h) or ISO 8601 date/time",
             )
-        receipt_args(p)
-        p.set_defaults(handler=_cmd_consent_state(state))
+        p.add_argument("--receipt", metavar="FILE", help="write the signed consent receipt here")
+        p.add_argument(
+            "--print-receipt", action="store_true", help="print the signed consent receipt"
+        )
 
-    show = ksub.add_parser("show", help="links and consent history of a person")
-    show.add_argument("person", help="person id or PROGRAM:LOCAL_ID")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(handler=cmd_consent_show)
-
-    history = ksub.add_parser(
-        "history", help="every consent revision of a person, with terms, evidence and hashes"
+    show = command(consent, "show", cmd_consent_show, "links and consent history of a person")
+    _person(show)
+    json_option(show)
+    history = command(
+        consent,
+        "history",
+        cmd_consent_history,
+        "every consent revision of a person, with terms, evidence and hashes",
     )
-    history.add_argument("person", help="person id or PROGRAM:LOCAL_ID")
-    history.add_argument("--json", action="store_true")
-    history.set_defaults(handler=cmd_consent_history)
+    _person(history)
+    json_option(history)
 
-    notices = ksub.add_parser("notices", help="privacy notice versions and their hashes")
+    notices = command(
+        consent, "notices", cmd_consent_notices, "privacy notice versions and their hashes"
+    )
     notices.add_argument("version", nargs="?", help="show the texts of this version")
-    notices.add_argument("--json", action="store_true")
-    notices.set_defaults(handler=cmd_consent_notices)
-
-    verify = ksub.add_parser(
+    json_option(notices)
+    verify = command(
+        consent,
         "verify-receipt",
-        help="check a consent receipt: authentic? still in force? (exit 0 / 1 / 2)",
+        cmd_consent_verify_receipt,
+        "check a consent receipt: authentic? still in force? (exit 0 / 1 / 2)",
     )
     verify.add_argument("receipt", metavar="TOKEN_OR_FILE")
     verify.add_argument(
@@ -336,5 +344,4 @@ def register(sub: Any) -> None:
         metavar="PEM",
         help="the hub's public key file (default: this hub's signing key)",
     )
-    verify.add_argument("--json", action="store_true")
-    verify.set_defaults(handler=cmd_consent_verify_receipt)
+    json_option(verify)

@@ -12,12 +12,16 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.cli.common import app_from_settings
 from hub.errors import ConfigError
 
+if TYPE_CHECKING:
+    from hub.config.settings import Settings
 
-def cmd_consent_notices(args: argparse.Namespace) -> int:
+
+def cmd_consent_notices(args: argparse.Namespace, settings: Settings) -> int:
     from hub.consents.notices import load_notices
 
     notices = load_notices()
@@ -67,14 +71,15 @@ def _read_token(text: str) -> str:
         ) from None
 
 
-def cmd_consent_verify_receipt(args: argparse.Namespace) -> int:
+def cmd_consent_verify_receipt(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 authentic and in force, 1 authentic but not in force, 2 not authentic."""
     from hub.adapters.jws import RECEIPT_TYPE, read_compact
-    from hub.consents.receipts import read_claims, receipt_status
+    from hub.bootstrap import utc_now
+    from hub.consents.receipts import check_receipt
     from hub.errors import VerificationError
 
     token = _read_token(args.receipt)
-    app = app_from_settings(read_only=True)
+    app = app_from_settings(settings, read_only=True)
     if args.public_key:
         try:
             pem = Path(args.public_key).read_text(encoding="utf-8")
@@ -86,24 +91,26 @@ def cmd_consent_verify_receipt(args: argparse.Namespace) -> int:
     else:
         pem = app.signer().public_key_pem()
     try:
-        header, claims = read_compact(token, pem, typ=RECEIPT_TYPE)
-        view = read_claims(claims)
+        check = check_receipt(
+            token,
+            lambda text: read_compact(text, pem, typ=RECEIPT_TYPE),
+            lambda hashes: app.consent().status_of(hashes),
+            utc_now,
+        )
     except VerificationError as exc:
         if args.json:
             print(json.dumps({"authentic": False, "in_force": False, "detail": str(exc)}))
         else:
             print(f"tellonce: NOT AUTHENTIC: {exc}", file=sys.stderr)
         return 2
-    service = app.consent()
-    now = service.now()
-    status = receipt_status(claims, service.status_of(view.hashes), now)
+    claims, view, status, now = check.claims, check.view, check.status, check.as_of
     consent = claims["consent"]
     if args.json:
         print(
             json.dumps(
                 {
                     "authentic": True,
-                    "key_id": header.get("kid"),
+                    "key_id": check.key_id,
                     "in_force": status.in_force,
                     "detail": status.detail,
                     "event_types": status.per_event_type,
@@ -115,7 +122,7 @@ def cmd_consent_verify_receipt(args: argparse.Namespace) -> int:
         )
     else:
         issued = datetime.fromtimestamp(claims["iat"], UTC) if "iat" in claims else None
-        print(f"authentic: signed by {header.get('kid')} (issuer {claims.get('iss')})")
+        print(f"authentic: signed by {check.key_id} (issuer {claims.get('iss')})")
         print(
             f"receipt {str(claims.get('jti'))[:16]} issued {issued:%Y-%m-%d %H:%M %Z}"
             if issued
@@ -128,6 +135,3 @@ def cmd_consent_verify_receipt(args: argparse.Namespace) -> int:
         )
         print(("IN FORCE: " if status.in_force else "NOT IN FORCE: ") + status.detail)
     return 0 if status.in_force else 1
-
-
-# -- parser --------------------------------------------------------------------------------------

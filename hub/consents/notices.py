@@ -12,6 +12,7 @@ example).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -21,6 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from consent.model import Evidence
 from hub.config.tomlfiles import load_toml
 from hub.errors import ConfigError, ConflictError, NotFoundError
 
@@ -93,6 +95,14 @@ class Notices:
             enumerate(self.items), key=lambda item: (item[1].effective or date.min, item[0])
         )
         return ranked[-1][1]
+
+    def shown(self, evidence: Evidence, version: str | None = None) -> Evidence:
+        """``evidence`` that pins the notice the client was shown (default: the latest) by its
+        version and the hash of its text, as a grant must."""
+        notice = self.get(version) if version else self.latest()
+        return dataclasses.replace(
+            evidence, notice_version=notice.version, notice_hash=notice.sha256
+        )
 
     def check(self, version: str, sha256: str) -> Notice:
         """The notice ``version``, provided ``sha256`` is its hash; else NotFound or Conflict."""

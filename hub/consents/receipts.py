@@ -19,7 +19,7 @@ its (person, recipient, event type) history, and none may have expired.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -176,6 +176,38 @@ def receipt_status(
     else:
         summary = f"consent to tell {view.recipient} is no longer in force"
     return ReceiptStatus(in_force, f"{summary} ({'; '.join(details)})", outcomes)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptCheck:
+    """An authentic receipt: who signed it, what it records, and whether that is in force."""
+
+    key_id: str | None
+    claims: Mapping[str, Any]
+    view: ReceiptView
+    status: ReceiptStatus
+    as_of: datetime
+
+
+def check_receipt(
+    token: str,
+    read: Callable[[str], tuple[Mapping[str, Any], Mapping[str, Any]]],
+    current: Callable[[list[str]], Mapping[str, ConsentRevision | None]],
+    clock: Callable[[], datetime],
+) -> ReceiptCheck:
+    """What ``tellonce consent verify-receipt`` answers for ``token``.
+
+    ``read`` verifies the signature and returns (header, claims); ``current`` gives the hub's
+    latest revision for each revision hash (see ``receipt_status``). Raises VerificationError
+    when the token is not an authentic tellonce consent receipt; the hub's records are read
+    only for one that is.
+    """
+    header, claims = read(token)
+    view = read_claims(claims)
+    now = clock()
+    status = receipt_status(claims, current(view.hashes), now)
+    kid = header.get("kid")
+    return ReceiptCheck(kid if isinstance(kid, str) else None, claims, view, status, now)
 
 
 def _judge(

@@ -335,6 +335,11 @@ class ConsentService:
 
     # -- reads -----------------------------------------------------------------------------------
 
+    def person_id(self, ref: str) -> str:
+        """The person id ``ref`` names (``PERSON_ID`` or ``PROGRAM:LOCAL_ID``), or NotFoundError."""
+        with self._store.transaction() as tx:
+            return self.resolve(tx, ref)
+
     def show(self, ref: str) -> PersonView:
         with self._store.transaction() as tx:
             person = self.resolve(tx, ref)

@@ -20,6 +20,7 @@ from hub.config.directory import Directory, check_event_type
 from hub.errors import PayloadError, RejectedEvent
 from hub.model import Headers, InboundMessage
 from hub.ports import Codec, Producer
+from hub.wire.catalog import Catalog
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import EVENT_TYPES
 from hub.wire.inbound import parse_life_event
@@ -45,6 +46,28 @@ class OutboundEvent:
     @property
     def schema_id(self) -> int:
         return int.from_bytes(self.value[1:5], "big")
+
+    def preview(self, catalog: Catalog) -> dict[str, object]:
+        """What ``tellonce publish --dry-run`` prints: where it would go and in what form,
+        never the payload itself."""
+        entry = catalog.by_id(self.schema_id)
+        return {
+            "dry_run": True,
+            "sent": False,
+            "checks": "passed: schema fit, field rules, the program may publish this type",
+            "topic": self.topic,
+            "key": self.key.decode(),
+            "headers": {name: value.decode() for name, value in self.headers},
+            "value_bytes": len(self.value),
+            "schema_id": self.schema_id,
+            "schema": f"{entry.name} v{entry.version}",
+        }
+
+    def send(self, producer: Producer) -> str:
+        """Send the event and wait until the broker has it; returns its event id."""
+        producer.send(self.topic, self.key, self.value, self.headers)
+        producer.flush()
+        return self.event_id
 
 
 def event_message(
@@ -122,3 +145,11 @@ def publish_event(
     )
     producer.send(LIFEEVENTS_TOPIC, key, value, headers)
     return ce_id
+
+
+__all__ = [
+    "OutboundEvent",
+    "checked_event",
+    "event_message",
+    "publish_event",
+]

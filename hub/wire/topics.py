@@ -35,3 +35,18 @@ def connector_source(recipient: str) -> str:
 def connector_group(recipient: str) -> str:
     """The Kafka consumer group (and client id) of ``recipient``'s connector."""
     return f"tellonce-connector-{recipient}"
+
+
+__all__ = [
+    "CONSENT_TOPIC",
+    "HUB_SOURCE",
+    "HUB_TOPIC",
+    "LIFEEVENTS_TOPIC",
+    "NOTIFY_PREFIX",
+    "RECEIPTS_TOPIC",
+    "REJECTED_TOPIC",
+    "connector_group",
+    "connector_source",
+    "dlq_topic",
+    "notify_topic",
+]

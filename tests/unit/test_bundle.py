@@ -25,6 +25,7 @@ from hub.audit import merkle
 from hub.audit.bundle import FORMAT, BundleReader, ExportSummary, export_bundle
 from hub.audit.log import LEAF_KINDS, AuditLog, CheckpointPolicy, Notary, leaf_bytes, record_bytes
 from hub.cli.audit import cmd_verify
+from hub.config.settings import Settings
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 LEAVES = 200
@@ -108,7 +109,7 @@ def verify(tmp_path: Path, content: bytes, trusted: Path | None) -> tuple[bool, 
     )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = cmd_verify(args)
+        code = cmd_verify(args, Settings())
     result = json.loads(out.getvalue())
     assert code == (0 if result["verified"] else 1)
     return result["verified"], result["problem"]

@@ -12,6 +12,7 @@ import pytest
 import structlog
 
 from hub import cli
+from hub.cli import wire as cli_wire
 
 SECRET = "Jane Doe, 1 Water Street"  # what an exception message might quote
 
@@ -25,7 +26,7 @@ def plain_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def failing_with(error: BaseException) -> cli.Handler:
-    def handler(_args: argparse.Namespace) -> int:
+    def handler(_args: argparse.Namespace, _settings: object) -> int:
         raise error
 
     return handler
@@ -36,7 +37,7 @@ def test_unexpected_error_is_one_json_line_naming_its_class(
 ) -> None:
     """An unforeseen exception exits 1 with one JSON line: its class, the command and where it
     was raised, but not its message (which may quote personal data)."""
-    monkeypatch.setattr(cli, "cmd_directory_show", failing_with(RuntimeError(SECRET)))
+    monkeypatch.setattr(cli_wire, "cmd_directory_show", failing_with(RuntimeError(SECRET)))
     code = cli.main(["directory", "show"])
     err = capsys.readouterr().err
     assert code == 1
@@ -54,6 +55,6 @@ def test_ctrl_c_is_one_line_and_exit_130(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """KeyboardInterrupt from any command exits 130 with `tellonce: interrupted`."""
-    monkeypatch.setattr(cli, "cmd_directory_show", failing_with(KeyboardInterrupt()))
+    monkeypatch.setattr(cli_wire, "cmd_directory_show", failing_with(KeyboardInterrupt()))
     assert cli.main(["directory", "show"]) == 130
     assert capsys.readouterr().err == "tellonce: interrupted\n"

@@ -3,7 +3,6 @@ and the hub's side of a dead letter (the receipt, the replay, the delivery after
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 import time
@@ -20,11 +19,10 @@ from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
 from hub.audit.log import AuditLog
 from hub.audit.oversight import reconcile, verify_store
-from hub.audit.pseudonyms import Pseudonyms
-from hub.cli import connectors as cli_connectors
 from hub.delivery import dead_letters
 from hub.delivery.dead_letters import DeadLetter, dlq_topic, record_replays, replayed
 from hub.delivery.middleware import Chain, Middleware
+from hub.delivery.replay import DeadLetterOffice
 from hub.delivery.retries import RetryPolicy
 from hub.delivery.runner import ConnectorRunner, ConnectorStopped, DeliveryTotals
 from hub.errors import BrokerError, ConfigError
@@ -869,33 +867,20 @@ def test_a_late_dead_letter_receipt_does_not_undo_a_delivery(
 # -- replaying dead letters (tellonce dlq replay) --------------------------------------------
 
 
-@dataclass
-class ReplayApp:
-    """What cmd_dlq_replay uses of the App: a store and a producer."""
-
-    store: MemoryStore
-    producer_: MemoryProducer
-
-    def producer(self, bootstrap: str) -> MemoryProducer:
-        return self.producer_
-
-    def pseudonyms(self) -> Pseudonyms:
-        return PSEUDONYMS
-
-
-def replay_cli(
-    monkeypatch: pytest.MonkeyPatch, store: MemoryStore, letters: list[DeadLetter], *offsets: str
+def replay(
+    store: MemoryStore, letters: list[DeadLetter], *positions: tuple[int | None, int]
 ) -> MemoryProducer:
-    """Run cmd_dlq_replay on these dead letters; returns the producer it published with."""
+    """Replay the dead letters at ``positions`` (partition or None, offset) through the use-case
+    ``tellonce dlq replay`` runs; returns the producer it published with."""
     producer = MemoryProducer([])
-    app = ReplayApp(store, producer)
-
-    def letters_of(args: argparse.Namespace) -> tuple[Any, str, list[Any], set[tuple[int, int]]]:
-        return app, "loopback", letters, replayed(store, args.recipient)
-
-    monkeypatch.setattr(cli_connectors, "_letters", letters_of)
-    args = argparse.Namespace(recipient=RECIPIENT, offset=list(offsets), all=False, force=False)
-    assert cli_connectors.cmd_dlq_replay(args) == 0
+    office = DeadLetterOffice(
+        store=store,
+        read=lambda topic: [d.record for d in letters if d.record.topic == topic],
+        open_producer=lambda: producer,
+        pseudonyms=PSEUDONYMS,
+        clock=lambda: T0,
+    )
+    office.replay(RECIPIENT, positions)
     return producer
 
 
@@ -913,12 +898,12 @@ def letters_in_two_partitions(codec: AvroCodec) -> list[DeadLetter]:
 
 
 def test_replay_offset_present_in_two_partitions_is_refused(
-    monkeypatch: pytest.MonkeyPatch, store: MemoryStore, codec: AvroCodec
+    store: MemoryStore, codec: AvroCodec
 ) -> None:
     """--offset 0 when partitions 0 and 1 both hold offset 0 is ambiguous: nothing is replayed."""
     letters = letters_in_two_partitions(codec)
     with pytest.raises(ConfigError, match=r"partitions 0, 1 .* PARTITION/0"):
-        replay_cli(monkeypatch, store, letters, "0")
+        replay(store, letters, (None, 0))
     assert list(store.audit_records()) == []
 
 
@@ -937,12 +922,12 @@ def test_a_replayed_letter_the_hub_never_issued_is_kept_as_a_keyed_hash(
 
 
 def test_replay_partition_slash_offset_replays_exactly_that_letter(
-    monkeypatch: pytest.MonkeyPatch, store: MemoryStore, codec: AvroCodec
+    store: MemoryStore, codec: AvroCodec
 ) -> None:
     """--offset 1/0 replays only the letter at partition 1, offset 0, without error headers,
     and records one dlq_replayed leaf for it."""
     letters = letters_in_two_partitions(codec)
-    producer = replay_cli(monkeypatch, store, letters, "1/0")
+    producer = replay(store, letters, (1, 0))
     [sent] = producer.sent
     assert sent.topic == TOPIC
     assert codec.decode(sent.value).record["notification_id"] == "n-2"
@@ -950,3 +935,29 @@ def test_replay_partition_slash_offset_replays_exactly_that_letter(
     [leaf] = store.audit_records()
     assert (leaf.kind, leaf.data["partition"], leaf.data["offset"]) == ("dlq_replayed", 1, 0)
     assert replayed(store, RECIPIENT) == {(1, 0)}
+
+
+def test_replay_skips_replayed_letters_unless_forced(store: MemoryStore, codec: AvroCodec) -> None:
+    """A dead letter replayed once is not sent again without force (and no producer is opened
+    for nothing); with force it is sent again and gets a second leaf."""
+    letters = letters_in_two_partitions(codec)
+    replay(store, letters, (1, 0))
+    opened: list[MemoryProducer] = []
+
+    def open_producer() -> MemoryProducer:
+        opened.append(MemoryProducer([]))
+        return opened[-1]
+
+    office = DeadLetterOffice(
+        store=store,
+        read=lambda topic: [d.record for d in letters],
+        open_producer=open_producer,
+        pseudonyms=PSEUDONYMS,
+        clock=lambda: T0,
+    )
+    assert office.replay(RECIPIENT, [(1, 0)]).letters == ()
+    assert opened == []
+    again = office.replay(RECIPIENT, [(1, 0)], force=True)
+    assert [(d.partition, d.offset) for d in again.letters] == [(1, 0)]
+    assert [sent.topic for sent in opened[0].sent] == [TOPIC]
+    assert [leaf.kind for leaf in store.audit_records()] == ["dlq_replayed", "dlq_replayed"]

@@ -41,6 +41,7 @@ from hub.audit.log import (
 from hub.audit.oversight import verify_store
 from hub.audit.verification import Verdict
 from hub.cli.audit import cmd_verify
+from hub.config.settings import Settings
 from hub.errors import TellonceError
 from hub.model import AuditRecord, Checkpoint
 from hub.ports import SignatureCheck
@@ -455,7 +456,7 @@ def verify_bundle(path: Path, trusted: Path | None) -> tuple[bool, str | None]:
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
-            code = cmd_verify(args)
+            code = cmd_verify(args, Settings())
     except TellonceError as exc:  # e.g. the header's public key is no longer a key
         return False, f"bundle: {exc}"
     result = json.loads(out.getvalue())
