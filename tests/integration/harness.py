@@ -59,6 +59,15 @@ def settings_for(store_url: str, bootstrap: str, signing_key: Path | None = None
     )
 
 
+def tuned(settings: Settings, **sections: dict[str, Any]) -> Settings:
+    """A copy of ``settings`` with some fields of some sections changed (settings are frozen):
+    ``tuned(settings, hub={"batch_size": 2})``."""
+    changes = {
+        name: getattr(settings, name).model_copy(update=fields) for name, fields in sections.items()
+    }
+    return settings.model_copy(update=changes)
+
+
 def address(street: str = "1 Main St", municipality: str = "Victoria") -> dict[str, Any]:
     return {
         "lines": [street],

@@ -40,6 +40,7 @@ from .harness import (
     Harness,
     address,
     address_payload,
+    tuned,
     watchdog,
 )
 
@@ -393,7 +394,7 @@ def test_repeated_receipts_add_no_second_delivered_leaf(harness: Harness, tmp_pa
     receipt(harness, original, "DUPLICATE")
     receipt(harness, original, "FAILED")
     # Two per batch: repeats inside one batch, and across batches.
-    app.settings.hub.batch_size = 2
+    app.settings = tuned(app.settings, hub={"batch_size": 2})
     harness.run_worker_until(lambda: harness.consumed(RECEIPTS_TOPIC) >= 4)
 
     assert leaf_kinds(app)["delivered"] == 1

@@ -334,7 +334,9 @@ def test_notifications_a_lost_broker_took_are_published_again_and_delivered_once
         settings = settings_for(store_url, replacement.bootstrap)
         # One republish each, however long the group join keeps this idle run going (the
         # worker looks again every few seconds and would republish again).
-        settings.hub = HubSettings(redeliver_after_s=1.0, redeliver_max=1)
+        settings = settings.model_copy(
+            update={"hub": HubSettings(redeliver_after_s=1.0, redeliver_max=1)}
+        )
         app = App.from_settings(settings)
         try:
             app.ensure_topics(replacement.bootstrap)
@@ -373,10 +375,11 @@ def test_a_retry_wait_longer_than_the_poll_interval_keeps_the_group_membership(
         f"sqlite:///{tmp_path / 'hub.db'}", broker.bootstrap, signing_key=tmp_path / "key.pem"
     )
     poll_interval_s = settings.broker.max_poll_interval_ms / 1000
-    settings.connector = ConnectorSettings(
+    connector = ConnectorSettings(
         errors_retry_timeout_ms=int(poll_interval_s * 1000) + 2_000,
         errors_retry_delay_max_ms=int(poll_interval_s * 1000) * 2,
     )
+    settings = settings.model_copy(update={"connector": connector})
     app = App.from_settings(settings)
     try:
         app.ensure_topics(broker.bootstrap)
