@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from hub.audit.reports import proof_reference
 from tests.e2e.conftest import TELLONCE, run
 from tests.integration.conftest import POSTGRES_SERVER, require_postgres
+from tests.watchdog import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -354,11 +354,12 @@ def test_ctrl_c_on_the_demo_exits_130_with_one_line(
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        deadline = time.monotonic() + 60
-        while not ready(folder):
+
+        def far_enough() -> bool:
             assert demo.poll() is None, demo.communicate()
-            assert time.monotonic() < deadline, "the demo never got that far"
-            time.sleep(0.05)
+            return ready(folder)
+
+        wait_until(far_enough, 60, "the demo never got that far")
         os.killpg(demo.pid, signal.SIGINT)
         out, err = demo.communicate(timeout=60)
     finally:

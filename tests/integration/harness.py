@@ -29,6 +29,7 @@ from hub.model import Checkpoint, Headers
 from hub.processing.worker import Totals
 from hub.wire.publishing import publish_event
 from hub.wire.topics import notify_topic
+from tests.watchdog import wait_until
 from tests.watchdog import watchdog as bounded
 
 PUBLISHER = "bc-service-bc"
@@ -123,12 +124,12 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[Cons
     )
     deadline = time.monotonic() + timeout_s
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"topic {topic} does not exist on {bootstrap}")
-            time.sleep(0.1)
-            partitions = consumer.partitions_for_topic(topic)
+        partitions = wait_until(
+            lambda: consumer.partitions_for_topic(topic),
+            timeout_s,
+            f"topic {topic} does not exist on {bootstrap}",
+            every_s=0.1,
+        )
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)

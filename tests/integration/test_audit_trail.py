@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from hub.processing.worker import Totals
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.publishing import event_message
 from hub.wire.topics import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, notify_topic
+from tests.watchdog import wait_until
 
 from .conftest import POSTGRES_SERVER
 from .harness import (
@@ -81,11 +81,7 @@ def stored_offsets(app: App, topic: str) -> dict[int, int]:
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout_s}s")
-        time.sleep(0.05)
+    wait_until(condition, timeout_s, f"no {what} within {timeout_s}s")
 
 
 def unavailable_errors(logs: Logs) -> Logs:

@@ -342,6 +342,8 @@ def test_notifications_a_lost_broker_took_are_published_again_and_delivered_once
             app.ensure_topics(replacement.bootstrap)
             after = Harness(app, replacement.bootstrap)
             assert after.read(notify_topic(RECIPIENT)) == []
+            # The point is that time passes: the hub republishes only what has waited longer
+            # than redeliver_after_s for its receipt, and nothing else marks that moment.
             time.sleep(max(0.0, published_at + 1.2 - time.monotonic()))
 
             totals = after.run_worker(records=None)

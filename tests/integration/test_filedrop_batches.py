@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -25,6 +24,7 @@ from connectors.filedrop.ledger import INDEX_NAME
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import EVENT_TYPES
 from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
+from tests.watchdog import wait_until
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address
 
@@ -146,11 +146,20 @@ class DropWatcher:
 def wait_for(
     watcher: DropWatcher, process: subprocess.Popen[bytes], at_least: int, log: Path
 ) -> int:
-    deadline = time.monotonic() + PROGRESS_BOUND_S
-    while (seen := watcher.on_disk()) < at_least:
+    seen = 0
+
+    def enough() -> bool:
+        nonlocal seen
         assert process.poll() is None, f"the connector exited early: {log.read_text()[-2000:]}"
-        assert time.monotonic() < deadline, f"only {seen} notices on disk after the bound"
-        time.sleep(0.002)
+        seen = watcher.on_disk()
+        return seen >= at_least
+
+    wait_until(
+        enough,
+        PROGRESS_BOUND_S,
+        lambda: f"only {seen} notices on disk after the bound",
+        every_s=0.002,
+    )
     return seen
 
 

@@ -7,7 +7,6 @@ import errno
 import io
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -25,6 +24,7 @@ from connectors.filedrop.durable import sync_file, write_at
 from connectors.filedrop.formats import CSV_COLUMNS
 from connectors.filedrop.ledger import INDEX_NAME
 from connectors.testing import SimulatedCrash, SinkContract, sample_notification
+from tests.watchdog import wait_until
 
 START = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 
@@ -312,9 +312,7 @@ def test_idle_batch_is_published_when_its_time_is_up(folder: Path) -> None:
     try:
         n = notice()
         sink.deliver(n)
-        deadline = time.monotonic() + 5
-        while not visible(folder) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: visible(folder), 5, "no batch published", every_s=0.02)
         assert visible_ids(folder) == [n.notification_id]
     finally:
         sink.close()
