@@ -25,8 +25,9 @@ from hub.processing.consent_events import (
     ConsentSummary,
     consent_message,
 )
+from hub.testing.fakes import FaultyCodec
 from hub.wire.topics import CONSENT_TOPIC, REJECTED_TOPIC
-from tests.unit.conftest import PSEUDONYMS, FaultyCodec
+from tests.unit.conftest import PSEUDONYMS
 
 PORTAL = "canada-ca-portal"
 SUBJECT = "GCKEY-77A1"  # the client's id at the portal
