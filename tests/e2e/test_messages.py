@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hub.audit.reports import proof_reference
-from tests.e2e.conftest import TELLONCE, run
+from tests.e2e.conftest import TELLONCE, full_env, run
 from tests.integration.conftest import POSTGRES_SERVER, require_postgres
 from tests.watchdog import wait_until
 
@@ -340,7 +340,7 @@ def test_ctrl_c_on_the_demo_exits_130_with_one_line(
 ) -> None:
     """Ctrl-C in a terminal (SIGINT to the demo and its embedded broker alike) stops the demo
     with exit 130 and one line: no traceback, no flood of Kafka client errors."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
+    env = full_env()
     folder = tmp_path / "demo"
     demo = subprocess.Popen(
         [TELLONCE, "demo", "--keep", str(folder)],

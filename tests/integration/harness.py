@@ -8,6 +8,7 @@ records never come, and is the whole run when the point is that nothing (more) a
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -155,6 +156,18 @@ class Harness:
     @property
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def env(self, **variables: str) -> dict[str, str]:
+        """The environment of a tellonce process on this store, broker and audit key, logging
+        warnings and worse: this process's without its TELLONCE_* variables, plus ``variables``."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
+        return env | {
+            "TELLONCE_STORE__URL": self.app.settings.store.url,
+            "TELLONCE_BROKER__BOOTSTRAP_SERVERS": self.bootstrap,
+            "TELLONCE_AUDIT__SIGNING_KEY": str(self.app.settings.audit.signing_key),
+            "TELLONCE_LOG_LEVEL": "warning",
+            **variables,
+        }
 
     def evidence(self) -> Evidence:
         return Evidence("counter", "staff-1", self.now)

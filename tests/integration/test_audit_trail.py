@@ -137,15 +137,9 @@ def assert_accepted_once(app: App, published: list[str]) -> None:
 
 def cli_verify(harness: Harness, bundle: Path, public_key: Path) -> dict[str, Any]:
     """``tellonce audit verify BUNDLE --public-key PEM --json`` as a privacy officer runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
-    env |= {
-        "TELLONCE_STORE__URL": harness.app.settings.store.url,
-        "TELLONCE_AUDIT__SIGNING_KEY": str(harness.app.settings.audit.signing_key),
-        "TELLONCE_LOG_LEVEL": "warning",
-    }
     done = subprocess.run(
         [TELLONCE, "audit", "verify", str(bundle), "--public-key", str(public_key), "--json"],
-        env=env,
+        env=harness.env(),
         cwd=bundle.parent,
         capture_output=True,
         timeout=60,

@@ -36,14 +36,7 @@ def event_count(app: App) -> int:
 
 
 def start_hub(harness: Harness, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
-    env |= {
-        "TELLONCE_STORE__URL": harness.app.settings.store.url,
-        "TELLONCE_BROKER__BOOTSTRAP_SERVERS": harness.bootstrap,
-        "TELLONCE_HUB__BATCH_SIZE": "20",
-        "TELLONCE_AUDIT__SIGNING_KEY": str(harness.app.settings.audit.signing_key),
-        "TELLONCE_LOG_LEVEL": "warning",
-    }
+    env = harness.env(TELLONCE_HUB__BATCH_SIZE="20")
     with open(log, "ab") as out:
         return subprocess.Popen(
             [TELLONCE, "hub", "run", *extra],

@@ -106,15 +106,13 @@ class SlowBackOffice:
 
 def cli(harness: Harness, *args: str) -> subprocess.CompletedProcess[str]:
     """The tellonce command on the test's store, broker and audit key."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
-    env |= {
-        "TELLONCE_STORE__URL": harness.app.settings.store.url,
-        "TELLONCE_BROKER__BOOTSTRAP_SERVERS": harness.bootstrap,
-        "TELLONCE_AUDIT__SIGNING_KEY": str(harness.app.settings.audit.signing_key),
-        "TELLONCE_LOG_LEVEL": "warning",
-    }
     return subprocess.run(
-        [TELLONCE, *args], env=env, capture_output=True, text=True, timeout=90, check=False
+        [TELLONCE, *args],
+        env=harness.env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
     )
 
 

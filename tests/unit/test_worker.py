@@ -21,7 +21,6 @@ from hub.adapters.signing import FileSigner
 from hub.audit.log import CheckpointPolicy, Notary
 from hub.audit.oversight import reconcile, verify_store
 from hub.config.directory import Directory
-from hub.consents.notices import load_notices
 from hub.consents.service import ConsentService
 from hub.errors import RecordStoreError, StoreError
 from hub.model import AcceptedEvent, Headers, InboundMessage, notification_id
@@ -35,6 +34,7 @@ from hub.testing.fakes import ListSource, RecordingProducer
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.publishing import event_message
 from hub.wire.topics import CONSENT_TOPIC, LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, REJECTED_TOPIC
+from tests.samples import address_changed, consent_grant
 from tests.unit.conftest import PSEUDONYMS
 from tests.watchdog import watchdog
 
@@ -161,17 +161,7 @@ class World:
         )
 
     def publish(self, ce_id: str, partition: int = 0) -> None:
-        payload = {
-            "subject_id": SUBJECT,
-            "effective_date": self.now.date(),
-            "new_address": {
-                "lines": ["3 Oak St"],
-                "municipality": "Vancouver",
-                "province": "BC",
-                "postal_code": "V5K 0A1",
-            },
-            "mailing_address": None,
-        }
+        payload = address_changed(SUBJECT, self.now.date())
         key, value, headers, _ = event_message(
             self.codec,
             source=PUBLISHER,
@@ -183,21 +173,7 @@ class World:
         self.add(LIFEEVENTS_TOPIC, key, value, headers, partition)
 
     def grant(self, ce_id: str, recipient: str = RECIPIENT) -> None:
-        notice = load_notices().latest()
-        record = {
-            "subject_id": PORTAL_ID,
-            "recipient": recipient,
-            "event_types": ["AddressChanged"],
-            "state": "GIVEN",
-            "purpose": "tell-us-once",
-            "legal_basis": "consent of the individual",
-            "notice_version": notice.version,
-            "notice_hash": notice.sha256,
-            "channel": "online",
-            "actor": "client",
-            "recorded_at": self.now - timedelta(minutes=1),
-            "expires_at": None,
-        }
+        record = consent_grant(PORTAL_ID, recipient, self.now - timedelta(minutes=1))
         key, value, headers, _ = consent_message(
             self.codec, source=PORTAL, record=record, at=self.now, event_id=ce_id
         )
