@@ -39,6 +39,8 @@ SHUTDOWN_S = 5.0  # after Ctrl-C, how long clients may take to close before the 
 
 
 def run_demo(*, as_json: bool, keep: Path | None, verbose: bool) -> int:
+    """Play the scenario in a fresh folder (``keep`` keeps it), print what happened (its JSON
+    summary with ``as_json``), and return 0 when every outcome matched the scenario."""
     logs.configure("info" if verbose else "error", "console")
     if not verbose:
         # The demo checks every outcome itself; kafka-python's connection errors are noise
