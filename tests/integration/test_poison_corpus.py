@@ -30,6 +30,7 @@ from hub.wire.topics import (
     REJECTED_TOPIC,
     notify_topic,
 )
+from tests import samples
 from tests.samples import consent_grant
 
 from .harness import PUBLISHER, Harness, Record, address_payload, send_all
@@ -99,12 +100,7 @@ def test_the_corpus_is_forty_records_or_more_around_a_real_encoding() -> None:
     payload = address_payload(
         SUBJECT,
         effective_date=date(2025, 1, 1),
-        new_address={
-            "lines": [STREET],
-            "municipality": MUNICIPALITY,
-            "province": "BC",
-            "postal_code": POSTAL_CODE,
-        },
+        new_address=samples.address(STREET, municipality=MUNICIPALITY, postal_code=POSTAL_CODE),
         mailing_address=None,
     )
     assert AvroCodec(load_catalog()).encode(ADDRESS_CHANGED, payload) == GOOD

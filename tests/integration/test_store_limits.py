@@ -83,7 +83,7 @@ class World:
     def grant(self, *, ce_id: str | None = None, subject: str = PORTAL_ID, **fields: Any) -> Record:
         """A consent grant from the portal, ``fields`` replaced; ``ce_subject`` is left out
         when the subject is longer than a header may be (the key alone names the client)."""
-        record = consent_grant(subject, RECIPIENT, self.recorded_at, **fields)
+        record = consent_grant(subject, RECIPIENT, self.recorded_at) | fields
         key, value, headers, _ = consent_message(
             self.harness.app.codec,
             source=PORTAL,
