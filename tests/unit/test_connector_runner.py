@@ -460,6 +460,19 @@ def test_a_sink_exception_past_the_budget_is_dead_lettered_with_its_class(
     assert letter.header(dead_letters.MESSAGE) == "the sink raised ValueError"
 
 
+class StopOnRetry(Middleware):
+    """Sets ``stop`` as the runner begins to wait for a retry, so the stop lands during that
+    wait however fast or slow the machine is (a timer would race the deliveries before it)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def after_retry_scheduled(
+        self, notification: Notification, result: DeliveryResult, delay_s: float
+    ) -> None:
+        self.stop.set()
+
+
 def test_stop_during_a_retry_wait_returns_without_committing(
     codec: AvroCodec, topic: Topic
 ) -> None:
@@ -468,17 +481,15 @@ def test_stop_during_a_retry_wait_returns_without_committing(
     slow = RetryPolicy(
         timeout_ms=-1, delay_initial_ms=30_000, delay_max_ms=60_000, jitter=lambda cap: cap
     )
-    r = rig(codec, topic, ScriptedSink(forever={"n-1": RETRY}), retry=slow)
     stop = threading.Event()
-    timer = threading.Timer(0.1, stop.set)
-    timer.start()
+    sink = ScriptedSink(forever={"n-1": RETRY})
+    r = rig(codec, topic, sink, retry=slow, middleware=StopOnRetry(stop))
     with ThreadPoolExecutor(max_workers=1) as pool:
         running = pool.submit(r.run, stop)
         try:
             # Awaited far short of the 30 s retry wait: only the stop can have ended it.
             totals = running.result(timeout=5.0)
         finally:
-            timer.cancel()
             stop.set()
     assert r.sink.calls == ["n-0", "n-1"]
     assert r.source.rewinds == 1
@@ -544,14 +555,15 @@ def test_flush_precedes_receipts_even_when_stopped_mid_batch(
     slow = RetryPolicy(
         timeout_ms=-1, delay_initial_ms=30_000, delay_max_ms=60_000, jitter=lambda cap: cap
     )
-    r = rig(codec, topic, FlushingSink(forever={"n-2": RETRY}), retry=slow)
     stop = threading.Event()
-    timer = threading.Timer(0.05, stop.set)
-    timer.start()
-    try:
-        r.run(stop)
-    finally:
-        timer.cancel()
+    sink = FlushingSink(forever={"n-2": RETRY})
+    r = rig(codec, topic, sink, retry=slow, middleware=StopOnRetry(stop))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(r.run, stop)
+        try:
+            running.result(timeout=5.0)  # far short of the 30 s retry wait
+        finally:
+            stop.set()
     assert r.journal == ["deliver n-1", "deliver n-2", "flush", f"send {RECEIPTS_TOPIC}", "rewind"]
 
 
