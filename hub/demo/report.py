@@ -12,7 +12,7 @@ from typing import Any
 from hub.audit.oversight import reconcile
 from hub.bootstrap import App
 from hub.demo.scenario import PEOPLE, TABLE_JURISDICTIONS, Step
-from hub.model import Decision, Outcome
+from hub.model import Decision, DecisionOutcome
 
 
 def build_report(
@@ -53,7 +53,7 @@ def build_report(
             row["delivered"] = []
             row["withheld"] = []
             for recipient, decision in sorted(got.items()):
-                if decision.outcome is Outcome.DISCLOSED:
+                if decision.outcome is DecisionOutcome.DISCLOSED:
                     delivered = decision.notification_id in receipts
                     row["delivered"].append((recipient, list(decision.fields), delivered))
                     if recipient not in step.disclosed:
@@ -81,7 +81,7 @@ def build_report(
     summary = {
         "published": len(steps),
         "delivered": sum(1 for d in all_decisions if d.notification_id in receipts),
-        "withheld": sum(1 for d in all_decisions if d.outcome is Outcome.WITHHELD),
+        "withheld": sum(1 for d in all_decisions if d.outcome is DecisionOutcome.WITHHELD),
         "rejected": len(rejections),
         "duplicates_ignored": sum(1 for s in steps if s.duplicate_of),
         "audit_leaves": verdict.leaves,
