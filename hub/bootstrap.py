@@ -1,4 +1,12 @@
-"""The composition root: reads settings once and wires ports to adapters."""
+"""The composition root: the only place that builds adapters.
+
+``App`` reads the settings once (``App.from_settings``) and wires ports to adapters on demand:
+the store, the signing and pseudonym keys, Kafka clients, the hub worker and connector runners.
+Settings are frozen; what a run derives from them, such as the address of an embedded broker,
+is kept on the ``App`` beside them.
+
+May import anything in the hub and its adapters; only the CLI and the demo import it.
+"""
 
 from __future__ import annotations
 
@@ -46,11 +54,15 @@ from hub.wire.topics import (
 
 
 def utc_now() -> datetime:
+    """The clock every use-case is given: aware, in UTC."""
     return datetime.now(UTC)
 
 
 @dataclass
 class App:
+    """The settings of one run, the parts read from them at once (directory, catalog, codec),
+    and builders for the rest; adapters that hold a resource are built on first use."""
+
     settings: Settings
     directory: Directory
     catalog: Catalog
@@ -61,9 +73,12 @@ class App:
     _store: SqlStore | None = field(default=None, repr=False)
     _signer: FileSigner | None = field(default=None, repr=False)
     _pseudonyms: Pseudonyms | None = field(default=None, repr=False)
+    # The embedded broker's address while ``broker()`` runs one; never written into settings.
+    _embedded_bootstrap: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, read_only: bool = False) -> App:
+        """The app for ``settings``, else for the environment (read here, once)."""
         settings = settings or Settings()
         catalog = load_catalog(settings.schemas_dir)
         return cls(
@@ -78,6 +93,7 @@ class App:
 
     @property
     def store(self) -> SqlStore:
+        """The configured store, opened (and migrated when the settings say so) on first use."""
         if self._store is None:
             if self.read_only:
                 self._store = SqlStore.open_existing(self.settings.store.url)
@@ -113,12 +129,14 @@ class App:
         return self._pseudonyms
 
     def notary(self) -> Notary:
+        """Signs audit checkpoints with this hub's key, as often as the settings ask."""
         audit = self.settings.audit
         policy = CheckpointPolicy(audit.checkpoint_every_leaves, audit.checkpoint_every_s)
         return Notary(self.signer(), policy)
 
     @staticmethod
     def signature_check(public_key_pem: str) -> SignatureCheck:
+        """A check of signatures made with the key whose public half is ``public_key_pem``."""
         return public_key_check(public_key_pem)
 
     def verify_audit(self) -> Verdict:
@@ -128,6 +146,7 @@ class App:
         return verify_store(self.store, check, signer.key_id)
 
     def consent(self) -> ConsentService:
+        """Link and consent use-cases on the store, issuing receipts signed with the audit key."""
         return ConsentService(
             self.store,
             self.directory,
@@ -139,30 +158,37 @@ class App:
     # -- broker ------------------------------------------------------------------------------
 
     def bootstrap_servers(self) -> str:
-        configured = self.settings.broker.bootstrap_servers
-        if not configured:
+        """The broker address: the configured one, else the embedded broker ``broker()`` runs;
+        ConfigError when there is neither."""
+        address = self.settings.broker.bootstrap_servers or self._embedded_bootstrap
+        if not address:
             raise ConfigError(
                 "no broker configured: start one with 'tellonce broker' and set "
                 "TELLONCE_BROKER__BOOTSTRAP_SERVERS to the address it prints"
             )
-        return configured
+        return address
 
     @contextlib.contextmanager
     def broker(self) -> Iterator[str]:
         """The configured Kafka cluster, or an embedded Tansu for as long as the block runs."""
-        if self.settings.broker.bootstrap_servers:
-            yield self.settings.broker.bootstrap_servers
+        configured = self.settings.broker.bootstrap_servers
+        if configured:
+            yield configured
             return
-        with EmbeddedBroker(
-            self.settings.broker.tansu_bin, startup_timeout=self.settings.broker.startup_timeout_s
-        ) as embedded:
-            self.settings.broker.bootstrap_servers = embedded.bootstrap
+        with self.embedded_broker() as embedded:
+            self._embedded_bootstrap = embedded.bootstrap
             try:
                 yield embedded.bootstrap
             finally:
-                self.settings.broker.bootstrap_servers = None
+                self._embedded_bootstrap = None
+
+    def embedded_broker(self, port: int = 0) -> EmbeddedBroker:
+        """A memory-only Tansu on loopback (on ``port``; 0: a free one), started by ``with``."""
+        broker = self.settings.broker
+        return EmbeddedBroker(broker.tansu_bin, port=port, startup_timeout=broker.startup_timeout_s)
 
     def ensure_topics(self, bootstrap: str) -> None:
+        """Create the hub's topics and every subscriber's notify and dead-letter topics."""
         topics = [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC, CONSENT_TOPIC]
         topics += [notify_topic(p.id) for p in self.directory.subscribers()]
         topics += [dlq_topic(p.id) for p in self.directory.subscribers()]
@@ -196,6 +222,7 @@ class App:
         )
 
     def hub_worker(self, bootstrap: str) -> HubWorker:
+        """The hub worker, its fence entered: it may take partitions for this store only."""
         hub = self.settings.hub
         store = self.store
         self.ensure_topics(bootstrap)
@@ -264,6 +291,8 @@ class App:
     def connector(
         self, bootstrap: str, recipient: str, sink_name: str, options: dict[str, str]
     ) -> ConnectorRunner:
+        """The connector for ``recipient``: its notify topic into the sink named ``sink_name``
+        (built with ``options``); ConfigError for an unknown sink or options it refuses."""
         from connectors import UnknownSinkError, resolve_sink
 
         program = self.directory.program(recipient)
@@ -303,6 +332,7 @@ class App:
         )
 
     def retry_policy(self) -> RetryPolicy:
+        """When a connector retries a failed delivery and when it dead-letters it."""
         c = self.settings.connector
         return RetryPolicy(
             timeout_ms=c.errors_retry_timeout_ms,
@@ -312,9 +342,11 @@ class App:
         )
 
     def producer(self, bootstrap: str) -> KafkaSink:
+        """A producer for commands that publish (replay, test events)."""
         return KafkaSink(bootstrap, client_id="tellonce-cli")
 
     def close(self) -> None:
+        """Close the store if it was opened; the app may open it again."""
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -1,5 +1,8 @@
 """Settings, read once by the composition root. Environment prefix ``TELLONCE_``.
 
+Every model is frozen: what a run derives (the embedded broker's address, say) lives beside the
+settings in ``hub.bootstrap.App``, never written back into them; a variant is a ``model_copy``.
+
 Nested settings use ``__``: ``TELLONCE_STORE__URL``, ``TELLONCE_BROKER__BOOTSTRAP_SERVERS``.
 A ``TELLONCE_*`` variable that names no setting is an error (``unknown_variables``), not a
 silent default: pydantic's ``extra="forbid"`` only sees variables that map to a field.
@@ -21,7 +24,7 @@ from hub.wire.limits import EARLIEST_DATE, LATEST_DATE, DecodeLimits
 
 
 class BrokerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     bootstrap_servers: str | None = Field(
         None,
@@ -72,7 +75,7 @@ def _host_port(address: str) -> bool:
 
 
 class StoreSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str = Field(
         "sqlite:///tellonce.db",
@@ -82,7 +85,7 @@ class StoreSettings(BaseModel):
 
 
 class HubSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     group_id: str = Field(
         "tellonce-hub",
@@ -112,7 +115,7 @@ class HubSettings(BaseModel):
 
 
 class AuditSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     signing_key: Path = Field(
         Path("tellonce-audit-key.pem"),
@@ -148,7 +151,7 @@ class AuditSettings(BaseModel):
 class ConnectorSettings(BaseModel):
     """Error handling of connectors, named after Kafka Connect's ``errors.*`` settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     errors_retry_timeout_ms: int = Field(
         300_000,
@@ -177,7 +180,7 @@ class ConnectorSettings(BaseModel):
 
 
 class LimitSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_bytes: int = Field(64 * 1024, ge=64, description="Largest inbound value accepted.")
     max_depth: int = Field(16, ge=2, le=64, description="Deepest Avro nesting accepted.")
@@ -220,7 +223,7 @@ class LimitSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="TELLONCE_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="TELLONCE_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
     broker: BrokerSettings = Field(default_factory=BrokerSettings)

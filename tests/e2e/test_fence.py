@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import TELLONCE, full_env, run
+from tests.watchdog import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -47,14 +47,17 @@ def _env(tmp_path: Path, name: str, bootstrap: str) -> dict[str, str]:
 def _wait_for_log(process: subprocess.Popen[str], log: Path, event: str) -> None:
     """Wait until the process logged ``event`` (JSON lines in ``log``); fail if it exits or
     never does."""
-    deadline = time.monotonic() + FENCE_PASSED_S
-    while time.monotonic() < deadline:
+
+    def logged() -> bool:
         for line in log.read_text().splitlines():
             if line.startswith("{") and json.loads(line).get("event") == event:
-                return
+                return True
         assert process.poll() is None, f"the hub exited: {log.read_text()}"
-        time.sleep(0.2)
-    raise AssertionError(f"no {event!r} log line within {FENCE_PASSED_S:.0f} s")
+        return False
+
+    wait_until(
+        logged, FENCE_PASSED_S, f"no {event!r} log line within {FENCE_PASSED_S:.0f} s", every_s=0.2
+    )
 
 
 def test_second_hub_on_another_store_is_refused_and_the_same_store_joins(

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -17,8 +16,9 @@ from typing import Any
 import pytest
 
 from hub.audit.reports import proof_reference
-from tests.e2e.conftest import TELLONCE, run
+from tests.e2e.conftest import TELLONCE, full_env, run
 from tests.integration.conftest import POSTGRES_SERVER, require_postgres
+from tests.watchdog import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -340,7 +340,7 @@ def test_ctrl_c_on_the_demo_exits_130_with_one_line(
 ) -> None:
     """Ctrl-C in a terminal (SIGINT to the demo and its embedded broker alike) stops the demo
     with exit 130 and one line: no traceback, no flood of Kafka client errors."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
+    env = full_env()
     folder = tmp_path / "demo"
     demo = subprocess.Popen(
         [TELLONCE, "demo", "--keep", str(folder)],
@@ -354,11 +354,12 @@ def test_ctrl_c_on_the_demo_exits_130_with_one_line(
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        deadline = time.monotonic() + 60
-        while not ready(folder):
+
+        def far_enough() -> bool:
             assert demo.poll() is None, demo.communicate()
-            assert time.monotonic() < deadline, "the demo never got that far"
-            time.sleep(0.05)
+            return ready(folder)
+
+        wait_until(far_enough, 60, "the demo never got that far")
         os.killpg(demo.pid, signal.SIGINT)
         out, err = demo.communicate(timeout=60)
     finally:

@@ -8,6 +8,7 @@ records never come, and is the whole run when the point is that nothing (more) a
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ from hub.model import Checkpoint, Headers
 from hub.processing.worker import Totals
 from hub.wire.publishing import publish_event
 from hub.wire.topics import notify_topic
+from tests.watchdog import wait_until
 from tests.watchdog import watchdog as bounded
 
 PUBLISHER = "bc-service-bc"
@@ -57,6 +59,15 @@ def settings_for(store_url: str, bootstrap: str, signing_key: Path | None = None
         broker=BrokerSettings(bootstrap_servers=bootstrap),
         audit=audit,
     )
+
+
+def tuned(settings: Settings, **sections: dict[str, Any]) -> Settings:
+    """A copy of ``settings`` with some fields of some sections changed (settings are frozen):
+    ``tuned(settings, hub={"batch_size": 2})``."""
+    changes = {
+        name: getattr(settings, name).model_copy(update=fields) for name, fields in sections.items()
+    }
+    return settings.model_copy(update=changes)
 
 
 def address(street: str = "1 Main St", municipality: str = "Victoria") -> dict[str, Any]:
@@ -114,12 +125,12 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[Cons
     )
     deadline = time.monotonic() + timeout_s
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"topic {topic} does not exist on {bootstrap}")
-            time.sleep(0.1)
-            partitions = consumer.partitions_for_topic(topic)
+        partitions = wait_until(
+            lambda: consumer.partitions_for_topic(topic),
+            timeout_s,
+            f"topic {topic} does not exist on {bootstrap}",
+            every_s=0.1,
+        )
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
@@ -145,6 +156,18 @@ class Harness:
     @property
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def env(self, **variables: str) -> dict[str, str]:
+        """The environment of a tellonce process on this store, broker and audit key, logging
+        warnings and worse: this process's without its TELLONCE_* variables, plus ``variables``."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
+        return env | {
+            "TELLONCE_STORE__URL": self.app.settings.store.url,
+            "TELLONCE_BROKER__BOOTSTRAP_SERVERS": self.bootstrap,
+            "TELLONCE_AUDIT__SIGNING_KEY": str(self.app.settings.audit.signing_key),
+            "TELLONCE_LOG_LEVEL": "warning",
+            **variables,
+        }
 
     def evidence(self) -> Evidence:
         return Evidence("counter", "staff-1", self.now)

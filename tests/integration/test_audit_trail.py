@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from hub.processing.worker import Totals
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.publishing import event_message
 from hub.wire.topics import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, notify_topic
+from tests.watchdog import wait_until
 
 from .conftest import POSTGRES_SERVER
 from .harness import (
@@ -40,6 +40,7 @@ from .harness import (
     Harness,
     address,
     address_payload,
+    tuned,
     watchdog,
 )
 
@@ -80,11 +81,7 @@ def stored_offsets(app: App, topic: str) -> dict[int, int]:
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout_s}s")
-        time.sleep(0.05)
+    wait_until(condition, timeout_s, f"no {what} within {timeout_s}s")
 
 
 def unavailable_errors(logs: Logs) -> Logs:
@@ -140,15 +137,9 @@ def assert_accepted_once(app: App, published: list[str]) -> None:
 
 def cli_verify(harness: Harness, bundle: Path, public_key: Path) -> dict[str, Any]:
     """``tellonce audit verify BUNDLE --public-key PEM --json`` as a privacy officer runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
-    env |= {
-        "TELLONCE_STORE__URL": harness.app.settings.store.url,
-        "TELLONCE_AUDIT__SIGNING_KEY": str(harness.app.settings.audit.signing_key),
-        "TELLONCE_LOG_LEVEL": "warning",
-    }
     done = subprocess.run(
         [TELLONCE, "audit", "verify", str(bundle), "--public-key", str(public_key), "--json"],
-        env=env,
+        env=harness.env(),
         cwd=bundle.parent,
         capture_output=True,
         timeout=60,
@@ -393,7 +384,7 @@ def test_repeated_receipts_add_no_second_delivered_leaf(harness: Harness, tmp_pa
     receipt(harness, original, "DUPLICATE")
     receipt(harness, original, "FAILED")
     # Two per batch: repeats inside one batch, and across batches.
-    app.settings.hub.batch_size = 2
+    app.settings = tuned(app.settings, hub={"batch_size": 2})
     harness.run_worker_until(lambda: harness.consumed(RECEIPTS_TOPIC) >= 4)
 
     assert leaf_kinds(app)["delivered"] == 1

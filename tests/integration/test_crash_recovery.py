@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from hub.bootstrap import App
 from hub.model import DecisionOutcome
 from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
+from tests.watchdog import wait_until
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address, address_payload
 
@@ -36,14 +36,7 @@ def event_count(app: App) -> int:
 
 
 def start_hub(harness: Harness, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
-    env |= {
-        "TELLONCE_STORE__URL": harness.app.settings.store.url,
-        "TELLONCE_BROKER__BOOTSTRAP_SERVERS": harness.bootstrap,
-        "TELLONCE_HUB__BATCH_SIZE": "20",
-        "TELLONCE_AUDIT__SIGNING_KEY": str(harness.app.settings.audit.signing_key),
-        "TELLONCE_LOG_LEVEL": "warning",
-    }
+    env = harness.env(TELLONCE_HUB__BATCH_SIZE="20")
     with open(log, "ab") as out:
         return subprocess.Popen(
             [TELLONCE, "hub", "run", *extra],
@@ -74,11 +67,14 @@ def test_sigkill_mid_stream_then_restart_has_exactly_once_effect(
     hub = start_hub(harness, log)
     try:
         published = harness.publish(payloads[:BEFORE_KILL])
-        deadline = time.monotonic() + START_BOUND_S
-        while event_count(app) < KILL_AT:
+
+        def far_enough() -> bool:
             assert hub.poll() is None, f"the hub exited early: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, "the hub processed nothing within the bound"
-            time.sleep(0.005)
+            return event_count(app) >= KILL_AT
+
+        wait_until(
+            far_enough, START_BOUND_S, "the hub processed nothing within the bound", every_s=0.005
+        )
         os.kill(hub.pid, signal.SIGKILL)
         assert hub.wait(timeout=10) == -signal.SIGKILL
     finally:

@@ -19,7 +19,7 @@ from hub.errors import FenceError
 from hub.processing.fence import StoreFence
 from hub.wire.topics import HUB_TOPIC
 
-from .harness import RUN_LIMIT_S, settings_for, watchdog
+from .harness import RUN_LIMIT_S, settings_for, tuned, watchdog
 
 pytestmark = pytest.mark.integration
 
@@ -120,9 +120,11 @@ def test_running_hub_stops_when_another_store_takes_its_group(
 ) -> None:
     """A running worker whose claim vanished, and whose group another store then claimed,
     stops with FenceError at its next check instead of deciding events beside that store."""
-    settings = settings_for(f"sqlite:///{tmp_path / 'hub.db'}", broker.bootstrap)
-    settings.hub.fence_check_every_s = 0.5
-    settings.audit.signing_key = tmp_path / "key.pem"
+    settings = tuned(
+        settings_for(f"sqlite:///{tmp_path / 'hub.db'}", broker.bootstrap),
+        hub={"fence_check_every_s": 0.5},
+        audit={"signing_key": tmp_path / "key.pem"},
+    )
     app = App.from_settings(settings)
     try:
         worker = app.hub_worker(broker.bootstrap)

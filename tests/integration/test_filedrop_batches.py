@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -25,6 +24,7 @@ from connectors.filedrop.ledger import INDEX_NAME
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import EVENT_TYPES
 from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
+from tests.watchdog import wait_until
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address
 
@@ -73,20 +73,15 @@ def produce(harness: Harness, count: int) -> list[str]:
 def start_connector(
     harness: Harness, drop: Path, fmt: str, log: Path, *extra: str
 ) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
-    env |= {
-        "TELLONCE_STORE__URL": harness.app.settings.store.url,
-        "TELLONCE_BROKER__BOOTSTRAP_SERVERS": harness.bootstrap,
+    env = harness.env(
         # Two per poll: commits often, so kills land between and within batches, and the run is
         # slow enough (a commit and a receipt flush per two) for the watcher to kill it
         # mid-stream rather than after the last notice.
-        "TELLONCE_HUB__BATCH_SIZE": "2",
-        "TELLONCE_AUDIT__SIGNING_KEY": str(harness.app.settings.audit.signing_key),
-        "TELLONCE_LOG_LEVEL": "warning",
+        TELLONCE_HUB__BATCH_SIZE="2",
         # A killed member holds its partitions until its session expires: keep that short.
-        "TELLONCE_BROKER__SESSION_TIMEOUT_MS": "2000",
-        "TELLONCE_BROKER__HEARTBEAT_INTERVAL_MS": "500",
-    }
+        TELLONCE_BROKER__SESSION_TIMEOUT_MS="2000",
+        TELLONCE_BROKER__HEARTBEAT_INTERVAL_MS="500",
+    )
     options = {"directory": drop, "format": fmt, "rotate_bytes": 16_384, "rotate_seconds": 1}
     command = [TELLONCE, "connector", "run", RECIPIENT, "--sink", "filedrop"]
     for key, value in options.items():
@@ -146,11 +141,20 @@ class DropWatcher:
 def wait_for(
     watcher: DropWatcher, process: subprocess.Popen[bytes], at_least: int, log: Path
 ) -> int:
-    deadline = time.monotonic() + PROGRESS_BOUND_S
-    while (seen := watcher.on_disk()) < at_least:
+    seen = 0
+
+    def enough() -> bool:
+        nonlocal seen
         assert process.poll() is None, f"the connector exited early: {log.read_text()[-2000:]}"
-        assert time.monotonic() < deadline, f"only {seen} notices on disk after the bound"
-        time.sleep(0.002)
+        seen = watcher.on_disk()
+        return seen >= at_least
+
+    wait_until(
+        enough,
+        PROGRESS_BOUND_S,
+        lambda: f"only {seen} notices on disk after the bound",
+        every_s=0.002,
+    )
     return seen
 
 

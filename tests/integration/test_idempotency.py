@@ -12,7 +12,7 @@ from hub.bootstrap import App
 from hub.model import DecisionOutcome
 from hub.wire.topics import notify_topic
 
-from .harness import EVENT_TYPE, PUBLISHER, Harness, address_payload, settings_for
+from .harness import EVENT_TYPE, PUBLISHER, Harness, address_payload, settings_for, tuned
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def outbox_rows(app: App) -> int:
 def test_exact_duplicate_has_one_effect(harness: Harness, batch_size: int) -> None:
     """The same ce_source + ce_id twice gives one event, one decision and one notice each."""
     # One record per batch: the copy meets the stored event; otherwise both meet in one batch.
-    harness.app.settings.hub.batch_size = batch_size
+    harness.app.settings = tuned(harness.app.settings, hub={"batch_size": batch_size})
     harness.client(
         {PUBLISHER: "SBC-3", "cra-individual": "CRA-3", "bc-msp": "MSP-3"}, consents=CONSENTING
     )

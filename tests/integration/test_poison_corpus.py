@@ -18,7 +18,6 @@ import pytest
 
 from hub.adapters.avro import AvroCodec
 from hub.audit.oversight import reconcile
-from hub.consents.notices import load_notices
 from hub.delivery.dead_letters import CLASS, MESSAGE, dlq_topic
 from hub.processing.consent_events import CONSENT_SCHEMA, consent_message
 from hub.wire.catalog import load_catalog
@@ -31,6 +30,8 @@ from hub.wire.topics import (
     REJECTED_TOPIC,
     notify_topic,
 )
+from tests import samples
+from tests.samples import consent_grant
 
 from .harness import PUBLISHER, Harness, Record, address_payload, send_all
 from .poison import (
@@ -74,21 +75,7 @@ def good_event(harness: Harness) -> tuple[Record, str]:
 
 def good_grant(harness: Harness) -> Record:
     """A valid consent grant from the portal for the linked client."""
-    notice = load_notices().latest()
-    record = {
-        "subject_id": "GCKEY-P",
-        "recipient": RECIPIENT,
-        "event_types": ["AddressChanged"],
-        "state": "GIVEN",
-        "purpose": "tell-us-once",
-        "legal_basis": "consent of the individual",
-        "notice_version": notice.version,
-        "notice_hash": notice.sha256,
-        "channel": "online",
-        "actor": "client",
-        "recorded_at": harness.now,
-        "expires_at": None,
-    }
+    record = consent_grant("GCKEY-P", RECIPIENT, harness.now)
     key, value, headers, _ = consent_message(
         harness.app.codec, source=PORTAL, record=record, at=harness.now
     )
@@ -113,12 +100,7 @@ def test_the_corpus_is_forty_records_or_more_around_a_real_encoding() -> None:
     payload = address_payload(
         SUBJECT,
         effective_date=date(2025, 1, 1),
-        new_address={
-            "lines": [STREET],
-            "municipality": MUNICIPALITY,
-            "province": "BC",
-            "postal_code": POSTAL_CODE,
-        },
+        new_address=samples.address(STREET, municipality=MUNICIPALITY, postal_code=POSTAL_CODE),
         mailing_address=None,
     )
     assert AvroCodec(load_catalog()).encode(ADDRESS_CHANGED, payload) == GOOD

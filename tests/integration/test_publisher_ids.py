@@ -85,10 +85,10 @@ def test_leaves_and_rejections_keep_keyed_hashes_and_still_reconcile(
         again.close()
 
     # Under another key nothing matches: the hashes are bound to the hub's key.
-    settings = settings_for(store_url, harness.bootstrap)
-    settings.audit = AuditSettings(
+    audit = AuditSettings(
         signing_key=app.settings.audit.signing_key, pseudonym_key=tmp_path / "other.key"
     )
+    settings = settings_for(store_url, harness.bootstrap).model_copy(update={"audit": audit})
     stranger = App.from_settings(settings)
     try:
         assert reconcile(stranger.store, stranger.pseudonyms()).problems

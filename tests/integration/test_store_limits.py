@@ -21,13 +21,13 @@ import structlog
 from sqlalchemy import text
 
 from hub.audit.oversight import reconcile
-from hub.consents.notices import load_notices
 from hub.model import notification_id
 from hub.processing.consent_events import consent_message
 from hub.processing.receipts import RECEIPT_SCHEMA
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.publishing import event_message
 from hub.wire.topics import CONSENT_TOPIC, LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, REJECTED_TOPIC
+from tests.samples import consent_grant
 
 from .harness import PUBLISHER, Harness, Record, address_payload, send_all
 
@@ -35,7 +35,6 @@ pytestmark = pytest.mark.integration
 
 RECIPIENT, PORTAL = "cra-individual", "canada-ca-portal"
 SUBJECT, LOCAL_ID, PORTAL_ID = "SBC-LIMITS-1", "CRA-LIMITS-1", "GCKEY-LIMITS-1"
-NOTICE = load_notices().latest()
 FROM_CONNECTOR = f"tellonce-connector/{RECIPIENT}"
 
 
@@ -84,20 +83,7 @@ class World:
     def grant(self, *, ce_id: str | None = None, subject: str = PORTAL_ID, **fields: Any) -> Record:
         """A consent grant from the portal, ``fields`` replaced; ``ce_subject`` is left out
         when the subject is longer than a header may be (the key alone names the client)."""
-        record = {
-            "subject_id": subject,
-            "recipient": RECIPIENT,
-            "event_types": ["AddressChanged"],
-            "state": "GIVEN",
-            "purpose": "tell-us-once",
-            "legal_basis": "consent of the individual",
-            "notice_version": NOTICE.version,
-            "notice_hash": NOTICE.sha256,
-            "channel": "online",
-            "actor": "client",
-            "recorded_at": self.recorded_at,
-            "expires_at": None,
-        } | fields
+        record = consent_grant(subject, RECIPIENT, self.recorded_at) | fields
         key, value, headers, _ = consent_message(
             self.harness.app.codec,
             source=PORTAL,

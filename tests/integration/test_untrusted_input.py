@@ -13,7 +13,7 @@ from kafka import KafkaProducer
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.publishing import event_message
 from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
-from tests import avro_bytes
+from tests import avro_bytes, samples
 from tests.avro_bytes import text, varint
 
 from .harness import PUBLISHER, Harness, address_payload
@@ -50,12 +50,7 @@ def test_malformed_records_are_rejected_and_do_not_block(harness: Harness, tmp_p
     good = address_body()
     payload = address_payload(
         SUBJECT,
-        new_address={
-            "lines": [STREET],
-            "municipality": MUNICIPALITY,
-            "province": "BC",
-            "postal_code": POSTAL_CODE,
-        },
+        new_address=samples.address(STREET, municipality=MUNICIPALITY, postal_code=POSTAL_CODE),
         mailing_address=None,
     )
     # The hand-written body is the real encoding, so every fault below is the only fault.

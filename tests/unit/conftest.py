@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -17,27 +16,6 @@ from hub.wire.catalog import Catalog, load_catalog
 # The hub's pseudonym key in the fast tier (hub.audit.pseudonyms): fixed, so hashes are
 # reproducible.
 PSEUDONYMS = Pseudonyms(bytes(range(32)))
-
-
-class FaultyCodec:
-    """The real codec, except that a value ending in ``poison`` makes decoding raise ``error``
-    and, when ``poison_event`` is given, encoding a notice of that event raises OverflowError:
-    a stand-in for whatever a library or a bug might raise on one record."""
-
-    def __init__(self, codec: AvroCodec, error: Exception, poison_event: str | None = None) -> None:
-        self.codec = codec
-        self.error = error
-        self.poison_event = poison_event
-
-    def decode(self, value: bytes | None) -> Any:
-        if value is not None and value.endswith(b"poison"):
-            raise self.error
-        return self.codec.decode(value)
-
-    def encode(self, name: str, record: dict[str, Any]) -> bytes:
-        if self.poison_event is not None and record.get("event_id") == self.poison_event:
-            raise OverflowError("date value out of range")
-        return self.codec.encode(name, record)
 
 
 @pytest.fixture(scope="session")

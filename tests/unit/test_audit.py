@@ -26,6 +26,7 @@ from hub.audit.log import (
 )
 from hub.errors import SignerError
 from hub.model import AuditRecord, Checkpoint
+from hub.testing.fakes import ShortSigner, UnusableSigner
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 EVERY_HOUR = CheckpointPolicy(every_leaves=1_000, every_seconds=3_600)
@@ -215,27 +216,8 @@ def test_checkpoint_waits_for_the_policy_unless_forced(
     assert [c.size for c in store.checkpoints()] == [1, 3]
 
 
-class BrokenSigner:
-    """A Signer whose key cannot be used, as when the HSM or key file is gone."""
-
-    key_id = "ed25519:0123456789abcdef"
-
-    def sign(self, message: bytes) -> bytes:
-        raise SignerError("signing key unavailable")
-
-    def public_key_pem(self) -> str:
-        return ""
-
-
-class ShortSigner(BrokenSigner):
-    """A Signer that returns something that is not an Ed25519 signature."""
-
-    def sign(self, message: bytes) -> bytes:
-        return b"\x00" * 32
-
-
-@pytest.mark.parametrize("signer", [BrokenSigner(), ShortSigner()], ids=["raises", "short"])
-def test_unusable_signer_fails_closed(store: MemoryStore, signer: BrokenSigner) -> None:
+@pytest.mark.parametrize("signer", [UnusableSigner(), ShortSigner()], ids=["raises", "short"])
+def test_unusable_signer_fails_closed(store: MemoryStore, signer: UnusableSigner) -> None:
     """When the checkpoint cannot be signed, the batch's leaves are not committed either."""
     append(store, 2)
     notary = Notary(signer, CheckpointPolicy(every_leaves=1, every_seconds=60))
@@ -262,7 +244,7 @@ def test_ensure_available_raises_when_the_key_cannot_sign(tmp_path: Path) -> Non
     with pytest.raises(SignerError, match="tellonce audit keygen"):
         notary.ensure_available()
     with pytest.raises(SignerError):
-        Notary(BrokenSigner(), EVERY_HOUR).ensure_available()
+        Notary(UnusableSigner(), EVERY_HOUR).ensure_available()
 
 
 def test_covering_checkpoint_is_the_first_that_includes_the_leaf() -> None:

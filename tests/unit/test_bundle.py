@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import io
 import json
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,9 +22,10 @@ from hub.adapters.memory import MemoryStore
 from hub.adapters.signing import FileSigner
 from hub.audit import merkle
 from hub.audit.bundle import FORMAT, BundleReader, ExportSummary, export_bundle
-from hub.audit.log import LEAF_KINDS, AuditLog, CheckpointPolicy, Notary, leaf_bytes, record_bytes
+from hub.audit.log import AuditLog, CheckpointPolicy, Notary, leaf_bytes, record_bytes
 from hub.cli.audit import cmd_verify
 from hub.config.settings import Settings
+from tests.samples import write_signed_leaves
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 LEAVES = 200
@@ -50,20 +50,9 @@ class Exported:
 
 def signed_log(key: Path, *, leaves: int = LEAVES, unsigned: int = 0, seed: int = 7) -> MemoryStore:
     """Batches of 1 to 9 leaves, checkpoints every ~16, all signed; then ``unsigned`` more."""
-    rng = random.Random(seed)
     store = MemoryStore()
     notary = Notary(FileSigner(key, create=True), CheckpointPolicy(16, 3_600))
-    at, written = T0, 0
-    while written < leaves:
-        with store.transaction() as tx:
-            log = AuditLog(tx.last_audit())
-            for _ in range(min(rng.randint(1, 9), leaves - written)):
-                data = {"event": f"bc-service-bc/evt-{written}", "recipient": "bc-msp"}
-                log.append(rng.choice(LEAF_KINDS), data, at)
-                written += 1
-                at += timedelta(seconds=1)
-            log.write(tx)
-            notary.maybe_checkpoint(tx, at, force=written == leaves)
+    at = write_signed_leaves(store, notary, T0, leaves=leaves, seed=seed)
     with store.transaction() as tx:
         log = AuditLog(tx.last_audit())
         for n in range(unsigned):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,12 +26,13 @@ from hub.delivery.replay import DeadLetterOffice
 from hub.delivery.retries import RetryPolicy
 from hub.delivery.runner import ConnectorRunner, ConnectorStopped, DeliveryTotals
 from hub.errors import BrokerError, ConfigError
-from hub.model import AcceptedEvent, Decision, Headers, InboundMessage
+from hub.model import AcceptedEvent, Decision, InboundMessage
 from hub.model import DecisionOutcome as Decided
 from hub.processing.receipts import DeliveryIntake
+from hub.testing.fakes import FaultyCodec, ListSource, RecordingProducer, Sent
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
-from tests.unit.conftest import PSEUDONYMS, FaultyCodec
+from tests.unit.conftest import PSEUDONYMS
 
 RECIPIENT = "bc-msp"
 TOPIC = notify_topic(RECIPIENT)
@@ -44,82 +45,7 @@ STREET, TOWN, POSTAL = "77 Quillback Lane", "Tofino-Ucluelet", "V0R 2Z0"
 QUICK = RetryPolicy(timeout_ms=-1, delay_initial_ms=1, delay_max_ms=5, jitter=lambda cap: cap)
 
 
-# -- in-memory ports -------------------------------------------------------------------------
-
-
-class MemorySource:
-    """hub.ports.MessageSource over a list: a position, a committed position, a journal."""
-
-    def __init__(self, messages: Iterable[InboundMessage], journal: list[str]) -> None:
-        self.messages = list(messages)
-        self.position = 0
-        self.committed = 0
-        self.rewinds = 0
-        self.refuse_commits = 0  # how many commits fail, as in a rebalance
-        self.closed = False
-        self._journal = journal
-
-    def poll(self, max_records: int, timeout_ms: int) -> list[InboundMessage]:
-        batch = self.messages[self.position : self.position + max_records]
-        self.position += len(batch)
-        return batch
-
-    @property
-    def ready(self) -> bool:
-        return True
-
-    def rewind(self) -> None:
-        self.rewinds += 1
-        self.position = self.committed
-        self._journal.append("rewind")
-
-    def commit(self) -> None:
-        if self.refuse_commits:
-            self.refuse_commits -= 1
-            self._journal.append("commit refused")
-            raise BrokerError("offset commit failed: the group is rebalancing")
-        self.committed = self.position
-        self._journal.append(f"commit {self.committed}")
-
-    def keep_alive(self) -> None:
-        self._journal.append("keep alive")
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@dataclass(frozen=True)
-class Sent:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers
-
-    def header(self, name: str) -> str | None:
-        return next((v.decode() for k, v in self.headers if k == name), None)
-
-
-class MemoryProducer:
-    """hub.ports.Producer that keeps what was sent."""
-
-    def __init__(self, journal: list[str]) -> None:
-        self.sent: list[Sent] = []
-        self.flushes = 0
-        self.closed = False
-        self._journal = journal
-
-    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
-        self.sent.append(Sent(topic, key, value, list(headers)))
-        self._journal.append(f"send {topic}")
-
-    def flush(self) -> None:
-        self.flushes += 1
-
-    def close(self) -> None:
-        self.closed = True
-
-    def to(self, topic: str) -> list[Sent]:
-        return [s for s in self.sent if s.topic == topic]
+# -- a scripted sink, the topic, the rig (the ports are hub.testing.fakes) ------------------
 
 
 Answer = DeliveryResult | BaseException
@@ -233,8 +159,8 @@ class Rig:
 
     def __post_init__(self) -> None:
         self.sink.journal = self.journal
-        self.source = MemorySource(self.topic.messages, self.journal)
-        self.producer = MemoryProducer(self.journal)
+        self.source = ListSource(self.topic.messages, journal=self.journal)
+        self.producer = RecordingProducer(self.journal)
         self.runner = ConnectorRunner(
             recipient=RECIPIENT,
             source=self.source,
@@ -312,6 +238,8 @@ def test_retry_budget_spent_dead_letters_the_original_record(
     topic.notice("n-1", subject="MSP-1").notice("n-2", subject="MSP-2")
     policy = RetryPolicy(timeout_ms=50, delay_initial_ms=1, delay_max_ms=5, jitter=lambda c: c)
     r = rig(codec, topic, ScriptedSink(forever={"n-1": RETRY}), retry=policy)
+    # Timed, not awaited: the budget is time itself. The runner reads time.monotonic, so the
+    # lower bound cannot fail by chance; the upper one only bounds a runner that never gives up.
     started = time.monotonic()
     totals = r.run()
     elapsed = time.monotonic() - started
@@ -419,7 +347,7 @@ def test_any_exception_a_notice_provokes_dead_letters_it_naming_the_class(
     that class and no receipt; the notice after it is delivered and both are committed."""
     broken = codec.encode(NOTICE, notice_record("n-1", "MSP-1")) + b"poison"
     topic.raw(broken, ce_id="n-1").notice("n-2")
-    r = rig(FaultyCodec(codec, OverflowError("date value out of range")), topic)  # type: ignore[arg-type]
+    r = rig(FaultyCodec(codec, OverflowError("date value out of range")), topic)
     totals = r.run()
     [letter] = r.dead()
     assert letter.header(dead_letters.CLASS) == "OverflowError"
@@ -448,7 +376,7 @@ def test_a_broker_failure_while_reading_is_redelivered_not_dead_lettered(
     """A retriable error while reading a notice is no reason to dead-letter it: the batch is
     rewound for redelivery and nothing goes to the dead-letter topic."""
     topic.raw(codec.encode(NOTICE, notice_record("n-1", "MSP-1")) + b"poison", ce_id="n-1")
-    r = rig(FaultyCodec(codec, BrokerError("schema registry unreachable")), topic)  # type: ignore[arg-type]
+    r = rig(FaultyCodec(codec, BrokerError("schema registry unreachable")), topic)
     stop = threading.Event()
     r.runner.run(stop, idle_exit_s=0.0, on_batch=lambda _totals: stop.set())
     assert r.dead() == []
@@ -532,6 +460,19 @@ def test_a_sink_exception_past_the_budget_is_dead_lettered_with_its_class(
     assert letter.header(dead_letters.MESSAGE) == "the sink raised ValueError"
 
 
+class StopOnRetry(Middleware):
+    """Sets ``stop`` as the runner begins to wait for a retry, so the stop lands during that
+    wait however fast or slow the machine is (a timer would race the deliveries before it)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def after_retry_scheduled(
+        self, notification: Notification, result: DeliveryResult, delay_s: float
+    ) -> None:
+        self.stop.set()
+
+
 def test_stop_during_a_retry_wait_returns_without_committing(
     codec: AvroCodec, topic: Topic
 ) -> None:
@@ -540,16 +481,16 @@ def test_stop_during_a_retry_wait_returns_without_committing(
     slow = RetryPolicy(
         timeout_ms=-1, delay_initial_ms=30_000, delay_max_ms=60_000, jitter=lambda cap: cap
     )
-    r = rig(codec, topic, ScriptedSink(forever={"n-1": RETRY}), retry=slow)
     stop = threading.Event()
-    timer = threading.Timer(0.1, stop.set)
-    timer.start()
-    started = time.monotonic()
-    try:
-        totals = r.run(stop)
-    finally:
-        timer.cancel()
-    assert time.monotonic() - started < 5.0
+    sink = ScriptedSink(forever={"n-1": RETRY})
+    r = rig(codec, topic, sink, retry=slow, middleware=StopOnRetry(stop))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(r.run, stop)
+        try:
+            # Awaited far short of the 30 s retry wait: only the stop can have ended it.
+            totals = running.result(timeout=5.0)
+        finally:
+            stop.set()
     assert r.sink.calls == ["n-0", "n-1"]
     assert r.source.rewinds == 1
     assert r.source.committed == 0
@@ -614,14 +555,15 @@ def test_flush_precedes_receipts_even_when_stopped_mid_batch(
     slow = RetryPolicy(
         timeout_ms=-1, delay_initial_ms=30_000, delay_max_ms=60_000, jitter=lambda cap: cap
     )
-    r = rig(codec, topic, FlushingSink(forever={"n-2": RETRY}), retry=slow)
     stop = threading.Event()
-    timer = threading.Timer(0.05, stop.set)
-    timer.start()
-    try:
-        r.run(stop)
-    finally:
-        timer.cancel()
+    sink = FlushingSink(forever={"n-2": RETRY})
+    r = rig(codec, topic, sink, retry=slow, middleware=StopOnRetry(stop))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(r.run, stop)
+        try:
+            running.result(timeout=5.0)  # far short of the 30 s retry wait
+        finally:
+            stop.set()
     assert r.journal == ["deliver n-1", "deliver n-2", "flush", f"send {RECEIPTS_TOPIC}", "rewind"]
 
 
@@ -869,10 +811,10 @@ def test_a_late_dead_letter_receipt_does_not_undo_a_delivery(
 
 def replay(
     store: MemoryStore, letters: list[DeadLetter], *positions: tuple[int | None, int]
-) -> MemoryProducer:
+) -> RecordingProducer:
     """Replay the dead letters at ``positions`` (partition or None, offset) through the use-case
     ``tellonce dlq replay`` runs; returns the producer it published with."""
-    producer = MemoryProducer([])
+    producer = RecordingProducer()
     office = DeadLetterOffice(
         store=store,
         read=lambda topic: [d.record for d in letters if d.record.topic == topic],
@@ -942,10 +884,10 @@ def test_replay_skips_replayed_letters_unless_forced(store: MemoryStore, codec: 
     for nothing); with force it is sent again and gets a second leaf."""
     letters = letters_in_two_partitions(codec)
     replay(store, letters, (1, 0))
-    opened: list[MemoryProducer] = []
+    opened: list[RecordingProducer] = []
 
-    def open_producer() -> MemoryProducer:
-        opened.append(MemoryProducer([]))
+    def open_producer() -> RecordingProducer:
+        opened.append(RecordingProducer([]))
         return opened[-1]
 
     office = DeadLetterOffice(

@@ -19,14 +19,16 @@ from hub.consents.notices import load_notices
 from hub.consents.service import ConsentService
 from hub.errors import StoreError
 from hub.model import InboundMessage
+from hub.ports import Codec
 from hub.processing.consent_events import (
     CONSENT_SCHEMA,
     ConsentIntake,
     ConsentSummary,
     consent_message,
 )
+from hub.testing.fakes import FaultyCodec
 from hub.wire.topics import CONSENT_TOPIC, REJECTED_TOPIC
-from tests.unit.conftest import PSEUDONYMS, FaultyCodec
+from tests.unit.conftest import PSEUDONYMS
 
 PORTAL = "canada-ca-portal"
 SUBJECT = "GCKEY-77A1"  # the client's id at the portal
@@ -102,20 +104,27 @@ def service(
 
 
 @pytest.fixture
-def intake(
-    directory: Directory,
-    codec: AvroCodec,
-    clock: Callable[[], datetime],
-    service: ConsentService,
-) -> ConsentIntake:
-    return ConsentIntake(
-        directory=directory,
-        codec=codec,
-        clock=clock,
-        group_id=GROUP,
-        service=service,
-        pseudonyms=PSEUDONYMS,
-    )
+def intake_with(
+    directory: Directory, clock: Callable[[], datetime], service: ConsentService
+) -> Callable[[Codec], ConsentIntake]:
+    """Builds the intake around a codec of the test's choosing (one that fails, say)."""
+
+    def build(codec: Codec) -> ConsentIntake:
+        return ConsentIntake(
+            directory=directory,
+            codec=codec,
+            clock=clock,
+            group_id=GROUP,
+            service=service,
+            pseudonyms=PSEUDONYMS,
+        )
+
+    return build
+
+
+@pytest.fixture
+def intake(codec: AvroCodec, intake_with: Callable[[Codec], ConsentIntake]) -> ConsentIntake:
+    return intake_with(codec)
 
 
 @pytest.fixture
@@ -424,23 +433,15 @@ def test_consent_message_is_what_the_intake_reads(
 
 def test_any_exception_a_consent_event_provokes_rejects_it_only(
     store: MemoryStore,
-    directory: Directory,
     codec: AvroCodec,
-    clock: Callable[[], datetime],
+    intake_with: Callable[[Codec], ConsentIntake],
     service: ConsentService,
     portal: Portal,
     person: str,
 ) -> None:
     """An OverflowError (not a RejectedEvent) while reading one change rejects that change as
     unprocessable; the next change still applies."""
-    intake = ConsentIntake(
-        directory=directory,
-        codec=FaultyCodec(codec, OverflowError("date value out of range")),
-        clock=clock,
-        group_id=GROUP,
-        service=service,
-        pseudonyms=PSEUDONYMS,
-    )
+    intake = intake_with(FaultyCodec(codec, OverflowError("date value out of range")))
     value = codec.encode(CONSENT_SCHEMA, portal.record()) + b"poison"
     summary = run(store, intake, portal.message("c-bad", value=value), portal.message("c-ok"))
     assert (summary.applied, summary.rejected) == (1, 1)
@@ -452,22 +453,14 @@ def test_any_exception_a_consent_event_provokes_rejects_it_only(
 
 def test_a_store_failure_while_reading_fails_the_batch(
     store: MemoryStore,
-    directory: Directory,
     codec: AvroCodec,
-    clock: Callable[[], datetime],
+    intake_with: Callable[[Codec], ConsentIntake],
     service: ConsentService,
     portal: Portal,
     person: str,
 ) -> None:
     """A retriable StoreError is not the record's fault: the batch fails, nothing is rejected."""
-    intake = ConsentIntake(
-        directory=directory,
-        codec=FaultyCodec(codec, StoreError("database went away")),
-        clock=clock,
-        group_id=GROUP,
-        service=service,
-        pseudonyms=PSEUDONYMS,
-    )
+    intake = intake_with(FaultyCodec(codec, StoreError("database went away")))
     value = codec.encode(CONSENT_SCHEMA, portal.record()) + b"poison"
     with pytest.raises(StoreError):
         run(store, intake, portal.message("c-ok"), portal.message("c-bad", value=value))

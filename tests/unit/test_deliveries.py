@@ -15,8 +15,9 @@ from hub.audit.oversight import reconcile, verify_store
 from hub.errors import StoreError
 from hub.model import AcceptedEvent, Decision, DecisionOutcome, Delivery, InboundMessage
 from hub.processing.receipts import RECEIPT_SCHEMA, DeliveryIntake, ReceiptSummary
+from hub.testing.fakes import FaultyCodec
 from hub.wire.topics import RECEIPTS_TOPIC
-from tests.unit.conftest import PSEUDONYMS, FaultyCodec
+from tests.unit.conftest import PSEUDONYMS
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 GROUP = "tellonce-hub"

@@ -12,7 +12,8 @@ from hub.delivery import dead_letters
 from hub.delivery.middleware import Chain, DeadLetters, Middleware, Retries
 from hub.delivery.retries import RetryPolicy
 from hub.errors import ConnectorStopped
-from hub.model import Headers, InboundMessage
+from hub.model import InboundMessage
+from hub.testing.fakes import RecordingProducer
 from hub.wire.topics import dlq_topic, notify_topic
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
@@ -35,22 +36,6 @@ FAILED = DeliveryResult(Outcome.FAILED, "no such client", "NoSuchClient")
 CAPPED = RetryPolicy(timeout_ms=1_000, delay_initial_ms=100, delay_max_ms=400, jitter=lambda c: c)
 
 
-class Producer:
-    """Keeps what was sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes, Headers]] = []
-
-    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
-        self.sent.append((topic, key, value, headers))
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_retries_waits_the_policy_backoff_for_a_retry_answer() -> None:
     """A RETRY answer within the budget is tried again after the policy's wait."""
     retries = Retries(CAPPED)
@@ -68,13 +53,13 @@ def test_retries_gives_up_on_failed_and_past_the_budget() -> None:
 def test_dead_letters_parks_the_record_unchanged_with_error_headers() -> None:
     """errors.tolerance=all: key and value as they came, original headers, then the error ones;
     the DLQ topic is returned for the receipt."""
-    producer = Producer()
+    producer = RecordingProducer()
     parked = DeadLetters(RECIPIENT, producer, lambda: T0).dead_letter(RECORD, "n-1", FAILED, 1)
     assert parked == dlq_topic(RECIPIENT)
-    [(topic, key, value, headers)] = producer.sent
-    assert (topic, key, value) == (dlq_topic(RECIPIENT), b"CRA-1", b"avro")
-    assert headers[:2] == RECORD.headers
-    errors = dict(headers[2:])
+    [sent] = producer.sent
+    assert (sent.topic, sent.key, sent.value) == (dlq_topic(RECIPIENT), b"CRA-1", b"avro")
+    assert sent.headers[:2] == RECORD.headers
+    errors = dict(sent.headers[2:])
     assert errors[dead_letters.CLASS] == b"NoSuchClient"
     assert errors[dead_letters.MESSAGE] == b"no such client"
     assert (errors[dead_letters.PARTITION], errors[dead_letters.OFFSET]) == (b"2", b"41")
@@ -82,7 +67,7 @@ def test_dead_letters_parks_the_record_unchanged_with_error_headers() -> None:
 
 def test_dead_letters_with_tolerance_none_stops_and_parks_nothing() -> None:
     """errors.tolerance=none: ConnectorStopped, not retriable, and nothing is sent."""
-    producer = Producer()
+    producer = RecordingProducer()
     stopping = DeadLetters(RECIPIENT, producer, lambda: T0, tolerate_all=False)
     with pytest.raises(ConnectorStopped, match=r"errors\.tolerance is none") as stopped:
         stopping.dead_letter(RECORD, "n-1", FAILED, 1)

@@ -7,7 +7,6 @@ import errno
 import io
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -25,16 +24,10 @@ from connectors.filedrop.durable import sync_file, write_at
 from connectors.filedrop.formats import CSV_COLUMNS
 from connectors.filedrop.ledger import INDEX_NAME
 from connectors.testing import SimulatedCrash, SinkContract, sample_notification
+from hub.testing.fakes import ManualClock
+from tests.watchdog import wait_until
 
 START = 1_750_000_000.0  # 2025-06-15T15:06:40Z
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def visible(folder: Path) -> list[Path]:
@@ -74,12 +67,12 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock[float]:
+    return ManualClock(START)
 
 
 @pytest.fixture
-def open_drop(folder: Path, clock: FakeClock) -> Iterator[Callable[..., FileDropSink]]:
+def open_drop(folder: Path, clock: ManualClock[float]) -> Iterator[Callable[..., FileDropSink]]:
     """Opens sinks on ``folder`` (fake clock, 60 s rotation unless told) and closes them all."""
     opened: list[FileDropSink] = []
 
@@ -284,7 +277,7 @@ def test_record_larger_than_the_limit_gets_a_batch_of_its_own(
 
 
 def test_rotation_by_time_on_deliver_and_flush(
-    open_drop: Callable[..., FileDropSink], folder: Path, clock: FakeClock
+    open_drop: Callable[..., FileDropSink], folder: Path, clock: ManualClock[float]
 ) -> None:
     """A batch is published once rotate_seconds passed since its first record: by the next
     deliver (before appending) or by flush."""
@@ -312,9 +305,7 @@ def test_idle_batch_is_published_when_its_time_is_up(folder: Path) -> None:
     try:
         n = notice()
         sink.deliver(n)
-        deadline = time.monotonic() + 5
-        while not visible(folder) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: visible(folder), 5, "no batch published", every_s=0.02)
         assert visible_ids(folder) == [n.notification_id]
     finally:
         sink.close()
@@ -339,7 +330,7 @@ def test_close_publishes_the_open_batch_and_is_safe_twice(
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_redelivery_is_duplicate_in_the_open_batch_after_publish_and_after_reopening(
-    fmt: str, open_drop: Callable[..., FileDropSink], folder: Path, clock: FakeClock
+    fmt: str, open_drop: Callable[..., FileDropSink], folder: Path, clock: ManualClock[float]
 ) -> None:
     """DUPLICATE for an id in the open batch, in a published batch, after close and reopen,
     after a kill with the batch still open, and after the back office took the files."""
@@ -582,7 +573,7 @@ def test_write_failure_answers_retry_without_personal_data(
 def test_failed_publish_steps_are_retried_without_repeating_what_succeeded(
     open_drop: Callable[..., FileDropSink],
     folder: Path,
-    clock: FakeClock,
+    clock: ManualClock[float],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A failing rename makes the next deliver RETRY, a failing folder sync after the rename

@@ -28,6 +28,7 @@ from hub.model import DecisionOutcome, InboundMessage
 from hub.processing.life_events import BatchProcessor
 from hub.processing.receipts import RECEIPT_SCHEMA, DeliveryIntake
 from hub.wire.topics import LIFEEVENTS_TOPIC, RECEIPTS_TOPIC
+from tests.samples import address_changed
 from tests.unit.conftest import PSEUDONYMS
 
 DAY1 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
@@ -58,17 +59,7 @@ class Hub:
 
 
 def life_event(codec: AvroCodec, ce_id: str, subject: str, now: datetime, offset: int) -> Any:
-    record = {
-        "subject_id": subject,
-        "effective_date": date(2025, 3, 1),
-        "new_address": {
-            "lines": ["3 Oak St"],
-            "municipality": "Vancouver",
-            "province": "BC",
-            "postal_code": "V5K 0A1",
-        },
-        "mailing_address": None,
-    }
+    record = address_changed(subject, date(2025, 3, 1))
     headers = {
         "ce_specversion": "1.0",
         "ce_id": ce_id,

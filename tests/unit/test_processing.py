@@ -21,8 +21,9 @@ from hub.config.directory import Directory
 from hub.errors import BrokerError, StoreError
 from hub.model import Decision, DecisionOutcome, InboundMessage, OutboxMessage
 from hub.processing.life_events import BatchProcessor, BatchSummary
+from hub.testing.fakes import FaultyCodec
 from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
-from tests.unit.conftest import PSEUDONYMS, FaultyCodec
+from tests.unit.conftest import PSEUDONYMS
 
 PUBLISHER = "bc-service-bc"
 SUBJECT = "SBC-1001"  # the client's id at Service BC

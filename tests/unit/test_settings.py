@@ -63,3 +63,13 @@ def test_a_group_id_wider_than_the_store_keeps_is_refused() -> None:
     with pytest.raises(ValidationError, match="group_id"):
         HubSettings(group_id="g" * 256)
     assert len(HubSettings(group_id="g" * 255).group_id) == 255
+
+
+def test_settings_cannot_be_changed_once_read() -> None:
+    """Settings are frozen, nested sections too: a run derives values beside them, never in them."""
+    settings = Settings(hub=HubSettings(batch_size=5))
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.hub.batch_size = 2
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.hub = HubSettings()
+    assert settings.hub.batch_size == 5

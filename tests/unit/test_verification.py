@@ -45,6 +45,7 @@ from hub.config.settings import Settings
 from hub.errors import TellonceError
 from hub.model import AuditRecord, Checkpoint
 from hub.ports import SignatureCheck
+from tests.samples import write_signed_leaves
 
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 LEAVES = 200
@@ -74,23 +75,10 @@ class Log:
 
 def build_log(key: Path, *, leaves: int = LEAVES, every: int = 16, seed: int = 7) -> Log:
     """Batches of 1 to 9 leaves, a checkpoint when ``every`` are unsigned, all signed at the end."""
-    rng = random.Random(seed)
     store = MemoryStore()
     signer = FileSigner(key, create=True)
     notary = Notary(signer, CheckpointPolicy(every_leaves=every, every_seconds=3_600))
-    at, written = T0, 0
-    while written < leaves:
-        with store.transaction() as tx:
-            log = AuditLog(tx.last_audit())
-            for _ in range(min(rng.randint(1, 9), leaves - written)):
-                data = {"event": f"bc-service-bc/evt-{written}", "recipient": "bc-msp"}
-                log.append(rng.choice(LEAF_KINDS), data, at)
-                written += 1
-                at += timedelta(seconds=1)
-            log.write(tx)
-            notary.maybe_checkpoint(tx, at)
-    with store.transaction() as tx:
-        notary.maybe_checkpoint(tx, at, force=True)
+    write_signed_leaves(store, notary, T0, leaves=leaves, seed=seed)
     pem = signer.public_key_pem()
     return Log(store, signer, public_key_check(pem), signer.key_id)
 

@@ -21,7 +21,6 @@ from hub.adapters.signing import FileSigner
 from hub.audit.log import CheckpointPolicy, Notary
 from hub.audit.oversight import reconcile, verify_store
 from hub.config.directory import Directory
-from hub.consents.notices import load_notices
 from hub.consents.service import ConsentService
 from hub.errors import RecordStoreError, StoreError
 from hub.model import AcceptedEvent, Headers, InboundMessage, notification_id
@@ -31,9 +30,11 @@ from hub.processing.life_events import BatchProcessor
 from hub.processing.receipts import RECEIPT_SCHEMA, DeliveryIntake
 from hub.processing.relay import Relay
 from hub.processing.worker import HubWorker, Totals, stored_offsets
+from hub.testing.fakes import ListSource, RecordingProducer
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.publishing import event_message
 from hub.wire.topics import CONSENT_TOPIC, LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, REJECTED_TOPIC
+from tests.samples import address_changed, consent_grant
 from tests.unit.conftest import PSEUDONYMS
 from tests.watchdog import watchdog
 
@@ -138,55 +139,6 @@ class Refusing:
         self._tx.add_rejection(rejection)
 
 
-class ListSource:
-    """The MessageSource port over a fixed list of records: each partition is read from the
-    offset the store keeps, as the Kafka source seeks after a failed batch."""
-
-    ready = True
-
-    def __init__(self, store: MemoryStore) -> None:
-        self.records: list[InboundMessage] = []
-        self._lookup = stored_offsets(store, GROUP)
-        self._next: dict[tuple[str, int], int] = {}
-
-    def poll(self, max_records: int, timeout_ms: int) -> list[InboundMessage]:
-        batch = []
-        for record in self.records:
-            position = (record.topic, record.partition)
-            if record.offset >= self._next.get(position, 0) and len(batch) < max_records:
-                batch.append(record)
-                self._next[position] = record.offset + 1
-        return batch
-
-    def rewind(self) -> None:
-        self._next = {
-            (r.topic, r.partition): self._lookup(r.topic, r.partition) or 0 for r in self.records
-        }
-
-    def commit(self) -> None:
-        """Offsets live in the store."""
-
-    def keep_alive(self) -> None:
-        """Nothing to keep alive."""
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-@dataclass
-class Producer:
-    sent: list[tuple[str, bytes | None, bytes, Headers]] = field(default_factory=list)
-
-    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
-        self.sent.append((topic, key, value, headers))
-
-    def flush(self) -> None:
-        """Sent at once."""
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
 @dataclass
 class World:
     """A linked, consenting client, the hub's parts around one store, and what goes on the
@@ -198,28 +150,18 @@ class World:
     now: datetime
     signer: FileSigner
     source: ListSource
-    producer: Producer = field(default_factory=Producer)
+    producer: RecordingProducer = field(default_factory=RecordingProducer)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def add(self, topic: str, key: bytes, value: bytes, headers: Headers, partition: int) -> None:
         offset = self.offsets.get((topic, partition), 0)
         self.offsets[(topic, partition)] = offset + 1
-        self.source.records.append(
+        self.source.messages.append(
             InboundMessage(topic, partition, offset, key, value, list(headers))
         )
 
     def publish(self, ce_id: str, partition: int = 0) -> None:
-        payload = {
-            "subject_id": SUBJECT,
-            "effective_date": self.now.date(),
-            "new_address": {
-                "lines": ["3 Oak St"],
-                "municipality": "Vancouver",
-                "province": "BC",
-                "postal_code": "V5K 0A1",
-            },
-            "mailing_address": None,
-        }
+        payload = address_changed(SUBJECT, self.now.date())
         key, value, headers, _ = event_message(
             self.codec,
             source=PUBLISHER,
@@ -231,21 +173,7 @@ class World:
         self.add(LIFEEVENTS_TOPIC, key, value, headers, partition)
 
     def grant(self, ce_id: str, recipient: str = RECIPIENT) -> None:
-        notice = load_notices().latest()
-        record = {
-            "subject_id": PORTAL_ID,
-            "recipient": recipient,
-            "event_types": ["AddressChanged"],
-            "state": "GIVEN",
-            "purpose": "tell-us-once",
-            "legal_basis": "consent of the individual",
-            "notice_version": notice.version,
-            "notice_hash": notice.sha256,
-            "channel": "online",
-            "actor": "client",
-            "recorded_at": self.now - timedelta(minutes=1),
-            "expires_at": None,
-        }
+        record = consent_grant(PORTAL_ID, recipient, self.now - timedelta(minutes=1))
         key, value, headers, _ = consent_message(
             self.codec, source=PORTAL, record=record, at=self.now, event_id=ce_id
         )
@@ -316,7 +244,8 @@ def make_world(
     service.link(PORTAL, PORTAL_ID, evidence, to=person)
     service.record(person, RECIPIENT, ["AddressChanged"], ConsentState.GIVEN, evidence)
     signer = FileSigner(tmp_path / "audit.pem", create=True)
-    return World(store, codec, directory, now, signer, ListSource(store))
+    source = ListSource(offset_lookup=stored_offsets(store, GROUP))
+    return World(store, codec, directory, now, signer, source)
 
 
 @pytest.fixture(autouse=True)
@@ -355,10 +284,10 @@ def test_a_record_the_database_refuses_is_set_aside_and_the_rest_committed_once(
     assert "CheckViolation" in row.detail
     assert (row.source, row.event_id) == (PUBLISHER, PSEUDONYMS.of(REFUSED))
     assert world.stored(LIFEEVENTS_TOPIC) == {0: 6}
-    (on_wire,) = [m for m in world.producer.sent if m[0] == REJECTED_TOPIC]
-    wire = world.codec.decode(on_wire[2]).record
+    (on_wire,) = world.producer.to(REJECTED_TOPIC)
+    wire = world.codec.decode(on_wire.value).record
     assert (wire["reason"], wire["offset"], wire["ce_id"]) == ("unstorable", 3, REFUSED)
-    assert [m[0] for m in world.producer.sent].count(f"tellonce.notify.{RECIPIENT}.v1") == 5
+    assert [m.topic for m in world.producer.sent].count(f"tellonce.notify.{RECIPIENT}.v1") == 5
     (warning,) = [e for e in logs if e["event"] == SET_ASIDE]
     assert warning["log_level"] == "warning"
     assert (warning["position"], warning["error_class"]) == (
@@ -446,7 +375,7 @@ def test_a_consent_event_and_a_receipt_the_database_refuses_are_set_aside_and_th
     kinds = [r.kind for r in world.store.audit_records()]
     assert kinds.count("rejected") == 1
     assert kinds.count("receipt_refused") == 1
-    assert [m[0] for m in world.producer.sent].count(REJECTED_TOPIC) == 1  # consent only
+    assert [m.topic for m in world.producer.sent].count(REJECTED_TOPIC) == 1  # consent only
     world.audit_holds()
 
 
