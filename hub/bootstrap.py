@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from hub.adapters.avro import AvroCodec
 from hub.adapters.broker import EmbeddedBroker
@@ -22,8 +23,9 @@ from hub.adapters.claims import KafkaClaimLog, ensure_claim_topic
 from hub.adapters.jws import sign_compact
 from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_topics
 from hub.adapters.pseudonym_key import load_pseudonym_key
-from hub.adapters.signing import FileSigner, public_key_check
+from hub.adapters.signing import FileSigner, create_key, public_key_check
 from hub.adapters.sql import SqlStore
+from hub.adapters.topics import read_topic, topic_lag
 from hub.audit.log import CheckpointPolicy, Notary
 from hub.audit.oversight import verify_store
 from hub.audit.pseudonyms import Pseudonyms
@@ -31,8 +33,10 @@ from hub.audit.verification import Verdict
 from hub.config.directory import Directory, load_directory
 from hub.config.settings import Settings
 from hub.consents.service import ConsentService
+from hub.delivery.replay import DeadLetterOffice
 from hub.delivery.retries import RetryPolicy
 from hub.delivery.runner import ConnectorRunner
+from hub.delivery.status import ConnectorStatus, connector_status
 from hub.errors import ConfigError
 from hub.ports import SignatureCheck
 from hub.processing.consent_events import ConsentIntake
@@ -56,6 +60,31 @@ from hub.wire.topics import (
 def utc_now() -> datetime:
     """The clock every use-case is given: aware, in UTC."""
     return datetime.now(UTC)
+
+
+# -- what a command sets up without an App (no directory or catalog needed) ----------------
+
+
+def embedded_broker(settings: Settings, port: int = 0) -> EmbeddedBroker:
+    """A memory-only Tansu on loopback (on ``port``; 0: a free one), started by ``with``."""
+    broker = settings.broker
+    return EmbeddedBroker(broker.tansu_bin, port=port, startup_timeout=broker.startup_timeout_s)
+
+
+def upgrade_schema(settings: Settings) -> None:
+    """Create or migrate the configured store's schema to the latest version."""
+    SqlStore.open(settings.store.url, migrate_schema=True).close()
+
+
+def create_signing_key(path: Path) -> str:
+    """Write a new Ed25519 audit signing key to ``path`` (never over one); its key id."""
+    create_key(path)
+    return FileSigner(path).key_id
+
+
+def create_pseudonym_key(path: Path) -> None:
+    """Write a new pseudonym key to ``path``."""
+    load_pseudonym_key(path, create=True)
 
 
 @dataclass
@@ -175,17 +204,12 @@ class App:
         if configured:
             yield configured
             return
-        with self.embedded_broker() as embedded:
+        with embedded_broker(self.settings) as embedded:
             self._embedded_bootstrap = embedded.bootstrap
             try:
                 yield embedded.bootstrap
             finally:
                 self._embedded_bootstrap = None
-
-    def embedded_broker(self, port: int = 0) -> EmbeddedBroker:
-        """A memory-only Tansu on loopback (on ``port``; 0: a free one), started by ``with``."""
-        broker = self.settings.broker
-        return EmbeddedBroker(broker.tansu_bin, port=port, startup_timeout=broker.startup_timeout_s)
 
     def ensure_topics(self, bootstrap: str) -> None:
         """Create the hub's topics and every subscriber's notify and dead-letter topics."""
@@ -339,6 +363,28 @@ class App:
             delay_max_ms=c.errors_retry_delay_max_ms,
             delay_initial_ms=c.errors_retry_delay_initial_ms,
             tolerate_all=c.errors_tolerance == "all",
+        )
+
+    def dead_letter_office(self) -> DeadLetterOffice:
+        """``tellonce dlq``: dead letters read off the broker without joining a group, replays
+        published by a producer opened only when one is sent."""
+        bootstrap = self.bootstrap_servers()
+        return DeadLetterOffice(
+            store=self.store,  # a missing database is reported before the broker is asked
+            read=lambda topic: read_topic(bootstrap, topic),
+            open_producer=lambda: self.producer(bootstrap),
+            pseudonyms=self.pseudonyms(),
+            clock=utc_now,
+        )
+
+    def connector_status(self, recipients: Sequence[str] = ()) -> list[ConnectorStatus]:
+        """``tellonce connector status``: lag read without joining the connectors' groups."""
+        bootstrap = self.bootstrap_servers()
+        return connector_status(
+            self.directory,
+            lambda: self.store,
+            lambda group, topic: topic_lag(bootstrap, group, topic),
+            recipients,
         )
 
     def producer(self, bootstrap: str) -> KafkaSink:

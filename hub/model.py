@@ -71,10 +71,6 @@ class DecisionOutcome(StrEnum):
     WITHHELD = "withheld"
 
 
-# The old name, until hub.adapters.sql (being split in parallel) imports DecisionOutcome.
-Outcome = DecisionOutcome
-
-
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Whether one recipient was told about one event, and why."""

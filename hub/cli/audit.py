@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 
 
 def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.adapters.pseudonym_key import load_pseudonym_key
-    from hub.adapters.signing import FileSigner, create_key
+    from hub.bootstrap import create_pseudonym_key, create_signing_key
 
     audit = settings.audit
     if args.path:
@@ -39,11 +38,11 @@ def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
             )
     else:
         path = audit.signing_key
-        create_key(path)
-        print(f"created {path} (key id {FileSigner(path).key_id}); keep it secret and backed up")
+        key_id = create_signing_key(path)
+        print(f"created {path} (key id {key_id}); keep it secret and backed up")
         if pseudonym_key.exists():
             return 0
-    load_pseudonym_key(pseudonym_key, create=True)
+    create_pseudonym_key(pseudonym_key)
     print(f"created {pseudonym_key} (pseudonym key); keep it secret and backed up")
     return 0
 

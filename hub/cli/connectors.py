@@ -50,17 +50,8 @@ def cmd_list(_args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.adapters.topics import topic_lag
-    from hub.delivery.status import connector_status
-
     app = app_from_settings(settings, read_only=True)
-    bootstrap = app.bootstrap_servers()
-    rows = connector_status(
-        app.directory,
-        lambda: app.store,
-        lambda group, topic: topic_lag(bootstrap, group, topic),
-        [args.recipient] if args.recipient else [],
-    )
+    rows = app.connector_status([args.recipient] if args.recipient else [])
     if args.json:
         print(json.dumps([dataclasses.asdict(r) for r in rows], default=str, indent=2))
         return 0
@@ -85,20 +76,9 @@ def _office(
     args: argparse.Namespace, settings: Settings, *, read_only: bool = False
 ) -> DeadLetterOffice:
     """The dlq use-cases over this hub's store and broker, for the recipient ``args`` names."""
-    from hub.adapters.topics import read_topic
-    from hub.bootstrap import utc_now
-    from hub.delivery.replay import DeadLetterOffice
-
     app = app_from_settings(settings, read_only=read_only)
     app.directory.program(args.recipient)
-    bootstrap = app.bootstrap_servers()
-    return DeadLetterOffice(
-        store=app.store,  # a missing database is reported before the broker is asked
-        read=lambda topic: read_topic(bootstrap, topic),
-        open_producer=lambda: app.producer(bootstrap),
-        pseudonyms=app.pseudonyms(),
-        clock=utc_now,
-    )
+    return app.dead_letter_office()
 
 
 def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -27,11 +27,9 @@ def cmd_demo(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.adapters.broker import EmbeddedBroker
+    from hub.bootstrap import embedded_broker
 
-    with EmbeddedBroker(
-        settings.broker.tansu_bin, port=args.port, startup_timeout=settings.broker.startup_timeout_s
-    ) as broker:
+    with embedded_broker(settings, args.port) as broker:
         print(f"Tansu broker (memory only) listening on {broker.bootstrap}", flush=True)
         print(f"export TELLONCE_BROKER__BOOTSTRAP_SERVERS={broker.bootstrap}", flush=True)
         print("Press Ctrl-C to stop. Topics and offsets are lost when it stops.", flush=True)
@@ -58,9 +56,9 @@ def cmd_hub_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
-    from hub.adapters.sql import SqlStore
+    from hub.bootstrap import upgrade_schema
 
-    SqlStore.open(settings.store.url, migrate_schema=True).close()
+    upgrade_schema(settings)
     print("database schema is up to date")
     return 0
 

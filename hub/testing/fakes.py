@@ -22,18 +22,28 @@ from hub.errors import BrokerError, SignerError
 from hub.model import Headers, InboundMessage
 from hub.ports import Codec, OffsetLookup
 
-T = TypeVar("T")
+__all__ = [
+    "FaultyCodec",
+    "ListSource",
+    "ManualClock",
+    "RecordingProducer",
+    "Sent",
+    "ShortSigner",
+    "UnusableSigner",
+]
+
+_T = TypeVar("_T")
 
 
-class ManualClock(Generic[T]):
+class ManualClock(Generic[_T]):
     """A clock that reads ``now`` until the test changes it (``clock.now += timedelta(...)``):
     an aware ``datetime`` for the hub's ``Clock`` port, or seconds (a ``float``) for a sink
     that takes ``time.time``'s place."""
 
-    def __init__(self, now: T) -> None:
+    def __init__(self, now: _T) -> None:
         self.now = now
 
-    def __call__(self) -> T:
+    def __call__(self) -> _T:
         return self.now
 
 

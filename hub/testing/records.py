@@ -12,10 +12,10 @@ from hub.model import (
     AuditRecord,
     Checkpoint,
     Decision,
+    DecisionOutcome,
     Delivery,
     InboundMessage,
     OutboxMessage,
-    Outcome,
     RejectionRecord,
 )
 from hub.ports import Transaction
@@ -34,7 +34,7 @@ def event(event_id: str = "evt-1", offset: int = 0) -> AcceptedEvent:
 def decision(
     recipient: str = "bc-msp", notification_id: str | None = "n-1", event_id: str = "evt-1"
 ) -> Decision:
-    outcome = Outcome.DISCLOSED if notification_id else Outcome.WITHHELD
+    outcome = DecisionOutcome.DISCLOSED if notification_id else DecisionOutcome.WITHHELD
     fields = ("street",) if notification_id else ()
     return Decision(
         SOURCE, event_id, recipient, outcome, "given", None, notification_id, fields, T0

@@ -44,20 +44,22 @@ from hub.testing.records import (
 )
 from hub.wire.topics import notify_topic
 
+__all__ = ["StoreContract"]
 
-def append(store: Store, records: list[AuditRecord]) -> None:
+
+def _append(store: Store, records: list[AuditRecord]) -> None:
     with store.transaction() as tx:
         tx.add_audit(records)
 
 
-def sign(store: Store, taken: Checkpoint) -> None:
+def _sign(store: Store, taken: Checkpoint) -> None:
     with store.transaction() as tx:
         tx.add_checkpoint(taken)
 
 
-Write = Callable[[Transaction], None]
+_Write = Callable[[Transaction], None]
 
-REFUSED: dict[str, Write] = {
+_REFUSED: dict[str, _Write] = {
     "person-twice": lambda tx: tx.add_person("p-1", T0),
     "link-local-id-taken": lambda tx: tx.add_link(IdentityLink("p-2", "bc-msp", "MSP-1", EVIDENCE)),
     "link-program-taken": lambda tx: tx.add_link(IdentityLink("p-1", "bc-msp", "MSP-2", EVIDENCE)),
@@ -91,7 +93,7 @@ class StoreContract:
         raise NotImplementedError("a StoreContract subclass provides the store fixture")
 
     def seed(self, store: Store) -> None:
-        """One record of each kind, the ones REFUSED collides with."""
+        """One record of each kind, the ones _REFUSED collides with."""
         with store.transaction() as tx:
             tx.add_person("p-1", T0)
             tx.add_person("p-2", T0)
@@ -143,9 +145,9 @@ class StoreContract:
             assert tx.offsets("hub", "t") == {}
             assert tx.known_events([(SOURCE, "evt-1")]) == set()
 
-    @pytest.mark.parametrize("write", REFUSED.values(), ids=REFUSED.keys())
+    @pytest.mark.parametrize("write", _REFUSED.values(), ids=_REFUSED.keys())
     def test_constraint_violation_is_refused_and_rolled_back(
-        self, store: Store, write: Write
+        self, store: Store, write: _Write
     ) -> None:
         """A write the store's constraints forbid raises RecordStoreError (not retriable) and
         undoes the whole transaction."""
@@ -302,7 +304,7 @@ class StoreContract:
         with store.transaction() as tx:
             tx.add_audit(leaves(0, 2))
         with pytest.raises(StoreError):
-            append(store, leaves(1, 2))
+            _append(store, leaves(1, 2))
         assert [r.index for r in store.audit_records()] == [0, 1]
 
     def test_checkpoints_are_kept_by_seq(self, store: Store) -> None:
@@ -314,7 +316,7 @@ class StoreContract:
             assert tx.last_checkpoint() == checkpoint(2, 5)
         for taken in (checkpoint(2, 9), checkpoint(3, 5)):
             with pytest.raises(StoreError):
-                sign(store, taken)
+                _sign(store, taken)
         assert store.checkpoints() == [checkpoint(1, 1), checkpoint(2, 5)]
 
     # -- deliveries --------------------------------------------------------------------------

@@ -87,6 +87,41 @@ SURFACE = {
         "notify_topic",
     ],
     "hub.wire.publishing": ["OutboundEvent", "checked_event", "event_message", "publish_event"],
+    # The ports an outside adapter implements, by role.
+    "hub.ports": [
+        "AuditRecorder",
+        "ClaimLog",
+        "Clock",
+        "Codec",
+        "ConsentRecorder",
+        "DecisionRecorder",
+        "Decoded",
+        "DeliveryRecorder",
+        "IdentityRecorder",
+        "MessageSource",
+        "OffsetLookup",
+        "OffsetRecorder",
+        "OutboxRecorder",
+        "OutboxStore",
+        "Producer",
+        "Record",
+        "SignatureCheck",
+        "Signer",
+        "Store",
+        "StoreQueries",
+        "Transaction",
+    ],
+    # The contract suite an outside store adapter subclasses, and the shared fakes.
+    "hub.testing.store_contract": ["StoreContract"],
+    "hub.testing.fakes": [
+        "FaultyCodec",
+        "ListSource",
+        "ManualClock",
+        "RecordingProducer",
+        "Sent",
+        "ShortSigner",
+        "UnusableSigner",
+    ],
 }
 
 
