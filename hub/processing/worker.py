@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
@@ -93,9 +93,10 @@ class Intake(Protocol):
 
     topic: str
 
-    def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> Any: ...
+    def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> object:
+        """Handle ``messages`` in ``tx`` and save their offsets; a summary the worker logs."""
 
-    def set_aside(self, tx: Transaction, message: InboundMessage, error: RejectedEvent) -> Any:
+    def set_aside(self, tx: Transaction, message: InboundMessage, error: RejectedEvent) -> object:
         """Refuse ``message`` alone in ``tx`` with ``error`` and save the offset past it."""
 
 
