@@ -2,6 +2,9 @@
 
 Identity links map a program's own client id to a hub-internal person id that never leaves the
 hub. Consents are append-only, hash-linked revisions per (person, recipient, event type).
+
+May import: the standard library only; nothing from ``hub`` (its errors are its own,
+``consent.errors``) and no infrastructure library (both checked by import-linter).
 """
 
 from consent.errors import RuleViolation

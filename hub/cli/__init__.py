@@ -14,6 +14,9 @@ handler, which calls one use-case (in ``hub.delivery``, ``hub.consents``, ``hub.
 argument parser from the command modules (``runtime``, ``connectors``, ``consent``, ``audit``,
 ``wire``). It is argparse, not Typer: the standard library, no click underneath, and the exit
 codes, messages and ``--help`` behaviour the e2e tests pin stay as they are.
+
+May import: everything in the hub, adapters only through ``hub.bootstrap`` where it builds
+them; nothing imports the CLI.
 """
 
 from __future__ import annotations
