@@ -181,13 +181,18 @@ class KafkaSource:
         assignment = self._consumer.assignment()
         if not assignment:
             return
+        # Partitions assigned by a rebalance met in this poll are not paused: put back any
+        # records it returns, so that the next poll reads them.
         self._consumer.pause(*assignment)
         try:
-            self._consumer.poll(timeout_ms=0)
+            taken = self._consumer.poll(timeout_ms=0)
         except KafkaError as exc:
             raise BrokerError(f"lost contact with the consumer group: {exc}") from exc
-        finally:
-            self._consumer.resume(*assignment)
+        finally:  # a partition revoked meanwhile is no longer there to resume
+            self._consumer.resume(*(assignment & self._consumer.assignment()))
+        for tp, records in taken.items():
+            if records:
+                self._consumer.seek(tp, records[0].offset)
 
     def commit(self) -> None:
         try:

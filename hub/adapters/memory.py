@@ -1,5 +1,6 @@
 """The Store port in memory: a real adapter for fast tests and demos, not a mock. (The
-``ClaimLog`` port of the store fence in memory is ``hub.adapters.memory_claims``.)
+``ClaimLog`` port of the store fence in memory is ``hub.adapters.memory_claims``; the relay's
+side of the outbox is ``hub.adapters.memory_outbox``.)
 
 It keeps the promises of the SQL store (``hub.adapters.sql.store``): a transaction works on a
 copy of the data and is applied only when its block exits normally, so an exception leaves
@@ -22,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from consent.model import ConsentRevision, IdentityLink
+from hub.adapters.memory_outbox import MemoryOutbox
 from hub.errors import RecordStoreError, StoreError
 from hub.model import (
     AcceptedEvent,
@@ -33,7 +35,7 @@ from hub.model import (
     OutboxMessage,
     RejectionRecord,
 )
-from hub.wire.topics import NOTIFY_PREFIX, notify_topic
+from hub.wire.topics import notify_topic
 
 if TYPE_CHECKING:
     from hub.ports import Store, Transaction
@@ -171,7 +173,7 @@ class MemoryStore:
         return changed
 
 
-class MemoryTransaction:
+class MemoryTransaction(MemoryOutbox):
     """Implements hub.ports.Transaction on a private copy of the store's data."""
 
     def __init__(self, state: _State) -> None:
@@ -312,6 +314,9 @@ class MemoryTransaction:
             dataclasses.replace(message, headers=headers, seq=state.last_outbox_seq)
         )
 
+    def lock_audit_head(self) -> None:
+        """Transactions are serialized: every one holds the head."""
+
     def last_audit(self) -> AuditRecord | None:
         return self.state.audit[-1] if self.state.audit else None
 
@@ -354,40 +359,6 @@ class MemoryTransaction:
         taken = self.state.unique.get("uq_decisions_notification_id", set())
         self._require(notification in taken, "fk_deliveries_notification_id_decisions")
         self.state.deliveries[notification] = delivery
-
-    # -- relay -------------------------------------------------------------------------------
-
-    def pending_outbox(self, limit: int) -> list[OutboxMessage]:
-        published = self.state.published
-        pending = [m for m in self.state.outbox if m.message_id not in published]
-        return pending[: max(limit, 0)]
-
-    def unreceipted_outbox(
-        self, published_before: datetime, limit: int, max_republished: int
-    ) -> list[OutboxMessage]:
-        published, answered = self.state.published, self.state.deliveries
-        again = self.state.republished
-        stale = [
-            m
-            for m in self.state.outbox
-            if m.topic.startswith(NOTIFY_PREFIX)
-            and m.message_id in published
-            and published[m.message_id] < published_before
-            and m.message_id not in answered
-            and again.get(m.message_id, 0) < max_republished
-        ]
-        return stale[: max(limit, 0)]
-
-    def mark_republished(self, message_ids: Sequence[str], at: datetime) -> None:
-        self.mark_published(message_ids, at)
-        for message_id in message_ids:
-            self.state.republished[message_id] = self.state.republished.get(message_id, 0) + 1
-
-    def mark_published(self, message_ids: Sequence[str], at: datetime) -> None:
-        known = self.state.unique.get("uq_outbox_message_id", set())
-        for message_id in message_ids:
-            if message_id in known:
-                self.state.published[message_id] = at
 
 
 if TYPE_CHECKING:  # mypy proves the adapter satisfies the ports

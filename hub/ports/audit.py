@@ -12,8 +12,13 @@ from hub.model import AuditRecord, Checkpoint
 class AuditRecorder(Protocol):
     """Audit leaves numbered from 0 without gaps, and checkpoints numbered by ``seq``."""
 
+    def lock_audit_head(self) -> None:
+        """Wait until no other open transaction holds the log's head, then hold it until this
+        one ends, so that appends queue instead of colliding; holding it twice is harmless."""
+
     def last_audit(self) -> AuditRecord | None:
-        """The leaf with the highest index; None when the log is empty."""
+        """The leaf with the highest index, None when the log is empty; holds the log's head
+        from then on (``lock_audit_head``), since the caller is about to append after it."""
 
     def add_audit(self, records: Sequence[AuditRecord]) -> None:
         """Append leaves, each at the next index; a StoreError when an index is taken (another

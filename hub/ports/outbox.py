@@ -17,6 +17,10 @@ class OutboxRecorder(Protocol):
     def add_outbox(self, message: OutboxMessage) -> None:
         """Queue ``message`` with the next ``seq``; RecordStoreError when its id is taken."""
 
+    def claim_relay(self) -> bool:
+        """Take the relay's turn until this transaction ends: True, or False at once when
+        another open transaction holds it (one relay publishes at a time, in ``seq`` order)."""
+
     def pending_outbox(self, limit: int) -> list[OutboxMessage]:
         """Up to ``limit`` messages never published, lowest ``seq`` first."""
 

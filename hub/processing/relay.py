@@ -3,6 +3,15 @@
 At least once: a crash between publish and mark republishes the rows, and consumers dedupe on
 the notification id. Rows go out in outbox order, so order per key holds.
 
+Several workers share one outbox. Each round reads, publishes and marks its rows in one
+transaction that first takes the relay's turn (``claim_relay``: an advisory lock on PostgreSQL,
+the write lock on SQLite); a worker that finds it taken returns at once, and the holder
+publishes every worker's rows. So no row goes out twice, and rows still go out in ``seq``
+order: claiming rows with ``FOR UPDATE SKIP LOCKED`` would let two relays publish interleaved
+runs of rows, breaking order per key, and relaying by owned partition would need the source
+partition on each row and would shift at every rebalance. A call works for at most
+``budget_s`` (and ``batch`` rows per round), so it never holds the consume loop for long.
+
 A notification whose connector sent no receipt within ``redeliver_after_s`` is published again:
 the broker may have lost it (the embedded Tansu keeps nothing across a restart), and the sink's
 idempotency absorbs the repeat when it had not. After ``redeliver_max`` tries the relay stops:
@@ -12,10 +21,12 @@ a recipient whose connector is down for days should not find its topic flooded w
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import structlog
 
+from hub.model import OutboxMessage
 from hub.ports import Clock, OutboxStore, Producer
 
 log = structlog.get_logger(__name__)
@@ -33,6 +44,7 @@ class Relay:
         *,
         redeliver_after_s: float = 300.0,
         redeliver_max: int = 12,
+        budget_s: float = 1.0,
     ) -> None:
         self._store = store
         self._producer = producer
@@ -40,43 +52,53 @@ class Relay:
         self._batch = batch
         self._redeliver_after = timedelta(seconds=redeliver_after_s)
         self._redeliver_max = redeliver_max
+        self._budget_s = budget_s
         self.republished = 0
 
     def republish_unreceipted(self) -> int:
         """Publish again notifications published long ago that no receipt answered."""
         now = self._clock()
         with self._store.transaction() as tx:
+            if not tx.claim_relay():
+                return 0  # another worker's relay holds the turn; it looks for these too
             stale = tx.unreceipted_outbox(
                 now - self._redeliver_after, self._batch, self._redeliver_max
             )
+            if stale:
+                self._publish(stale)
+                tx.mark_republished([m.message_id for m in stale], now)  # restarts their clock
         if not stale:
             return 0
-        for message in stale:
-            self._producer.send(message.topic, message.key, message.value, message.headers)
-        self._producer.flush()
-        with self._store.transaction() as tx:
-            tx.mark_republished([m.message_id for m in stale], now)  # restarts their clock
         self.republished += len(stale)
         log.warning("notifications without a receipt published again", count=len(stale))
         return len(stale)
 
     def publish_pending(self) -> int:
-        """Publish everything pending; returns how many rows went out."""
+        """Publish what is pending, in rounds of at most ``batch`` rows, until none is left or
+        ``budget_s`` is spent; returns how many rows went out (0 when another relay holds the
+        turn)."""
         total = 0
+        deadline = time.monotonic() + self._budget_s
         while True:
             with self._store.transaction() as tx:
+                if not tx.claim_relay():
+                    return total
                 pending = tx.pending_outbox(self._batch)
+                if pending:
+                    self._publish(pending)
+                    tx.mark_published([m.message_id for m in pending], self._clock())
             if not pending:
                 return total
-            for message in pending:
-                self._producer.send(message.topic, message.key, message.value, message.headers)
-            self._producer.flush()
-            with self._store.transaction() as tx:
-                tx.mark_published([m.message_id for m in pending], self._clock())
             total += len(pending)
             log.info("outbox published", count=len(pending))
-            if len(pending) < self._batch:
+            if len(pending) < self._batch or time.monotonic() >= deadline:
                 return total
+
+    def _publish(self, messages: list[OutboxMessage]) -> None:
+        """Send ``messages`` in order; return once the broker acknowledged them all."""
+        for message in messages:
+            self._producer.send(message.topic, message.key, message.value, message.headers)
+        self._producer.flush()
 
     def close(self) -> None:
         self._producer.close()

@@ -5,6 +5,13 @@ that came with them, their audit leaves, a signed checkpoint when one is due, an
 offsets. The worker fails closed: it checks the signer before it accepts a batch, and a
 checkpoint that cannot be signed rolls the whole batch back, so nothing is accepted into a log
 that cannot be signed. It retries with backoff and resumes once the signer or database is back.
+
+Workers of one consumer group share the store. Each batch transaction first takes the audit
+log's head (``lock_audit_head``), so concurrent batches queue for the log instead of both
+appending at the same index and one aborting. To stay in the group while it works, waits or
+backs off, the worker keeps each batch within a time budget (the next poll takes fewer records
+after a slow batch, more again after a quick one) and polls with its partitions paused
+(``keep_alive``) after a batch and through every backoff.
 Every few seconds it checks the store fence (``hub.processing.fence``) and stops if its consumer
 group now
 works with another store.
@@ -55,6 +62,9 @@ REPUBLISH_CHECK_S = 5.0
 # Idle polls come every poll timeout; looking for due checkpoints needs a transaction (a write
 # lock on SQLite), and checkpoints are due by the tens of seconds: once a second is plenty.
 CHECKPOINT_CHECK_S = 1.0
+# Longest the worker goes without polling before it proves it is alive (keep_alive); well
+# under the consumer's max poll interval (5 s by default).
+KEEP_ALIVE_S = 1.0
 
 
 class Every:
@@ -125,6 +135,7 @@ class HubWorker:
         poll_timeout_ms: int = 500,
         fence: StoreFence | None = None,
         fence_check_every_s: float = 30.0,
+        batch_budget_s: float = 1.0,
     ) -> None:
         self._store = store
         self._fence = fence
@@ -139,6 +150,9 @@ class HubWorker:
         self._relay = relay
         self._clock = clock
         self._batch_size = batch_size
+        self._limit = batch_size  # records the next poll takes: fewer after a slow batch
+        self._batch_budget_s = batch_budget_s
+        self._polled_at = time.monotonic()
         self._poll_timeout_ms = poll_timeout_ms
         self.totals = Totals()
 
@@ -161,9 +175,12 @@ class HubWorker:
                     self._source.rewind()
                     rewind = False
                 self._check_fence_if_due()
-                messages = self._source.poll(self._batch_size, self._poll_timeout_ms)
+                messages = self._source.poll(self._limit, self._poll_timeout_ms)
+                self._polled_at = time.monotonic()
                 if messages:
                     summary = self._commit(messages)
+                    self._fit_batch(time.monotonic() - self._polled_at)
+                    self._keep_alive_if_due()
                     self.totals.add(summary)
                     log.info(
                         "batch committed",
@@ -205,8 +222,33 @@ class HubWorker:
                 else:
                     log.warning("batch failed; will retry", error=str(exc), delay_s=delay)
                 rewind = True
-                stop.wait(delay)
+                self._back_off(stop, delay)
         return self.totals
+
+    def _fit_batch(self, took_s: float) -> None:
+        """Halve the next poll's records after a batch over the time budget; double them
+        (up to ``batch_size``) after one under half of it."""
+        if took_s > self._batch_budget_s:
+            self._limit = max(1, self._limit // 2)
+        elif took_s < self._batch_budget_s / 2:
+            self._limit = min(self._batch_size, self._limit * 2)
+
+    def _keep_alive_if_due(self) -> None:
+        """Poll with the partitions paused when the last poll was a while ago. Never inside a
+        transaction: a rebalance met there reads the stored offsets in a transaction of its own."""
+        if time.monotonic() - self._polled_at >= KEEP_ALIVE_S:
+            self._source.keep_alive()
+            self._polled_at = time.monotonic()
+
+    def _back_off(self, stop: threading.Event, delay: float) -> None:
+        """Wait ``delay`` (or until ``stop``), staying in the consumer group meanwhile."""
+        until = time.monotonic() + delay
+        while not stop.is_set() and (left := until - time.monotonic()) > 0:
+            stop.wait(min(left, KEEP_ALIVE_S))
+            try:
+                self._keep_alive_if_due()
+            except TellonceError as exc:  # the broker is what failed: the next poll says so
+                log.warning("could not keep the consumer group membership", error=str(exc))
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -263,6 +305,7 @@ class HubWorker:
         self._notary.ensure_available()
         try:
             with self._store.transaction() as tx:
+                tx.lock_audit_head()
                 if message.topic == LIFEEVENTS_TOPIC:
                     summary = self._processor.set_aside(tx, message, error)
                 else:  # only a topic with an intake gets this far (see _commit_batch)
@@ -292,6 +335,7 @@ class HubWorker:
         for message in messages:
             by_topic.setdefault(message.topic, []).append(message)
         with self._store.transaction() as tx:
+            tx.lock_audit_head()  # first: concurrent batches queue here, not on the log's index
             summary = self._processor.process(tx, by_topic.pop(LIFEEVENTS_TOPIC, []))
             for topic, records in by_topic.items():
                 intake = self._intakes.get(topic)
@@ -326,6 +370,7 @@ class HubWorker:
         if not self._checkpoint_check.due():
             return
         with self._store.transaction() as tx:
+            tx.lock_audit_head()
             checkpoint = self._notary.maybe_checkpoint(tx, self._clock())
         if checkpoint is not None:
             log.info("audit checkpoint signed", seq=checkpoint.seq, size=checkpoint.size)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Connection, insert, select, tuple_, update
+from sqlalchemy import Connection, func, insert, select, tuple_, update
 
 from consent.model import ConsentRevision, IdentityLink
 from hub.adapters.sql.mappers import (
@@ -53,6 +53,11 @@ from hub.model import (
     RejectionRecord,
 )
 from hub.wire.topics import NOTIFY_PREFIX
+
+# PostgreSQL advisory locks (one 64-bit key space per database), held until the transaction
+# ends. On SQLite every transaction begins IMMEDIATE (one writer at a time), which holds both.
+AUDIT_HEAD_LOCK = 0x7E110_0A0D17  # appends to the audit log queue on it
+RELAY_LOCK = 0x7E110_0E1A7  # one outbox relay at a time
 
 # Bound IN lists; SQLite allows 32k parameters, PostgreSQL 65k, and plans stay small.
 CHUNK = 500
@@ -219,7 +224,12 @@ class SqlTransaction:
     def add_outbox(self, message: OutboxMessage) -> None:
         self._c.execute(insert(outbox).values(outbox_values(message)))
 
+    def lock_audit_head(self) -> None:
+        if self._c.dialect.name == "postgresql":
+            self._c.execute(select(func.pg_advisory_xact_lock(AUDIT_HEAD_LOCK)))
+
     def last_audit(self) -> AuditRecord | None:
+        self.lock_audit_head()
         query = select(audit_leaves).order_by(audit_leaves.c.leaf_index.desc()).limit(1)
         row = self._c.execute(query).first()
         return audit_from(row) if row else None
@@ -274,6 +284,11 @@ class SqlTransaction:
             )
 
     # -- relay -------------------------------------------------------------------------------
+
+    def claim_relay(self) -> bool:
+        if self._c.dialect.name != "postgresql":
+            return True
+        return bool(self._c.execute(select(func.pg_try_advisory_xact_lock(RELAY_LOCK))).scalar())
 
     def pending_outbox(self, limit: int) -> list[OutboxMessage]:
         rows = self._c.execute(
