@@ -251,6 +251,11 @@ class HubWorker:
                 log.warning("could not keep the consumer group membership", error=str(exc))
 
     @property
+    def ready(self) -> bool:
+        """True once the consumer group assigned this worker its partitions."""
+        return self._source.ready
+
+    @property
     def topics(self) -> tuple[str, ...]:
         return (LIFEEVENTS_TOPIC, *self._intakes)
 

@@ -18,6 +18,7 @@ leave nothing of that transaction behind. Needs pytest.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -333,3 +334,49 @@ class StoreContract:
             assert tx.deliveries_of(["n-1", "n-9"]) == {"n-1": delivery("n-1", "failed", 2)}
             tx.save_delivery(again, new=False)
         assert store.deliveries() == [delivery("n-2", minutes=1), again]
+
+    # -- concurrent writers (the audit head, the relay's turn) -------------------------------
+
+    def test_appends_queue_behind_the_audit_head(self, store: Store) -> None:
+        """A writer that takes the head while another holds it reads the head only after the
+        other committed, and appends after its leaves: no index collides."""
+        waiting, failures = threading.Event(), []
+
+        def second() -> None:
+            waiting.set()
+            try:
+                with store.transaction() as tx:
+                    tx.lock_audit_head()
+                    last = tx.last_audit()
+                    tx.add_audit(leaves(last.index + 1 if last else 0, 2))
+            except BaseException as exc:  # re-raised in the test's thread
+                failures.append(exc)
+
+        thread = threading.Thread(target=second)
+        with store.transaction() as tx:
+            tx.lock_audit_head()
+            tx.lock_audit_head()  # holding it twice is harmless
+            assert tx.last_audit() is None
+            thread.start()
+            waiting.wait()
+            tx.add_audit(leaves(0, 3))
+        thread.join()
+        assert failures == []
+        assert [r.index for r in store.audit_records()] == [0, 1, 2, 3, 4]
+
+    def test_the_relay_turn_is_held_until_the_transaction_ends(self, store: Store) -> None:
+        """A transaction holds the relay's turn however often it asks, and frees it when it
+        commits or rolls back."""
+        with store.transaction() as tx:
+            assert tx.claim_relay()
+            assert tx.claim_relay()
+
+        def rolled_back() -> None:
+            with store.transaction() as tx:
+                assert tx.claim_relay()
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            rolled_back()
+        with store.transaction() as tx:
+            assert tx.claim_relay()
