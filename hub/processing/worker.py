@@ -294,6 +294,7 @@ class HubWorker:
             return
         middle = len(messages) // 2
         for half in (messages[:middle], messages[middle:]):
+            self._keep_alive_if_due()  # the search takes a transaction per part
             try:
                 done.merge(self._commit_batch(half))
             except Exception as exc:
