@@ -17,11 +17,11 @@ import threading
 import uuid
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from consent.model import ConsentRevision, IdentityLink
+from hub.adapters.memory_state import MemoryState
 from hub.errors import RecordStoreError, StoreError
 from hub.model import (
     AcceptedEvent,
@@ -39,53 +39,12 @@ if TYPE_CHECKING:
     from hub.ports import Store, Transaction
 
 
-@dataclass(slots=True)
-class _State:
-    """Everything the store holds. Records are immutable; containers are copied per txn."""
-
-    persons: dict[str, datetime] = field(default_factory=dict)
-    links: list[IdentityLink] = field(default_factory=list)
-    consents: list[ConsentRevision] = field(default_factory=list)
-    events: list[AcceptedEvent] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
-    rejections: list[RejectionRecord] = field(default_factory=list)
-    outbox: list[OutboxMessage] = field(default_factory=list)
-    published: dict[str, datetime] = field(default_factory=dict)
-    republished: dict[str, int] = field(default_factory=dict)
-    audit: list[AuditRecord] = field(default_factory=list)
-    checkpoints: list[Checkpoint] = field(default_factory=list)
-    deliveries: dict[str, Delivery] = field(default_factory=dict)
-    offsets: dict[tuple[str, str, int], int] = field(default_factory=dict)
-    # constraint name -> keys taken; the names are those of the SQL unique constraints
-    unique: dict[str, set[Hashable]] = field(default_factory=dict)
-    last_outbox_seq: int = 0
-
-    def copy(self) -> _State:
-        return _State(
-            persons=dict(self.persons),
-            links=list(self.links),
-            consents=list(self.consents),
-            events=list(self.events),
-            decisions=list(self.decisions),
-            rejections=list(self.rejections),
-            outbox=list(self.outbox),
-            published=dict(self.published),
-            republished=dict(self.republished),
-            audit=list(self.audit),
-            checkpoints=list(self.checkpoints),
-            deliveries=dict(self.deliveries),
-            offsets=dict(self.offsets),
-            unique={name: set(keys) for name, keys in self.unique.items()},
-            last_outbox_seq=self.last_outbox_seq,
-        )
-
-
 class MemoryStore:
     """Implements hub.ports.Store in memory."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._state = _State()  # committed data; never changed in place, only replaced
+        self._state = MemoryState()  # committed data; never changed in place, only replaced
         self._store_id = str(uuid.uuid4())  # made with the store, as migration 0003 does
 
     @contextmanager
@@ -174,14 +133,14 @@ class MemoryStore:
 class MemoryTransaction:
     """Implements hub.ports.Transaction on a private copy of the store's data."""
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: MemoryState) -> None:
         self._state = state
         self.closed = False
         self.doomed = ""  # why the transaction must roll back, once a constraint failed
         self.doomed_by = ""  # the driver error class PostgreSQL would raise for it
 
     @property
-    def state(self) -> _State:
+    def state(self) -> MemoryState:
         if self.closed:
             raise StoreError("the transaction has ended; open a new one", retriable=False)
         return self._state
@@ -282,35 +241,37 @@ class MemoryTransaction:
         taken = self.state.unique.get("uq_events_source_event_id", set())
         return {key for key in keys if key in taken}
 
-    def add_event(self, event: AcceptedEvent) -> None:
-        self._claim("uq_events_source_event_id", (event.source, event.event_id))
-        self.state.events.append(event)
+    def add_events(self, events: Sequence[AcceptedEvent]) -> None:
+        for event in events:
+            self._claim("uq_events_source_event_id", (event.source, event.event_id))
+            self.state.events.append(event)
 
-    def add_decision(self, decision: Decision) -> None:
-        d = decision
+    def add_decisions(self, decisions: Sequence[Decision]) -> None:
         taken = self.state.unique.get("uq_events_source_event_id", set())
-        self._require((d.source, d.event_id) in taken, "fk_decisions_source_events")
-        self._claim("uq_decisions_source_event_id_recipient", (d.source, d.event_id, d.recipient))
-        if d.notification_id is not None:  # NULLs never collide, as in SQL
-            self._claim("uq_decisions_notification_id", d.notification_id)
-        self.state.decisions.append(d)
+        for d in decisions:
+            self._require((d.source, d.event_id) in taken, "fk_decisions_source_events")
+            key = (d.source, d.event_id, d.recipient)
+            self._claim("uq_decisions_source_event_id_recipient", key)
+            if d.notification_id is not None:  # NULLs never collide, as in SQL
+                self._claim("uq_decisions_notification_id", d.notification_id)
+            self.state.decisions.append(d)
 
-    def add_rejection(self, rejection: RejectionRecord) -> None:
-        r = rejection
-        self._claim(
-            "uq_rejections_kafka_topic_kafka_partition_kafka_offset",
-            (r.topic, r.partition, r.offset),
-        )
-        self.state.rejections.append(r)
+    def add_rejections(self, rejections: Sequence[RejectionRecord]) -> None:
+        for r in rejections:
+            key = (r.topic, r.partition, r.offset)
+            self._claim("uq_rejections_kafka_topic_kafka_partition_kafka_offset", key)
+            self.state.rejections.append(r)
 
-    def add_outbox(self, message: OutboxMessage) -> None:
-        self._claim("uq_outbox_message_id", message.message_id)
+    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         state = self.state
-        state.last_outbox_seq += 1
-        headers = list(message.headers)
-        state.outbox.append(
-            dataclasses.replace(message, headers=headers, seq=state.last_outbox_seq)
-        )
+        for message in messages:
+            self._claim("uq_outbox_message_id", message.message_id)
+            state.last_outbox_seq += 1
+            state.outbox.append(
+                dataclasses.replace(
+                    message, headers=list(message.headers), seq=state.last_outbox_seq
+                )
+            )
 
     def last_audit(self) -> AuditRecord | None:
         return self.state.audit[-1] if self.state.audit else None

@@ -28,6 +28,7 @@ from hub.errors import RejectedEvent
 from hub.model import Delivery, InboundMessage, RejectionRecord
 from hub.ports import Clock, Codec, Transaction
 from hub.processing.rejections import rejection_for
+from hub.processing.rows import BatchRows
 from hub.wire.schemas import RECEIPT_SCHEMA
 from hub.wire.topics import RECEIPTS_TOPIC
 
@@ -90,10 +91,10 @@ class DeliveryIntake:
         ids = [r.notification_id for _, r in read if isinstance(r, _Receipt)]
         decisions = tx.decisions_by_notification(ids)
         known = tx.deliveries_of(ids)
-        chain = AuditLog(tx.last_audit())
+        chain, rows = AuditLog(tx.last_audit()), BatchRows()
         for message, receipt in read:
             if isinstance(receipt, RejectedEvent):
-                self._refuse(tx, chain, summary, message, receipt, now)
+                self._refuse(rows, chain, summary, message, receipt, now)
                 continue
             notification = receipt.notification_id
             decision = decisions.get(notification)
@@ -103,7 +104,7 @@ class DeliveryIntake:
                     "unknown_notification",
                     "the receipt names no notification this hub issued to that recipient",
                 )
-                self._refuse(tx, chain, summary, message, refusal, now)
+                self._refuse(rows, chain, summary, message, refusal, now)
                 continue
             status = receipt.status
             previous = known.get(notification)
@@ -136,6 +137,7 @@ class DeliveryIntake:
                 delivery.recorded_at,
             )
             summary.recorded += 1
+        rows.write(tx)
         chain.write(tx)
         if summary.next_offsets:
             tx.save_offsets(self.group_id, self.topic, summary.next_offsets)
@@ -148,8 +150,9 @@ class DeliveryIntake:
         receipt whose writes the database refused (``unstorable``,
         see ``hub.processing.worker``)."""
         summary = ReceiptSummary(next_offsets={message.partition: message.offset + 1})
-        chain = AuditLog(tx.last_audit())
-        self._refuse(tx, chain, summary, message, error, self._clock())
+        chain, rows = AuditLog(tx.last_audit()), BatchRows()
+        self._refuse(rows, chain, summary, message, error, self._clock())
+        rows.write(tx)
         chain.write(tx)
         tx.save_offsets(self.group_id, self.topic, summary.next_offsets)
         return summary
@@ -185,7 +188,7 @@ class DeliveryIntake:
 
     def _refuse(
         self,
-        tx: Transaction,
+        rows: BatchRows,
         chain: AuditLog,
         summary: ReceiptSummary,
         message: InboundMessage,
@@ -197,7 +200,7 @@ class DeliveryIntake:
         Only the position and the reason: a refused receipt's ids are not the hub's to trust.
         """
         position = message.position
-        tx.add_rejection(RejectionRecord.of(message, error.reason, error.detail, now))
+        rows.rejections.append(RejectionRecord.of(message, error.reason, error.detail, now))
         chain.append(REFUSED_LEAF, {"position": position, "reason": error.reason}, now)
         summary.refused += 1
         log.warning(

@@ -71,14 +71,26 @@ _REFUSED: dict[str, _Write] = {
     "consent-event-unknown-person": lambda tx: tx.add_consent_event(
         (SOURCE, "c-2"), "p-9", message(), T0
     ),
-    "event-twice": lambda tx: tx.add_event(event(offset=99)),
-    "decision-event-recipient-taken": lambda tx: tx.add_decision(decision(notification_id="n-2")),
-    "decision-notification-id-taken": lambda tx: tx.add_decision(decision("cpp", "n-1")),
-    "decision-unknown-event": lambda tx: tx.add_decision(
-        decision(notification_id=None, event_id="e-404")
+    "event-twice": lambda tx: tx.add_events([event(offset=99)]),
+    "decision-event-recipient-taken": lambda tx: tx.add_decisions(
+        [decision(notification_id="n-2")]
     ),
-    "rejection-position-taken": lambda tx: tx.add_rejection(rejection(7)),
-    "outbox-message-id-taken": lambda tx: tx.add_outbox(outbox("m-1")),
+    "decision-notification-id-taken": lambda tx: tx.add_decisions([decision("cpp", "n-1")]),
+    "decision-unknown-event": lambda tx: tx.add_decisions(
+        [decision(notification_id=None, event_id="e-404")]
+    ),
+    "rejection-position-taken": lambda tx: tx.add_rejections([rejection(7)]),
+    "outbox-message-id-taken": lambda tx: tx.add_outbox([outbox("m-1")]),
+    # the same key twice within one batch write: the whole write and transaction roll back
+    "event-twice-in-one-write": lambda tx: tx.add_events([event("evt-3"), event("evt-3", 5)]),
+    "decision-twice-in-one-write": lambda tx: tx.add_decisions(
+        [decision("cpp", "n-7", "evt-2"), decision("cpp", "n-8", "evt-2")]
+    ),
+    "notification-id-twice-in-one-write": lambda tx: tx.add_decisions(
+        [decision("cpp", "n-7", "evt-2"), decision("cra", "n-7", "evt-2")]
+    ),
+    "rejection-twice-in-one-write": lambda tx: tx.add_rejections([rejection(8), rejection(8)]),
+    "outbox-twice-in-one-write": lambda tx: tx.add_outbox([outbox("m-2"), outbox("m-2")]),
     "delivery-twice": lambda tx: tx.save_delivery(delivery(), new=True),
     "delivery-unknown-notification": lambda tx: tx.save_delivery(delivery("n-9"), new=True),
 }
@@ -100,10 +112,10 @@ class StoreContract:
             tx.add_link(IdentityLink("p-1", "bc-msp", "MSP-1", EVIDENCE))
             tx.add_consent(consent())
             tx.add_consent_event((SOURCE, "c-1"), "p-1", message(), T0)
-            tx.add_event(event())
-            tx.add_decision(decision())
-            tx.add_rejection(rejection(7))
-            tx.add_outbox(outbox("m-1"))
+            tx.add_events([event()])
+            tx.add_decisions([decision()])
+            tx.add_rejections([rejection(7)])
+            tx.add_outbox([outbox("m-1")])
             tx.save_delivery(delivery(), new=True)
 
     # -- transactions ------------------------------------------------------------------------
@@ -129,7 +141,7 @@ class StoreContract:
         def write_then_fail() -> None:
             with store.transaction() as tx:
                 decided(tx, "n-1")
-                tx.add_outbox(outbox("m-1"))
+                tx.add_outbox([outbox("m-1")])
                 tx.save_offsets("hub", "t", {0: 5})
                 tx.add_audit(leaves(0, 1))
                 raise RuntimeError("boom")
@@ -155,7 +167,7 @@ class StoreContract:
 
         def new_event_then_write() -> None:
             with store.transaction() as tx:
-                tx.add_event(event("evt-2"))
+                tx.add_events([event("evt-2")])
                 write(tx)
 
         with pytest.raises(RecordStoreError) as refused:
@@ -217,8 +229,7 @@ class StoreContract:
         """What a transaction recorded is known to the next one and read back whole."""
         with store.transaction() as tx:
             decided(tx, "n-1", None, None)  # withheld decisions may share a null notification id
-            tx.add_rejection(rejection(7))
-            tx.add_rejection(rejection(8))
+            tx.add_rejections([rejection(7), rejection(8)])
         with store.transaction() as tx:
             assert tx.known_events([(SOURCE, "evt-1"), (SOURCE, "evt-2")]) == {(SOURCE, "evt-1")}
         assert store.events() == [event()]
@@ -230,10 +241,10 @@ class StoreContract:
     def test_outbox_is_published_in_increasing_seq_order(self, store: Store) -> None:
         """Messages get increasing seq across transactions; published ones leave the queue."""
         with store.transaction() as tx:
-            tx.add_outbox(outbox("b"))
-            tx.add_outbox(outbox("a"))
+            tx.add_outbox([outbox("b"), outbox("a")])
+            tx.add_outbox([])
         with store.transaction() as tx:
-            tx.add_outbox(outbox("c"))
+            tx.add_outbox([outbox("c")])
         with store.transaction() as tx:
             pending = tx.pending_outbox(10)
             assert [m.message_id for m in pending] == ["b", "a", "c"]
@@ -255,9 +266,8 @@ class StoreContract:
         topic = notify_topic("bc-msp")
         with store.transaction() as tx:
             decided(tx, "n-1", "n-2")
-            for message_id in ("n-1", "n-2", "n-3", "n-4"):
-                tx.add_outbox(outbox(message_id, topic))
-            tx.add_outbox(outbox("m-1"))  # not a notification
+            tx.add_outbox([outbox(n, topic) for n in ("n-1", "n-2", "n-3", "n-4")])
+            tx.add_outbox([outbox("m-1")])  # not a notification
             tx.mark_published(["n-1", "n-2", "n-3", "m-1"], T0)  # n-4 never published
             tx.save_delivery(delivery("n-1"), new=True)  # answered
         assert store.awaiting_receipt("bc-msp") == 2

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -121,9 +121,10 @@ class Refusing:
         if value == REFUSED:
             raise self._store.refuse()
 
-    def add_event(self, event: AcceptedEvent) -> None:
-        self._check(event.event_id)
-        self._tx.add_event(event)
+    def add_events(self, events: Sequence[AcceptedEvent]) -> None:
+        for event in events:
+            self._check(event.event_id)
+        self._tx.add_events(events)
 
     def add_consent_event(self, key: tuple[str, str], *args: Any) -> None:
         self._check(key[1])
@@ -133,10 +134,10 @@ class Refusing:
         self._check(delivery.sink)
         self._tx.save_delivery(delivery, new=new)
 
-    def add_rejection(self, rejection: Any) -> None:
+    def add_rejections(self, rejections: Sequence[Any]) -> None:
         if self._store.refuse_rejections:
             raise self._store.refuse()
-        self._tx.add_rejection(rejection)
+        self._tx.add_rejections(rejections)
 
 
 @dataclass
@@ -441,7 +442,7 @@ def test_a_key_another_worker_took_meanwhile_is_a_duplicate_not_unstorable(
     for ce_id in batch:
         world.publish(ce_id)
     theirs = AcceptedEvent(PUBLISHER, REFUSED, "AddressChanged", now, None, "t", 9, 0, now)
-    store.on_refusal = lambda count: store.meanwhile.append(lambda tx: tx.add_event(theirs))
+    store.on_refusal = lambda count: store.meanwhile.append(lambda tx: tx.add_events([theirs]))
 
     totals = world.run()
 

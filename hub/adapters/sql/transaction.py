@@ -10,6 +10,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, insert, select, tuple_, update
 
 from consent.model import ConsentRevision, IdentityLink
+from hub.adapters.sql import tables
 from hub.adapters.sql.mappers import (
     audit_from,
     audit_values,
@@ -40,7 +41,6 @@ from hub.adapters.sql.tables import (
     identity_links,
     outbox,
     persons,
-    rejections,
 )
 from hub.model import (
     AcceptedEvent,
@@ -207,17 +207,24 @@ class SqlTransaction:
             found.update((s, e) for s, e in rows)
         return found
 
-    def add_event(self, event: AcceptedEvent) -> None:
-        self._c.execute(insert(events).values(event_values(event)))
+    # One executemany per table and batch: SQLite runs it in one call, psycopg 3 pipelines it
+    # (one round trip); rows are inserted in list order, so outbox ``seq`` follows it.
 
-    def add_decision(self, decision: Decision) -> None:
-        self._c.execute(insert(decisions).values(decision_values(decision)))
+    def add_events(self, events: Sequence[AcceptedEvent]) -> None:
+        if events:
+            self._c.execute(insert(tables.events), [event_values(e) for e in events])
 
-    def add_rejection(self, rejection: RejectionRecord) -> None:
-        self._c.execute(insert(rejections).values(rejection_values(rejection)))
+    def add_decisions(self, decisions: Sequence[Decision]) -> None:
+        if decisions:
+            self._c.execute(insert(tables.decisions), [decision_values(d) for d in decisions])
 
-    def add_outbox(self, message: OutboxMessage) -> None:
-        self._c.execute(insert(outbox).values(outbox_values(message)))
+    def add_rejections(self, rejections: Sequence[RejectionRecord]) -> None:
+        if rejections:
+            self._c.execute(insert(tables.rejections), [rejection_values(r) for r in rejections])
+
+    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        if messages:
+            self._c.execute(insert(outbox), [outbox_values(m) for m in messages])
 
     def last_audit(self) -> AuditRecord | None:
         query = select(audit_leaves).order_by(audit_leaves.c.leaf_index.desc()).limit(1)
