@@ -308,13 +308,14 @@ class MemoryTransaction:
         found = self.state.deliveries
         return {n: found[n] for n in notification_ids if n in found}
 
-    def save_delivery(self, delivery: Delivery, *, new: bool) -> None:
-        notification = delivery.notification_id
-        if new:
-            self._claim("pk_deliveries", notification)
+    def save_deliveries(self, deliveries: Sequence[Delivery], *, new: bool) -> None:
         taken = self.state.unique.get("uq_decisions_notification_id", set())
-        self._require(notification in taken, "fk_deliveries_notification_id_decisions")
-        self.state.deliveries[notification] = delivery
+        for delivery in deliveries:
+            notification = delivery.notification_id
+            if new:
+                self._claim("pk_deliveries", notification)
+            self._require(notification in taken, "fk_deliveries_notification_id_decisions")
+            self.state.deliveries[notification] = delivery
 
     # -- relay -------------------------------------------------------------------------------
 

@@ -91,6 +91,8 @@ class DeliveryIntake:
         ids = [r.notification_id for _, r in read if isinstance(r, _Receipt)]
         decisions = tx.decisions_by_notification(ids)
         known = tx.deliveries_of(ids)
+        stored = set(known)  # the notifications whose delivery is replaced, not inserted
+        saved: dict[str, Delivery] = {}  # the latest delivery per notification, written once
         chain, rows = AuditLog(tx.last_audit()), BatchRows()
         for message, receipt in read:
             if isinstance(receipt, RejectedEvent):
@@ -124,8 +126,7 @@ class DeliveryIntake:
             if status == "dead_lettered" or (previous and previous.dead_lettered_at):
                 dead_at = previous.dead_lettered_at if previous else None
                 delivery = replace(delivery, dead_lettered_at=dead_at or delivery.recorded_at)
-            tx.save_delivery(delivery, new=previous is None)
-            known[notification] = delivery
+            saved[notification] = known[notification] = delivery
             chain.append(
                 LEAF_KIND[status],
                 {
@@ -137,6 +138,8 @@ class DeliveryIntake:
                 delivery.recorded_at,
             )
             summary.recorded += 1
+        tx.save_deliveries([d for n, d in saved.items() if n not in stored], new=True)
+        tx.save_deliveries([d for n, d in saved.items() if n in stored], new=False)
         rows.write(tx)
         chain.write(tx)
         if summary.next_offsets:

@@ -91,8 +91,8 @@ _REFUSED: dict[str, _Write] = {
     ),
     "rejection-twice-in-one-write": lambda tx: tx.add_rejections([rejection(8), rejection(8)]),
     "outbox-twice-in-one-write": lambda tx: tx.add_outbox([outbox("m-2"), outbox("m-2")]),
-    "delivery-twice": lambda tx: tx.save_delivery(delivery(), new=True),
-    "delivery-unknown-notification": lambda tx: tx.save_delivery(delivery("n-9"), new=True),
+    "delivery-twice": lambda tx: tx.save_deliveries([delivery()], new=True),
+    "delivery-unknown-notification": lambda tx: tx.save_deliveries([delivery("n-9")], new=True),
 }
 
 
@@ -116,7 +116,7 @@ class StoreContract:
             tx.add_decisions([decision()])
             tx.add_rejections([rejection(7)])
             tx.add_outbox([outbox("m-1")])
-            tx.save_delivery(delivery(), new=True)
+            tx.save_deliveries([delivery()], new=True)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -236,6 +236,19 @@ class StoreContract:
         assert store.decisions() == [decision("r-0"), decision("r-1", None), decision("r-2", None)]
         assert store.rejections() == [rejection(7), rejection(8)]
 
+    def test_one_write_records_many_rows_in_list_order(self, store: Store) -> None:
+        """Events, decisions and outbox rows written as lists read back whole, in list order."""
+        events = [event(f"evt-{n}", n) for n in (3, 1, 2)]
+        with store.transaction() as tx:
+            tx.add_person("p-1", T0)
+            tx.add_events(events)
+            tx.add_decisions([decision("cpp", f"n-{e.event_id}", e.event_id) for e in events])
+            tx.add_outbox([outbox(f"m-{n}") for n in (3, 1, 2)])
+        assert store.events() == events
+        assert [d.event_id for d in store.decisions()] == ["evt-3", "evt-1", "evt-2"]
+        with store.transaction() as tx:
+            assert [m.message_id for m in tx.pending_outbox(10)] == ["m-3", "m-1", "m-2"]
+
     # -- outbox ------------------------------------------------------------------------------
 
     def test_outbox_is_published_in_increasing_seq_order(self, store: Store) -> None:
@@ -269,7 +282,7 @@ class StoreContract:
             tx.add_outbox([outbox(n, topic) for n in ("n-1", "n-2", "n-3", "n-4")])
             tx.add_outbox([outbox("m-1")])  # not a notification
             tx.mark_published(["n-1", "n-2", "n-3", "m-1"], T0)  # n-4 never published
-            tx.save_delivery(delivery("n-1"), new=True)  # answered
+            tx.save_deliveries([delivery("n-1")], new=True)  # answered
         assert store.awaiting_receipt("bc-msp") == 2
         assert store.awaiting_receipt("cpp") == 0
         with store.transaction() as tx:
@@ -335,11 +348,22 @@ class StoreContract:
         """A receipt's delivery is found by notification id and replaced by a later one."""
         with store.transaction() as tx:
             decided(tx, "n-1", "n-2", None)
-            tx.save_delivery(delivery("n-2", minutes=1), new=True)
-            tx.save_delivery(delivery("n-1", "failed", minutes=2), new=True)
+            tx.save_deliveries([delivery("n-2", minutes=1)], new=True)
+            tx.save_deliveries([delivery("n-1", "failed", minutes=2)], new=True)
         again = dataclasses.replace(delivery("n-1", "dead_lettered", 3), dead_lettered_at=T0)
         with store.transaction() as tx:
             assert tx.decisions_by_notification(["n-1", "n-9"]) == {"n-1": decision("r-0")}
             assert tx.deliveries_of(["n-1", "n-9"]) == {"n-1": delivery("n-1", "failed", 2)}
-            tx.save_delivery(again, new=False)
+            tx.save_deliveries([again], new=False)
         assert store.deliveries() == [delivery("n-2", minutes=1), again]
+
+    def test_one_write_replaces_many_deliveries_each_with_its_values(self, store: Store) -> None:
+        """A list of deliveries replaced in one call updates each row with its own values."""
+        with store.transaction() as tx:
+            decided(tx, "n-1", "n-2")
+            tx.save_deliveries([delivery("n-1"), delivery("n-2")], new=True)
+        later = [delivery("n-1", "failed", 1), delivery("n-2", "delivered", 2)]
+        with store.transaction() as tx:
+            tx.save_deliveries(later, new=False)
+        with store.transaction() as tx:
+            assert tx.deliveries_of(["n-1", "n-2"]) == {"n-1": later[0], "n-2": later[1]}

@@ -130,9 +130,10 @@ class Refusing:
         self._check(key[1])
         self._tx.add_consent_event(key, *args)
 
-    def save_delivery(self, delivery: Any, *, new: bool) -> None:
-        self._check(delivery.sink)
-        self._tx.save_delivery(delivery, new=new)
+    def save_deliveries(self, deliveries: Sequence[Any], *, new: bool) -> None:
+        for delivery in deliveries:
+            self._check(delivery.sink)
+        self._tx.save_deliveries(deliveries, new=new)
 
     def add_rejections(self, rejections: Sequence[Any]) -> None:
         if self._store.refuse_rejections:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Connection, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
 
 from consent.model import ConsentRevision, IdentityLink
 from hub.adapters.sql import tables
@@ -267,18 +267,17 @@ class SqlTransaction:
             found.update((r.notification_id, delivery_from(r)) for r in rows)
         return found
 
-    def save_delivery(self, delivery: Delivery, *, new: bool) -> None:
-        values = delivery_values(delivery)
+    def save_deliveries(self, deliveries: Sequence[Delivery], *, new: bool) -> None:
+        if not deliveries:
+            return
+        table = tables.deliveries
         if new:
-            self._c.execute(
-                insert(deliveries).values(notification_id=delivery.notification_id, **values)
-            )
-        else:
-            self._c.execute(
-                update(deliveries)
-                .where(deliveries.c.notification_id == delivery.notification_id)
-                .values(**values)
-            )
+            rows = [{"notification_id": d.notification_id} | delivery_values(d) for d in deliveries]
+            self._c.execute(insert(table), rows)
+        else:  # one executemany; the key is bound under its own name, apart from the SET values
+            changed = update(table).where(table.c.notification_id == bindparam("notification"))
+            rows = [{"notification": d.notification_id} | delivery_values(d) for d in deliveries]
+            self._c.execute(changed, rows)
 
     # -- relay -------------------------------------------------------------------------------
 
