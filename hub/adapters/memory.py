@@ -25,11 +25,11 @@ from hub.adapters.memory_state import MemoryState
 from hub.errors import RecordStoreError, StoreError
 from hub.model import (
     AcceptedEvent,
+    AppliedConsentEvent,
     AuditRecord,
     Checkpoint,
     Decision,
     Delivery,
-    InboundMessage,
     OutboxMessage,
     RejectionRecord,
 )
@@ -215,25 +215,26 @@ class MemoryTransaction:
                 found.setdefault((r.person_id, r.recipient, r.event_type), []).append(r)
         return found
 
-    def add_consent(self, revision: ConsentRevision) -> None:
-        r = revision
-        self._require(self.person_exists(r.person_id), "fk_consent_revisions_person_id_persons")
-        self._claim(
-            "uq_consent_revisions_person_id_recipient_event_type_seq",
-            (r.person_id, r.recipient, r.event_type, r.seq),
-        )
-        self._claim("uq_consent_revisions_hash", r.hash)
-        self.state.consents.append(r)
+    def add_consents(self, revisions: Sequence[ConsentRevision]) -> None:
+        for r in revisions:
+            known = self.person_exists(r.person_id)
+            self._require(known, "fk_consent_revisions_person_id_persons")
+            self._claim(
+                "uq_consent_revisions_person_id_recipient_event_type_seq",
+                (r.person_id, r.recipient, r.event_type, r.seq),
+            )
+            self._claim("uq_consent_revisions_hash", r.hash)
+            self.state.consents.append(r)
 
     def known_consent_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         taken = self.state.unique.get("uq_consent_events_source_event_id", set())
         return {key for key in keys if key in taken}
 
-    def add_consent_event(
-        self, key: tuple[str, str], person_id: str, message: InboundMessage, at: datetime
-    ) -> None:
-        self._require(self.person_exists(person_id), "fk_consent_events_person_id_persons")
-        self._claim("uq_consent_events_source_event_id", key)
+    def add_consent_events(self, applied: Sequence[AppliedConsentEvent]) -> None:
+        for a in applied:
+            known = self.person_exists(a.person_id)
+            self._require(known, "fk_consent_events_person_id_persons")
+            self._claim("uq_consent_events_source_event_id", (a.source, a.event_id))
 
     # -- processing results ------------------------------------------------------------------
 

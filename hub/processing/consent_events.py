@@ -36,7 +36,7 @@ from hub.audit.pseudonyms import Pseudonyms
 from hub.config.directory import Directory
 from hub.consents.service import ConsentService, Histories
 from hub.errors import ConflictError, NotFoundError, RejectedEvent
-from hub.model import Headers, InboundMessage, as_utc
+from hub.model import AppliedConsentEvent, Headers, InboundMessage, as_utc
 from hub.ports import Clock, Codec, Transaction
 from hub.processing.rejections import Rejecter, rejection_for
 from hub.processing.rows import BatchRows, save_offsets
@@ -163,8 +163,9 @@ class ConsentIntake:
                 summary.rejected += 1
                 continue
             audit = {"event": self._event(item)}
-            self._service.save(tx, chain, revisions, histories, audit=audit)
-            tx.add_consent_event(key, person, message, now)
+            self._service.note(chain, revisions, histories, audit=audit)
+            rows.consents.extend(revisions)
+            rows.consent_events.append(AppliedConsentEvent.of(key, person, message, now))
             seen.add(key)
             summary.applied += 1
             log.info(

@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from hub.model import AcceptedEvent, Decision, OutboxMessage, RejectionRecord
+from consent.model import ConsentRevision
+from hub.model import (
+    AcceptedEvent,
+    AppliedConsentEvent,
+    Decision,
+    OutboxMessage,
+    RejectionRecord,
+)
 from hub.ports import Transaction
 
 
@@ -20,6 +27,8 @@ class BatchRows:
     decisions: list[Decision] = field(default_factory=list)
     rejections: list[RejectionRecord] = field(default_factory=list)
     outbox: list[OutboxMessage] = field(default_factory=list)
+    consents: list[ConsentRevision] = field(default_factory=list)
+    consent_events: list[AppliedConsentEvent] = field(default_factory=list)
 
     def write(self, tx: Transaction) -> None:
         """One write per table that has rows; events before the decisions that name them."""
@@ -31,6 +40,10 @@ class BatchRows:
             tx.add_rejections(self.rejections)
         if self.outbox:
             tx.add_outbox(self.outbox)
+        if self.consents:
+            tx.add_consents(self.consents)
+        if self.consent_events:
+            tx.add_consent_events(self.consent_events)
 
 
 def save_offsets(tx: Transaction, group: str, next_offsets: dict[tuple[str, int], int]) -> None:

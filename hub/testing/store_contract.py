@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from consent.model import IdentityLink
+from consent.model import ConsentRevision, IdentityLink
 from hub.errors import RecordStoreError, StoreError
-from hub.model import AuditRecord, Checkpoint
+from hub.model import AppliedConsentEvent, AuditRecord, Checkpoint
 from hub.ports import Store, Transaction
 from hub.testing.records import (
     EVIDENCE,
@@ -59,17 +60,27 @@ def _sign(store: Store, taken: Checkpoint) -> None:
 
 _Write = Callable[[Transaction], None]
 
+
+def _revised(**changes: Any) -> ConsentRevision:
+    return dataclasses.replace(consent(), **changes)
+
+
+def _applied(event_id: str, person: str) -> AppliedConsentEvent:
+    return AppliedConsentEvent.of((SOURCE, event_id), person, message(), T0)
+
+
 _REFUSED: dict[str, _Write] = {
     "person-twice": lambda tx: tx.add_person("p-1", T0),
     "link-local-id-taken": lambda tx: tx.add_link(IdentityLink("p-2", "bc-msp", "MSP-1", EVIDENCE)),
     "link-program-taken": lambda tx: tx.add_link(IdentityLink("p-1", "bc-msp", "MSP-2", EVIDENCE)),
     "link-unknown-person": lambda tx: tx.add_link(IdentityLink("p-9", "cpp", "C-1", EVIDENCE)),
-    "consent-seq-taken": lambda tx: tx.add_consent(dataclasses.replace(consent(), hash="ee" * 32)),
-    "consent-hash-taken": lambda tx: tx.add_consent(dataclasses.replace(consent(), seq=7)),
-    "consent-unknown-person": lambda tx: tx.add_consent(consent("p-9")),
-    "consent-event-twice": lambda tx: tx.add_consent_event((SOURCE, "c-1"), "p-1", message(), T0),
-    "consent-event-unknown-person": lambda tx: tx.add_consent_event(
-        (SOURCE, "c-2"), "p-9", message(), T0
+    "consent-seq-taken": lambda tx: tx.add_consents([_revised(hash="ee" * 32)]),
+    "consent-hash-taken": lambda tx: tx.add_consents([_revised(seq=7)]),
+    "consent-unknown-person": lambda tx: tx.add_consents([consent("p-9")]),
+    "consent-event-twice": lambda tx: tx.add_consent_events([_applied("c-1", "p-1")]),
+    "consent-event-unknown-person": lambda tx: tx.add_consent_events([_applied("c-2", "p-9")]),
+    "consent-event-twice-in-one-write": lambda tx: tx.add_consent_events(
+        [_applied("c-3", "p-1"), _applied("c-3", "p-2")]
     ),
     "event-twice": lambda tx: tx.add_events([event(offset=99)]),
     "decision-event-recipient-taken": lambda tx: tx.add_decisions(
@@ -110,8 +121,8 @@ class StoreContract:
             tx.add_person("p-1", T0)
             tx.add_person("p-2", T0)
             tx.add_link(IdentityLink("p-1", "bc-msp", "MSP-1", EVIDENCE))
-            tx.add_consent(consent())
-            tx.add_consent_event((SOURCE, "c-1"), "p-1", message(), T0)
+            tx.add_consents([consent()])
+            tx.add_consent_events([_applied("c-1", "p-1")])
             tx.add_events([event()])
             tx.add_decisions([decision()])
             tx.add_rejections([rejection(7)])
@@ -210,8 +221,7 @@ class StoreContract:
         withdrawn = consent(history=(given,))
         with store.transaction() as tx:
             tx.add_person("p-1", T0)
-            tx.add_consent(given)
-            tx.add_consent(withdrawn)
+            tx.add_consents([given, withdrawn])
         with store.transaction() as tx:
             history = tx.consent_history(["p-1", "p-2"])
         assert history == {("p-1", "bc-msp", "AddressChanged"): [given, withdrawn]}

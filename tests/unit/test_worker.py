@@ -23,7 +23,7 @@ from hub.audit.oversight import reconcile, verify_store
 from hub.config.directory import Directory
 from hub.consents.service import ConsentService
 from hub.errors import RecordStoreError, StoreError
-from hub.model import AcceptedEvent, Headers, InboundMessage, notification_id
+from hub.model import AcceptedEvent, AppliedConsentEvent, Headers, InboundMessage, notification_id
 from hub.processing import worker as worker_module
 from hub.processing.consent_events import ConsentIntake, consent_message
 from hub.processing.life_events import BatchProcessor
@@ -126,9 +126,10 @@ class Refusing:
             self._check(event.event_id)
         self._tx.add_events(events)
 
-    def add_consent_event(self, key: tuple[str, str], *args: Any) -> None:
-        self._check(key[1])
-        self._tx.add_consent_event(key, *args)
+    def add_consent_events(self, applied: Sequence[AppliedConsentEvent]) -> None:
+        for row in applied:
+            self._check(row.event_id)
+        self._tx.add_consent_events(applied)
 
     def save_deliveries(self, deliveries: Sequence[Any], *, new: bool) -> None:
         for delivery in deliveries:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
 from consent.model import ConsentRevision, IdentityLink
 from hub.adapters.sql import tables
 from hub.adapters.sql.mappers import (
+    applied_values,
     audit_from,
     audit_values,
     checkpoint_from,
@@ -44,11 +45,11 @@ from hub.adapters.sql.tables import (
 )
 from hub.model import (
     AcceptedEvent,
+    AppliedConsentEvent,
     AuditRecord,
     Checkpoint,
     Decision,
     Delivery,
-    InboundMessage,
     OutboxMessage,
     RejectionRecord,
 )
@@ -165,8 +166,9 @@ class SqlTransaction:
                 found.setdefault(key, []).append(revision)
         return found
 
-    def add_consent(self, revision: ConsentRevision) -> None:
-        self._c.execute(insert(consent_revisions).values(revision_values(revision)))
+    def add_consents(self, revisions: Sequence[ConsentRevision]) -> None:
+        if revisions:
+            self._c.execute(insert(consent_revisions), [revision_values(r) for r in revisions])
 
     def known_consent_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
@@ -179,20 +181,9 @@ class SqlTransaction:
             found.update((s, e) for s, e in rows)
         return found
 
-    def add_consent_event(
-        self, key: tuple[str, str], person_id: str, message: InboundMessage, at: datetime
-    ) -> None:
-        self._c.execute(
-            insert(consent_events).values(
-                source=key[0],
-                event_id=key[1],
-                person_id=person_id,
-                kafka_topic=message.topic,
-                kafka_partition=message.partition,
-                kafka_offset=message.offset,
-                processed_at=at,
-            )
-        )
+    def add_consent_events(self, applied: Sequence[AppliedConsentEvent]) -> None:
+        if applied:
+            self._c.execute(insert(consent_events), [applied_values(a) for a in applied])
 
     # -- processing results ------------------------------------------------------------------
 
