@@ -2,9 +2,9 @@
 
 Everything here happens inside the caller's database transaction: decisions, audit records,
 outbox rows and the next offsets are written together or not at all (DESIGN.md section 9), each
-table's rows in one write at the end of the batch (``hub.processing.rows``). A bad
-record becomes a rejection, never an exception that stops the batch: whatever one record makes
-the hub raise while it is read, checked or mapped (not only ``RejectedEvent``) rejects that record
+table's rows in one write at the end of the batch (``hub.processing.rows``). A bad record
+becomes a rejection, never an exception that stops the batch: whatever one record makes the hub
+raise while it is read, checked or mapped (not only ``RejectedEvent``) rejects that record
 (``rejection_for``). Those steps touch no database; only the writes of the batch do, so a failing
 store or signer still fails the whole batch, which the worker retries (fail closed). A record
 whose writes the database itself refuses is found by the worker and set aside (``set_aside``,
