@@ -122,6 +122,27 @@ class RejectionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class AppliedConsentEvent:
+    """The row that marks a consent event applied: its ``(source, event id)`` once, for a
+    person, from the record at a position."""
+
+    source: str
+    event_id: str
+    person_id: str
+    topic: str
+    partition: int
+    offset: int
+    processed_at: datetime
+
+    @classmethod
+    def of(
+        cls, key: tuple[str, str], person_id: str, message: InboundMessage, at: datetime
+    ) -> AppliedConsentEvent:
+        """The row for consent event ``key`` of ``person_id``, read from ``message``."""
+        return cls(*key, person_id, message.topic, message.partition, message.offset, at)
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxMessage:
     """A Kafka record written in the batch transaction and published later by the relay."""
 

@@ -18,20 +18,20 @@ import threading
 import uuid
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from consent.model import ConsentRevision, IdentityLink
 from hub.adapters.memory_outbox import MemoryOutbox
+from hub.adapters.memory_state import MemoryState
 from hub.errors import RecordStoreError, StoreError
 from hub.model import (
     AcceptedEvent,
+    AppliedConsentEvent,
     AuditRecord,
     Checkpoint,
     Decision,
     Delivery,
-    InboundMessage,
     OutboxMessage,
     RejectionRecord,
 )
@@ -41,53 +41,12 @@ if TYPE_CHECKING:
     from hub.ports import Store, Transaction
 
 
-@dataclass(slots=True)
-class _State:
-    """Everything the store holds. Records are immutable; containers are copied per txn."""
-
-    persons: dict[str, datetime] = field(default_factory=dict)
-    links: list[IdentityLink] = field(default_factory=list)
-    consents: list[ConsentRevision] = field(default_factory=list)
-    events: list[AcceptedEvent] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
-    rejections: list[RejectionRecord] = field(default_factory=list)
-    outbox: list[OutboxMessage] = field(default_factory=list)
-    published: dict[str, datetime] = field(default_factory=dict)
-    republished: dict[str, int] = field(default_factory=dict)
-    audit: list[AuditRecord] = field(default_factory=list)
-    checkpoints: list[Checkpoint] = field(default_factory=list)
-    deliveries: dict[str, Delivery] = field(default_factory=dict)
-    offsets: dict[tuple[str, str, int], int] = field(default_factory=dict)
-    # constraint name -> keys taken; the names are those of the SQL unique constraints
-    unique: dict[str, set[Hashable]] = field(default_factory=dict)
-    last_outbox_seq: int = 0
-
-    def copy(self) -> _State:
-        return _State(
-            persons=dict(self.persons),
-            links=list(self.links),
-            consents=list(self.consents),
-            events=list(self.events),
-            decisions=list(self.decisions),
-            rejections=list(self.rejections),
-            outbox=list(self.outbox),
-            published=dict(self.published),
-            republished=dict(self.republished),
-            audit=list(self.audit),
-            checkpoints=list(self.checkpoints),
-            deliveries=dict(self.deliveries),
-            offsets=dict(self.offsets),
-            unique={name: set(keys) for name, keys in self.unique.items()},
-            last_outbox_seq=self.last_outbox_seq,
-        )
-
-
 class MemoryStore:
     """Implements hub.ports.Store in memory."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._state = _State()  # committed data; never changed in place, only replaced
+        self._state = MemoryState()  # committed data; never changed in place, only replaced
         self._store_id = str(uuid.uuid4())  # made with the store, as migration 0003 does
 
     @contextmanager
@@ -176,14 +135,14 @@ class MemoryStore:
 class MemoryTransaction(MemoryOutbox):
     """Implements hub.ports.Transaction on a private copy of the store's data."""
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: MemoryState) -> None:
         self._state = state
         self.closed = False
         self.doomed = ""  # why the transaction must roll back, once a constraint failed
         self.doomed_by = ""  # the driver error class PostgreSQL would raise for it
 
     @property
-    def state(self) -> _State:
+    def state(self) -> MemoryState:
         if self.closed:
             raise StoreError("the transaction has ended; open a new one", retriable=False)
         return self._state
@@ -258,25 +217,26 @@ class MemoryTransaction(MemoryOutbox):
                 found.setdefault((r.person_id, r.recipient, r.event_type), []).append(r)
         return found
 
-    def add_consent(self, revision: ConsentRevision) -> None:
-        r = revision
-        self._require(self.person_exists(r.person_id), "fk_consent_revisions_person_id_persons")
-        self._claim(
-            "uq_consent_revisions_person_id_recipient_event_type_seq",
-            (r.person_id, r.recipient, r.event_type, r.seq),
-        )
-        self._claim("uq_consent_revisions_hash", r.hash)
-        self.state.consents.append(r)
+    def add_consents(self, revisions: Sequence[ConsentRevision]) -> None:
+        for r in revisions:
+            known = self.person_exists(r.person_id)
+            self._require(known, "fk_consent_revisions_person_id_persons")
+            self._claim(
+                "uq_consent_revisions_person_id_recipient_event_type_seq",
+                (r.person_id, r.recipient, r.event_type, r.seq),
+            )
+            self._claim("uq_consent_revisions_hash", r.hash)
+            self.state.consents.append(r)
 
     def known_consent_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         taken = self.state.unique.get("uq_consent_events_source_event_id", set())
         return {key for key in keys if key in taken}
 
-    def add_consent_event(
-        self, key: tuple[str, str], person_id: str, message: InboundMessage, at: datetime
-    ) -> None:
-        self._require(self.person_exists(person_id), "fk_consent_events_person_id_persons")
-        self._claim("uq_consent_events_source_event_id", key)
+    def add_consent_events(self, applied: Sequence[AppliedConsentEvent]) -> None:
+        for a in applied:
+            known = self.person_exists(a.person_id)
+            self._require(known, "fk_consent_events_person_id_persons")
+            self._claim("uq_consent_events_source_event_id", (a.source, a.event_id))
 
     # -- processing results ------------------------------------------------------------------
 
@@ -284,35 +244,37 @@ class MemoryTransaction(MemoryOutbox):
         taken = self.state.unique.get("uq_events_source_event_id", set())
         return {key for key in keys if key in taken}
 
-    def add_event(self, event: AcceptedEvent) -> None:
-        self._claim("uq_events_source_event_id", (event.source, event.event_id))
-        self.state.events.append(event)
+    def add_events(self, events: Sequence[AcceptedEvent]) -> None:
+        for event in events:
+            self._claim("uq_events_source_event_id", (event.source, event.event_id))
+            self.state.events.append(event)
 
-    def add_decision(self, decision: Decision) -> None:
-        d = decision
+    def add_decisions(self, decisions: Sequence[Decision]) -> None:
         taken = self.state.unique.get("uq_events_source_event_id", set())
-        self._require((d.source, d.event_id) in taken, "fk_decisions_source_events")
-        self._claim("uq_decisions_source_event_id_recipient", (d.source, d.event_id, d.recipient))
-        if d.notification_id is not None:  # NULLs never collide, as in SQL
-            self._claim("uq_decisions_notification_id", d.notification_id)
-        self.state.decisions.append(d)
+        for d in decisions:
+            self._require((d.source, d.event_id) in taken, "fk_decisions_source_events")
+            key = (d.source, d.event_id, d.recipient)
+            self._claim("uq_decisions_source_event_id_recipient", key)
+            if d.notification_id is not None:  # NULLs never collide, as in SQL
+                self._claim("uq_decisions_notification_id", d.notification_id)
+            self.state.decisions.append(d)
 
-    def add_rejection(self, rejection: RejectionRecord) -> None:
-        r = rejection
-        self._claim(
-            "uq_rejections_kafka_topic_kafka_partition_kafka_offset",
-            (r.topic, r.partition, r.offset),
-        )
-        self.state.rejections.append(r)
+    def add_rejections(self, rejections: Sequence[RejectionRecord]) -> None:
+        for r in rejections:
+            key = (r.topic, r.partition, r.offset)
+            self._claim("uq_rejections_kafka_topic_kafka_partition_kafka_offset", key)
+            self.state.rejections.append(r)
 
-    def add_outbox(self, message: OutboxMessage) -> None:
-        self._claim("uq_outbox_message_id", message.message_id)
+    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         state = self.state
-        state.last_outbox_seq += 1
-        headers = list(message.headers)
-        state.outbox.append(
-            dataclasses.replace(message, headers=headers, seq=state.last_outbox_seq)
-        )
+        for message in messages:
+            self._claim("uq_outbox_message_id", message.message_id)
+            state.last_outbox_seq += 1
+            state.outbox.append(
+                dataclasses.replace(
+                    message, headers=list(message.headers), seq=state.last_outbox_seq
+                )
+            )
 
     def lock_audit_head(self) -> None:
         """Transactions are serialized: every one holds the head."""
@@ -352,13 +314,14 @@ class MemoryTransaction(MemoryOutbox):
         found = self.state.deliveries
         return {n: found[n] for n in notification_ids if n in found}
 
-    def save_delivery(self, delivery: Delivery, *, new: bool) -> None:
-        notification = delivery.notification_id
-        if new:
-            self._claim("pk_deliveries", notification)
+    def save_deliveries(self, deliveries: Sequence[Delivery], *, new: bool) -> None:
         taken = self.state.unique.get("uq_decisions_notification_id", set())
-        self._require(notification in taken, "fk_deliveries_notification_id_decisions")
-        self.state.deliveries[notification] = delivery
+        for delivery in deliveries:
+            notification = delivery.notification_id
+            if new:
+                self._claim("pk_deliveries", notification)
+            self._require(notification in taken, "fk_deliveries_notification_id_decisions")
+            self.state.deliveries[notification] = delivery
 
 
 if TYPE_CHECKING:  # mypy proves the adapter satisfies the ports

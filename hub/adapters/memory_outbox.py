@@ -11,14 +11,14 @@ from hub.model import OutboxMessage
 from hub.wire.topics import NOTIFY_PREFIX
 
 if TYPE_CHECKING:
-    from hub.adapters.memory import _State
+    from hub.adapters.memory_state import MemoryState
 
 
 class MemoryOutbox:
     """Implements hub.ports.OutboxRecorder (but ``add_outbox``) for ``MemoryTransaction``."""
 
     @property
-    def state(self) -> _State:
+    def state(self) -> MemoryState:
         raise NotImplementedError("MemoryTransaction provides the state")
 
     def claim_relay(self) -> bool:

@@ -245,8 +245,20 @@ class ConsentService:
         audit: dict[str, Any] | None = None,
     ) -> None:
         """Write planned revisions and their audit leaves; ``histories`` gains them."""
+        tx.add_consents(revisions)
+        self.note(chain, revisions, histories, audit=audit)
+
+    def note(
+        self,
+        chain: AuditLog,
+        revisions: Sequence[ConsentRevision],
+        histories: Histories,
+        *,
+        audit: dict[str, Any] | None = None,
+    ) -> None:
+        """The audit leaves of revisions ``save`` writes (or a batch writes with its other
+        rows); ``histories`` gains them."""
         for revision in revisions:
-            tx.add_consent(revision)
             histories.setdefault(
                 (revision.person_id, revision.recipient, revision.event_type), []
             ).append(revision)

@@ -3,12 +3,11 @@ events (applied once per ``(ce_source, ce_id)``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from consent.model import ConsentRevision
-from hub.model import InboundMessage
+from hub.model import AppliedConsentEvent
 
 
 class ConsentRecorder(Protocol):
@@ -19,15 +18,13 @@ class ConsentRecorder(Protocol):
     ) -> dict[tuple[str, str, str], list[ConsentRevision]]:
         """(person, recipient, event type) to its revisions in ``seq`` order, for these persons."""
 
-    def add_consent(self, revision: ConsentRevision) -> None:
-        """Add a revision of a known person; RecordStoreError when its (person, recipient,
-        event type, seq) or its hash is taken."""
+    def add_consents(self, revisions: Sequence[ConsentRevision]) -> None:
+        """Add revisions of known persons in one write; RecordStoreError when a (person,
+        recipient, event type, seq) or a hash is taken."""
 
     def known_consent_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Those of the ``(source, event id)`` keys already applied."""
 
-    def add_consent_event(
-        self, key: tuple[str, str], person_id: str, message: InboundMessage, at: datetime
-    ) -> None:
-        """Mark the consent event ``key`` applied, from ``message``, for a known person;
-        RecordStoreError when the key was applied before."""
+    def add_consent_events(self, applied: Sequence[AppliedConsentEvent]) -> None:
+        """Mark consent events applied, for known persons, in one write; RecordStoreError when
+        a ``(source, event id)`` was applied before."""

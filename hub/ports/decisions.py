@@ -3,7 +3,7 @@ decision per recipient) and the rejections of records that could not be processe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from hub.model import AcceptedEvent, Decision, RejectionRecord
@@ -15,13 +15,14 @@ class DecisionRecorder(Protocol):
     def known_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Those of the ``(source, event id)`` keys accepted already."""
 
-    def add_event(self, event: AcceptedEvent) -> None:
-        """Record an accepted event; RecordStoreError when its (source, event id) is taken."""
+    def add_events(self, events: Sequence[AcceptedEvent]) -> None:
+        """Record accepted events in one write; RecordStoreError when a (source, event id) is
+        taken, by an earlier one or within ``events``."""
 
-    def add_decision(self, decision: Decision) -> None:
-        """Record a decision on an accepted event; RecordStoreError when the event is unknown,
-        the (event, recipient) was decided already, or the notification id is taken."""
+    def add_decisions(self, decisions: Sequence[Decision]) -> None:
+        """Record decisions on accepted events in one write; RecordStoreError when an event is
+        unknown, an (event, recipient) was decided already or a notification id is taken."""
 
-    def add_rejection(self, rejection: RejectionRecord) -> None:
-        """Record a rejected record; RecordStoreError when its (topic, partition, offset) is
-        taken."""
+    def add_rejections(self, rejections: Sequence[RejectionRecord]) -> None:
+        """Record rejected records in one write; RecordStoreError when a (topic, partition,
+        offset) is taken."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from hub.model import Decision, Delivery
@@ -17,6 +17,7 @@ class DeliveryRecorder(Protocol):
     def deliveries_of(self, notification_ids: Iterable[str]) -> dict[str, Delivery]:
         """Notification id to its recorded delivery, for the ids that have one."""
 
-    def save_delivery(self, delivery: Delivery, *, new: bool) -> None:
-        """Insert (``new``) or replace the delivery of a notification a decision minted;
-        RecordStoreError when the notification is unknown or a new one exists already."""
+    def save_deliveries(self, deliveries: Sequence[Delivery], *, new: bool) -> None:
+        """Insert (``new``) or replace, in one write, the deliveries of notifications decisions
+        minted, one per notification; RecordStoreError when a notification is unknown or a new
+        one exists already."""

@@ -14,8 +14,9 @@ from hub.model import OutboxMessage
 class OutboxRecorder(Protocol):
     """Messages to publish, in the order they were added (increasing ``seq``)."""
 
-    def add_outbox(self, message: OutboxMessage) -> None:
-        """Queue ``message`` with the next ``seq``; RecordStoreError when its id is taken."""
+    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        """Queue ``messages`` in one write, each with the next ``seq`` in list order;
+        RecordStoreError when an id is taken."""
 
     def claim_relay(self) -> bool:
         """Take the relay's turn until this transaction ends: True, or False at once when

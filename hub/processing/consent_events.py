@@ -36,9 +36,10 @@ from hub.audit.pseudonyms import Pseudonyms
 from hub.config.directory import Directory
 from hub.consents.service import ConsentService, Histories
 from hub.errors import ConflictError, NotFoundError, RejectedEvent
-from hub.model import Headers, InboundMessage, as_utc
+from hub.model import AppliedConsentEvent, Headers, InboundMessage, as_utc
 from hub.ports import Clock, Codec, Transaction
 from hub.processing.rejections import Rejecter, rejection_for
+from hub.processing.rows import BatchRows, save_offsets
 from hub.wire.cloudevents import CE_TYPE, Envelope, cloudevent_headers, read_envelope
 from hub.wire.events import CLOCK_SKEW, EVENT_TYPES
 from hub.wire.schemas import CONSENT_SCHEMA
@@ -112,7 +113,7 @@ class ConsentIntake:
     def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> ConsentSummary:
         now = self._clock()
         summary = ConsentSummary()
-        chain = AuditLog(tx.last_audit())
+        chain, rows = AuditLog(tx.last_audit()), BatchRows()
         parsed: list[_Change | RejectedEvent] = []
         for message in messages:
             try:
@@ -158,12 +159,13 @@ class ConsentIntake:
                     continue
                 revisions = self._plan(person, item, histories)
             except Exception as exc:
-                self._reject(tx, chain, message, rejection_for(exc), now)
+                self._reject(rows, chain, message, rejection_for(exc), now)
                 summary.rejected += 1
                 continue
             audit = {"event": self._event(item)}
-            self._service.save(tx, chain, revisions, histories, audit=audit)
-            tx.add_consent_event(key, person, message, now)
+            self._service.note(chain, revisions, histories, audit=audit)
+            rows.consents.extend(revisions)
+            rows.consent_events.append(AppliedConsentEvent.of(key, person, message, now))
             seen.add(key)
             summary.applied += 1
             log.info(
@@ -172,8 +174,8 @@ class ConsentIntake:
                 recipient=item.recipient,
                 state=item.state.value,
             )
-        for (topic, partition), next_offset in summary.next_offsets.items():
-            tx.save_offsets(self.group_id, topic, {partition: next_offset})
+        rows.write(tx)
+        save_offsets(tx, self.group_id, summary.next_offsets)
         chain.write(tx)
         return summary
 
@@ -182,8 +184,9 @@ class ConsentIntake:
     ) -> ConsentSummary:
         """Reject one record alone in ``tx`` and save its partition's offset past it: for a
         record whose writes the database refused (``unstorable``, see ``hub.processing.worker``)."""
-        chain = AuditLog(tx.last_audit())
-        self._reject(tx, chain, message, error, self._clock())
+        chain, rows = AuditLog(tx.last_audit()), BatchRows()
+        self._reject(rows, chain, message, error, self._clock())
+        rows.write(tx)
         tx.save_offsets(self.group_id, message.topic, {message.partition: message.offset + 1})
         chain.write(tx)
         return ConsentSummary(

@@ -1,9 +1,10 @@
 """One micro-batch of inbound life events, from raw records to decisions and outbox rows.
 
 Everything here happens inside the caller's database transaction: decisions, audit records,
-outbox rows and the next offsets are written together or not at all (DESIGN.md section 9). A bad
-record becomes a rejection, never an exception that stops the batch: whatever one record makes
-the hub raise while it is read, checked or mapped (not only ``RejectedEvent``) rejects that record
+outbox rows and the next offsets are written together or not at all (DESIGN.md section 9), each
+table's rows in one write at the end of the batch (``hub.processing.rows``). A bad record
+becomes a rejection, never an exception that stops the batch: whatever one record makes the hub
+raise while it is read, checked or mapped (not only ``RejectedEvent``) rejects that record
 (``rejection_for``). Those steps touch no database; only the writes of the batch do, so a failing
 store or signer still fails the whole batch, which the worker retries (fail closed). A record
 whose writes the database itself refuses is found by the worker and set aside (``set_aside``,
@@ -41,6 +42,7 @@ from hub.model import (
 )
 from hub.ports import Clock, Codec, Transaction
 from hub.processing.rejections import Rejecter, rejection_for
+from hub.processing.rows import BatchRows, save_offsets
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import CLOCK_SKEW
 from hub.wire.inbound import ParsedEvent, parse_life_event
@@ -100,6 +102,7 @@ class BatchProcessor:
         now = self._clock()
         summary = BatchSummary()
         chain = AuditLog(tx.last_audit())
+        rows = BatchRows()
         parsed: list[ParsedEvent | tuple[InboundMessage, RejectedEvent]] = []
         for message in messages:
             try:
@@ -127,7 +130,7 @@ class BatchProcessor:
                 summary.next_offsets.get(position, 0), message.offset + 1
             )
             if not isinstance(item, ParsedEvent):
-                self._reject(tx, chain, message, item[1], now)
+                self._reject(rows, chain, message, item[1], now)
                 summary.rejected += 1
                 continue
             key = (item.source, item.event_id)
@@ -145,11 +148,11 @@ class BatchProcessor:
                     if d.outcome is DecisionOutcome.DISCLOSED
                 ]
             except Exception as exc:
-                self._reject(tx, chain, message, rejection_for(exc), now)
+                self._reject(rows, chain, message, rejection_for(exc), now)
                 summary.rejected += 1
                 continue
             known.add(key)
-            tx.add_event(
+            rows.events.append(
                 AcceptedEvent(
                     source=item.source,
                     event_id=item.event_id,
@@ -177,10 +180,10 @@ class BatchProcessor:
             summary.accepted += 1
             outgoing = iter(notices)
             for decision in decisions:
-                tx.add_decision(decision)
+                rows.decisions.append(decision)
                 if decision.outcome is DecisionOutcome.DISCLOSED:
                     summary.disclosed += 1
-                    tx.add_outbox(next(outgoing))
+                    rows.outbox.append(next(outgoing))
                     chain.append(
                         "disclosed",
                         {
@@ -205,8 +208,8 @@ class BatchProcessor:
                         now,
                     )
 
-        for (topic, partition), next_offset in summary.next_offsets.items():
-            tx.save_offsets(self.group_id, topic, {partition: next_offset})
+        rows.write(tx)
+        save_offsets(tx, self.group_id, summary.next_offsets)
         chain.write(tx)
         return summary
 
@@ -216,8 +219,9 @@ class BatchProcessor:
         """Reject one record alone in ``tx`` and save its partition's offset past it: for a
         record whose writes the database refused (``unstorable``, see ``hub.processing.worker``)."""
         now = self._clock()
-        chain = AuditLog(tx.last_audit())
-        self._reject(tx, chain, message, error, now)
+        chain, rows = AuditLog(tx.last_audit()), BatchRows()
+        self._reject(rows, chain, message, error, now)
+        rows.write(tx)
         position = (message.topic, message.partition)
         tx.save_offsets(self.group_id, message.topic, {message.partition: message.offset + 1})
         chain.write(tx)

@@ -28,6 +28,7 @@ from hub.errors import RejectedEvent
 from hub.model import Delivery, InboundMessage, RejectionRecord
 from hub.ports import Clock, Codec, Transaction
 from hub.processing.rejections import rejection_for
+from hub.processing.rows import BatchRows
 from hub.wire.schemas import RECEIPT_SCHEMA
 from hub.wire.topics import RECEIPTS_TOPIC
 
@@ -90,10 +91,12 @@ class DeliveryIntake:
         ids = [r.notification_id for _, r in read if isinstance(r, _Receipt)]
         decisions = tx.decisions_by_notification(ids)
         known = tx.deliveries_of(ids)
-        chain = AuditLog(tx.last_audit())
+        stored = set(known)  # the notifications whose delivery is replaced, not inserted
+        saved: dict[str, Delivery] = {}  # the latest delivery per notification, written once
+        chain, rows = AuditLog(tx.last_audit()), BatchRows()
         for message, receipt in read:
             if isinstance(receipt, RejectedEvent):
-                self._refuse(tx, chain, summary, message, receipt, now)
+                self._refuse(rows, chain, summary, message, receipt, now)
                 continue
             notification = receipt.notification_id
             decision = decisions.get(notification)
@@ -103,7 +106,7 @@ class DeliveryIntake:
                     "unknown_notification",
                     "the receipt names no notification this hub issued to that recipient",
                 )
-                self._refuse(tx, chain, summary, message, refusal, now)
+                self._refuse(rows, chain, summary, message, refusal, now)
                 continue
             status = receipt.status
             previous = known.get(notification)
@@ -123,8 +126,7 @@ class DeliveryIntake:
             if status == "dead_lettered" or (previous and previous.dead_lettered_at):
                 dead_at = previous.dead_lettered_at if previous else None
                 delivery = replace(delivery, dead_lettered_at=dead_at or delivery.recorded_at)
-            tx.save_delivery(delivery, new=previous is None)
-            known[notification] = delivery
+            saved[notification] = known[notification] = delivery
             chain.append(
                 LEAF_KIND[status],
                 {
@@ -136,6 +138,9 @@ class DeliveryIntake:
                 delivery.recorded_at,
             )
             summary.recorded += 1
+        tx.save_deliveries([d for n, d in saved.items() if n not in stored], new=True)
+        tx.save_deliveries([d for n, d in saved.items() if n in stored], new=False)
+        rows.write(tx)
         chain.write(tx)
         if summary.next_offsets:
             tx.save_offsets(self.group_id, self.topic, summary.next_offsets)
@@ -148,8 +153,9 @@ class DeliveryIntake:
         receipt whose writes the database refused (``unstorable``,
         see ``hub.processing.worker``)."""
         summary = ReceiptSummary(next_offsets={message.partition: message.offset + 1})
-        chain = AuditLog(tx.last_audit())
-        self._refuse(tx, chain, summary, message, error, self._clock())
+        chain, rows = AuditLog(tx.last_audit()), BatchRows()
+        self._refuse(rows, chain, summary, message, error, self._clock())
+        rows.write(tx)
         chain.write(tx)
         tx.save_offsets(self.group_id, self.topic, summary.next_offsets)
         return summary
@@ -185,7 +191,7 @@ class DeliveryIntake:
 
     def _refuse(
         self,
-        tx: Transaction,
+        rows: BatchRows,
         chain: AuditLog,
         summary: ReceiptSummary,
         message: InboundMessage,
@@ -197,7 +203,7 @@ class DeliveryIntake:
         Only the position and the reason: a refused receipt's ids are not the hub's to trust.
         """
         position = message.position
-        tx.add_rejection(RejectionRecord.of(message, error.reason, error.detail, now))
+        rows.rejections.append(RejectionRecord.of(message, error.reason, error.detail, now))
         chain.append(REFUSED_LEAF, {"position": position, "reason": error.reason}, now)
         summary.refused += 1
         log.warning(

@@ -1,10 +1,10 @@
 """Refusing one inbound record: its rejection, the same way on every inbound topic.
 
 A refused record becomes a rejection row, a message on the rejected topic and a ``rejected``
-audit leaf, inside the batch's transaction (``reject``). ``rejection_for`` turns whatever one
-record made the hub raise into that record's rejection, or re-raises an infrastructure failure so
-the batch fails closed; ``unstorable`` is the rejection of a record whose writes the database
-itself refused (the worker finds it by bisection).
+audit leaf, among the rows its batch writes in one transaction (``reject``). ``rejection_for``
+turns whatever one record made the hub raise into that record's rejection, or re-raises an
+infrastructure failure so the batch fails closed; ``unstorable`` is the rejection of a record
+whose writes the database itself refused (the worker finds it by bisection).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from hub.audit.pseudonyms import Pseudonyms
 from hub.config.directory import Directory
 from hub.errors import RejectedEvent, TellonceError
 from hub.model import ID_NAMESPACE, InboundMessage, OutboxMessage, RejectionRecord
-from hub.ports import Codec, Transaction
+from hub.ports import Codec
+from hub.processing.rows import BatchRows
 from hub.wire.cloudevents import CE_ID, CE_SOURCE, cloudevent_headers, header_or_none
 from hub.wire.schemas import REJECTION_SCHEMA
 from hub.wire.topics import REJECTED_TOPIC
@@ -38,14 +39,14 @@ class Rejecter:
 
     def __call__(
         self,
-        tx: Transaction,
+        rows: BatchRows,
         chain: AuditLog,
         message: InboundMessage,
         error: RejectedEvent,
         now: datetime,
     ) -> None:
         reject(
-            tx,
+            rows,
             chain,
             self._codec,
             message,
@@ -57,7 +58,7 @@ class Rejecter:
 
 
 def reject(
-    tx: Transaction,
+    rows: BatchRows,
     chain: AuditLog,
     codec: Codec,
     message: InboundMessage,
@@ -81,7 +82,7 @@ def reject(
         source if source is None or source in directory.program_ids else pseudonyms.of(source)
     )
     kept_id = pseudonyms.of(event_id) if event_id is not None else None
-    tx.add_rejection(
+    rows.rejections.append(
         RejectionRecord.of(
             message, error.reason, error.detail, now, source=kept_source, event_id=kept_id
         )
@@ -100,7 +101,7 @@ def reject(
             "rejected_at": now,
         },
     )
-    tx.add_outbox(
+    rows.outbox.append(
         OutboxMessage(
             message_id=rejection_id,
             topic=REJECTED_TOPIC,

@@ -85,6 +85,5 @@ def message(offset: int = 3) -> InboundMessage:
 def decided(tx: Transaction, *notification_ids: str | None) -> None:
     """Person p-1, event evt-1, and one decision per notification id (recipients r-0, r-1...)."""
     tx.add_person("p-1", T0)
-    tx.add_event(event())
-    for n, notification_id in enumerate(notification_ids):
-        tx.add_decision(decision(f"r-{n}", notification_id))
+    tx.add_events([event()])
+    tx.add_decisions([decision(f"r-{n}", n_id) for n, n_id in enumerate(notification_ids)])

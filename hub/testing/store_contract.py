@@ -20,12 +20,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from consent.model import IdentityLink
+from consent.model import ConsentRevision, IdentityLink
 from hub.errors import RecordStoreError, StoreError
-from hub.model import AuditRecord, Checkpoint
+from hub.model import AppliedConsentEvent, AuditRecord, Checkpoint
 from hub.ports import Store, Transaction
 from hub.testing.records import (
     EVIDENCE,
@@ -60,28 +61,50 @@ def _sign(store: Store, taken: Checkpoint) -> None:
 
 _Write = Callable[[Transaction], None]
 
+
+def _revised(**changes: Any) -> ConsentRevision:
+    return dataclasses.replace(consent(), **changes)
+
+
+def _applied(event_id: str, person: str) -> AppliedConsentEvent:
+    return AppliedConsentEvent.of((SOURCE, event_id), person, message(), T0)
+
+
 _REFUSED: dict[str, _Write] = {
     "person-twice": lambda tx: tx.add_person("p-1", T0),
     "link-local-id-taken": lambda tx: tx.add_link(IdentityLink("p-2", "bc-msp", "MSP-1", EVIDENCE)),
     "link-program-taken": lambda tx: tx.add_link(IdentityLink("p-1", "bc-msp", "MSP-2", EVIDENCE)),
     "link-unknown-person": lambda tx: tx.add_link(IdentityLink("p-9", "cpp", "C-1", EVIDENCE)),
-    "consent-seq-taken": lambda tx: tx.add_consent(dataclasses.replace(consent(), hash="ee" * 32)),
-    "consent-hash-taken": lambda tx: tx.add_consent(dataclasses.replace(consent(), seq=7)),
-    "consent-unknown-person": lambda tx: tx.add_consent(consent("p-9")),
-    "consent-event-twice": lambda tx: tx.add_consent_event((SOURCE, "c-1"), "p-1", message(), T0),
-    "consent-event-unknown-person": lambda tx: tx.add_consent_event(
-        (SOURCE, "c-2"), "p-9", message(), T0
+    "consent-seq-taken": lambda tx: tx.add_consents([_revised(hash="ee" * 32)]),
+    "consent-hash-taken": lambda tx: tx.add_consents([_revised(seq=7)]),
+    "consent-unknown-person": lambda tx: tx.add_consents([consent("p-9")]),
+    "consent-event-twice": lambda tx: tx.add_consent_events([_applied("c-1", "p-1")]),
+    "consent-event-unknown-person": lambda tx: tx.add_consent_events([_applied("c-2", "p-9")]),
+    "consent-event-twice-in-one-write": lambda tx: tx.add_consent_events(
+        [_applied("c-3", "p-1"), _applied("c-3", "p-2")]
     ),
-    "event-twice": lambda tx: tx.add_event(event(offset=99)),
-    "decision-event-recipient-taken": lambda tx: tx.add_decision(decision(notification_id="n-2")),
-    "decision-notification-id-taken": lambda tx: tx.add_decision(decision("cpp", "n-1")),
-    "decision-unknown-event": lambda tx: tx.add_decision(
-        decision(notification_id=None, event_id="e-404")
+    "event-twice": lambda tx: tx.add_events([event(offset=99)]),
+    "decision-event-recipient-taken": lambda tx: tx.add_decisions(
+        [decision(notification_id="n-2")]
     ),
-    "rejection-position-taken": lambda tx: tx.add_rejection(rejection(7)),
-    "outbox-message-id-taken": lambda tx: tx.add_outbox(outbox("m-1")),
-    "delivery-twice": lambda tx: tx.save_delivery(delivery(), new=True),
-    "delivery-unknown-notification": lambda tx: tx.save_delivery(delivery("n-9"), new=True),
+    "decision-notification-id-taken": lambda tx: tx.add_decisions([decision("cpp", "n-1")]),
+    "decision-unknown-event": lambda tx: tx.add_decisions(
+        [decision(notification_id=None, event_id="e-404")]
+    ),
+    "rejection-position-taken": lambda tx: tx.add_rejections([rejection(7)]),
+    "outbox-message-id-taken": lambda tx: tx.add_outbox([outbox("m-1")]),
+    # the same key twice within one batch write: the whole write and transaction roll back
+    "event-twice-in-one-write": lambda tx: tx.add_events([event("evt-3"), event("evt-3", 5)]),
+    "decision-twice-in-one-write": lambda tx: tx.add_decisions(
+        [decision("cpp", "n-7", "evt-2"), decision("cpp", "n-8", "evt-2")]
+    ),
+    "notification-id-twice-in-one-write": lambda tx: tx.add_decisions(
+        [decision("cpp", "n-7", "evt-2"), decision("cra", "n-7", "evt-2")]
+    ),
+    "rejection-twice-in-one-write": lambda tx: tx.add_rejections([rejection(8), rejection(8)]),
+    "outbox-twice-in-one-write": lambda tx: tx.add_outbox([outbox("m-2"), outbox("m-2")]),
+    "delivery-twice": lambda tx: tx.save_deliveries([delivery()], new=True),
+    "delivery-unknown-notification": lambda tx: tx.save_deliveries([delivery("n-9")], new=True),
 }
 
 
@@ -99,13 +122,13 @@ class StoreContract:
             tx.add_person("p-1", T0)
             tx.add_person("p-2", T0)
             tx.add_link(IdentityLink("p-1", "bc-msp", "MSP-1", EVIDENCE))
-            tx.add_consent(consent())
-            tx.add_consent_event((SOURCE, "c-1"), "p-1", message(), T0)
-            tx.add_event(event())
-            tx.add_decision(decision())
-            tx.add_rejection(rejection(7))
-            tx.add_outbox(outbox("m-1"))
-            tx.save_delivery(delivery(), new=True)
+            tx.add_consents([consent()])
+            tx.add_consent_events([_applied("c-1", "p-1")])
+            tx.add_events([event()])
+            tx.add_decisions([decision()])
+            tx.add_rejections([rejection(7)])
+            tx.add_outbox([outbox("m-1")])
+            tx.save_deliveries([delivery()], new=True)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -130,7 +153,7 @@ class StoreContract:
         def write_then_fail() -> None:
             with store.transaction() as tx:
                 decided(tx, "n-1")
-                tx.add_outbox(outbox("m-1"))
+                tx.add_outbox([outbox("m-1")])
                 tx.save_offsets("hub", "t", {0: 5})
                 tx.add_audit(leaves(0, 1))
                 raise RuntimeError("boom")
@@ -156,7 +179,7 @@ class StoreContract:
 
         def new_event_then_write() -> None:
             with store.transaction() as tx:
-                tx.add_event(event("evt-2"))
+                tx.add_events([event("evt-2")])
                 write(tx)
 
         with pytest.raises(RecordStoreError) as refused:
@@ -199,8 +222,7 @@ class StoreContract:
         withdrawn = consent(history=(given,))
         with store.transaction() as tx:
             tx.add_person("p-1", T0)
-            tx.add_consent(given)
-            tx.add_consent(withdrawn)
+            tx.add_consents([given, withdrawn])
         with store.transaction() as tx:
             history = tx.consent_history(["p-1", "p-2"])
         assert history == {("p-1", "bc-msp", "AddressChanged"): [given, withdrawn]}
@@ -218,23 +240,35 @@ class StoreContract:
         """What a transaction recorded is known to the next one and read back whole."""
         with store.transaction() as tx:
             decided(tx, "n-1", None, None)  # withheld decisions may share a null notification id
-            tx.add_rejection(rejection(7))
-            tx.add_rejection(rejection(8))
+            tx.add_rejections([rejection(7), rejection(8)])
         with store.transaction() as tx:
             assert tx.known_events([(SOURCE, "evt-1"), (SOURCE, "evt-2")]) == {(SOURCE, "evt-1")}
         assert store.events() == [event()]
         assert store.decisions() == [decision("r-0"), decision("r-1", None), decision("r-2", None)]
         assert store.rejections() == [rejection(7), rejection(8)]
 
+    def test_one_write_records_many_rows_in_list_order(self, store: Store) -> None:
+        """Events, decisions and outbox rows written as lists read back whole, in list order."""
+        events = [event(f"evt-{n}", n) for n in (3, 1, 2)]
+        with store.transaction() as tx:
+            tx.add_person("p-1", T0)
+            tx.add_events(events)
+            tx.add_decisions([decision("cpp", f"n-{e.event_id}", e.event_id) for e in events])
+            tx.add_outbox([outbox(f"m-{n}") for n in (3, 1, 2)])
+        assert store.events() == events
+        assert [d.event_id for d in store.decisions()] == ["evt-3", "evt-1", "evt-2"]
+        with store.transaction() as tx:
+            assert [m.message_id for m in tx.pending_outbox(10)] == ["m-3", "m-1", "m-2"]
+
     # -- outbox ------------------------------------------------------------------------------
 
     def test_outbox_is_published_in_increasing_seq_order(self, store: Store) -> None:
         """Messages get increasing seq across transactions; published ones leave the queue."""
         with store.transaction() as tx:
-            tx.add_outbox(outbox("b"))
-            tx.add_outbox(outbox("a"))
+            tx.add_outbox([outbox("b"), outbox("a")])
+            tx.add_outbox([])
         with store.transaction() as tx:
-            tx.add_outbox(outbox("c"))
+            tx.add_outbox([outbox("c")])
         with store.transaction() as tx:
             pending = tx.pending_outbox(10)
             assert [m.message_id for m in pending] == ["b", "a", "c"]
@@ -256,11 +290,10 @@ class StoreContract:
         topic = notify_topic("bc-msp")
         with store.transaction() as tx:
             decided(tx, "n-1", "n-2")
-            for message_id in ("n-1", "n-2", "n-3", "n-4"):
-                tx.add_outbox(outbox(message_id, topic))
-            tx.add_outbox(outbox("m-1"))  # not a notification
+            tx.add_outbox([outbox(n, topic) for n in ("n-1", "n-2", "n-3", "n-4")])
+            tx.add_outbox([outbox("m-1")])  # not a notification
             tx.mark_published(["n-1", "n-2", "n-3", "m-1"], T0)  # n-4 never published
-            tx.save_delivery(delivery("n-1"), new=True)  # answered
+            tx.save_deliveries([delivery("n-1")], new=True)  # answered
         assert store.awaiting_receipt("bc-msp") == 2
         assert store.awaiting_receipt("cpp") == 0
         with store.transaction() as tx:
@@ -326,14 +359,25 @@ class StoreContract:
         """A receipt's delivery is found by notification id and replaced by a later one."""
         with store.transaction() as tx:
             decided(tx, "n-1", "n-2", None)
-            tx.save_delivery(delivery("n-2", minutes=1), new=True)
-            tx.save_delivery(delivery("n-1", "failed", minutes=2), new=True)
+            tx.save_deliveries([delivery("n-2", minutes=1)], new=True)
+            tx.save_deliveries([delivery("n-1", "failed", minutes=2)], new=True)
         again = dataclasses.replace(delivery("n-1", "dead_lettered", 3), dead_lettered_at=T0)
         with store.transaction() as tx:
             assert tx.decisions_by_notification(["n-1", "n-9"]) == {"n-1": decision("r-0")}
             assert tx.deliveries_of(["n-1", "n-9"]) == {"n-1": delivery("n-1", "failed", 2)}
-            tx.save_delivery(again, new=False)
+            tx.save_deliveries([again], new=False)
         assert store.deliveries() == [delivery("n-2", minutes=1), again]
+
+    def test_one_write_replaces_many_deliveries_each_with_its_values(self, store: Store) -> None:
+        """A list of deliveries replaced in one call updates each row with its own values."""
+        with store.transaction() as tx:
+            decided(tx, "n-1", "n-2")
+            tx.save_deliveries([delivery("n-1"), delivery("n-2")], new=True)
+        later = [delivery("n-1", "failed", 1), delivery("n-2", "delivered", 2)]
+        with store.transaction() as tx:
+            tx.save_deliveries(later, new=False)
+        with store.transaction() as tx:
+            assert tx.deliveries_of(["n-1", "n-2"]) == {"n-1": later[0], "n-2": later[1]}
 
     # -- concurrent writers (the audit head, the relay's turn) -------------------------------
 

@@ -667,19 +667,21 @@ def decided(store: MemoryStore) -> MemoryStore:
         chain = AuditLog(tx.last_audit())
         for nid in ("n-1", "n-2"):
             event = f"evt-{nid}"
-            tx.add_event(AcceptedEvent(SOURCE, event, "AddressChanged", T0, None, "t", 0, 0, T0))
-            tx.add_decision(
-                Decision(
-                    SOURCE,
-                    event,
-                    RECIPIENT,
-                    Decided.DISCLOSED,
-                    "consent_given",
-                    "c" * 64,
-                    nid,
-                    ("new_address",),
-                    T0,
-                )
+            tx.add_events([AcceptedEvent(SOURCE, event, "AddressChanged", T0, None, "t", 0, 0, T0)])
+            tx.add_decisions(
+                [
+                    Decision(
+                        SOURCE,
+                        event,
+                        RECIPIENT,
+                        Decided.DISCLOSED,
+                        "consent_given",
+                        "c" * 64,
+                        nid,
+                        ("new_address",),
+                        T0,
+                    )
+                ]
             )
             ref = PSEUDONYMS.event(SOURCE, event)
             chain.append("accepted", {"event": ref, "recipients": 1}, T0)

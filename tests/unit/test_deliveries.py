@@ -29,33 +29,37 @@ NOTIFIED = {"n-msp": "bc-msp", "n-cra": "cra-individual"}  # notification id -> 
 def decided(store: MemoryStore) -> MemoryStore:
     """One accepted event, disclosed to two recipients and withheld from a third."""
     with store.transaction() as tx:
-        tx.add_event(AcceptedEvent(SOURCE, EVENT, "AddressChanged", T0, None, "t", 0, 0, T0))
+        tx.add_events([AcceptedEvent(SOURCE, EVENT, "AddressChanged", T0, None, "t", 0, 0, T0)])
         for notification, recipient in NOTIFIED.items():
-            tx.add_decision(
+            tx.add_decisions(
+                [
+                    Decision(
+                        SOURCE,
+                        EVENT,
+                        recipient,
+                        DecisionOutcome.DISCLOSED,
+                        "consent_given",
+                        "c",
+                        notification,
+                        ("new_address",),
+                        T0,
+                    )
+                ]
+            )
+        tx.add_decisions(
+            [
                 Decision(
                     SOURCE,
                     EVENT,
-                    recipient,
-                    DecisionOutcome.DISCLOSED,
-                    "consent_given",
-                    "c",
-                    notification,
-                    ("new_address",),
+                    "esdc-cpp",
+                    DecisionOutcome.WITHHELD,
+                    "no_consent",
+                    None,
+                    None,
+                    (),
                     T0,
                 )
-            )
-        tx.add_decision(
-            Decision(
-                SOURCE,
-                EVENT,
-                "esdc-cpp",
-                DecisionOutcome.WITHHELD,
-                "no_consent",
-                None,
-                None,
-                (),
-                T0,
-            )
+            ]
         )
     return store
 

@@ -60,7 +60,7 @@ def test_audit_collision_raises_record_store_error_and_rolls_back(
 
     def new_event_then(write: Write) -> None:
         with store.transaction() as tx:
-            tx.add_event(event("evt-2"))
+            tx.add_events([event("evt-2")])
             write(tx)
 
     with pytest.raises(RecordStoreError) as refused:
@@ -75,10 +75,10 @@ def test_swallowed_violation_still_rolls_back(store: MemoryStore) -> None:
 
     def carry_on_after_violation() -> None:
         with store.transaction() as tx:
-            tx.add_event(event())
+            tx.add_events([event()])
             with contextlib.suppress(StoreError):
-                tx.add_event(event())
-            tx.add_outbox(outbox("m-1"))
+                tx.add_events([event()])
+            tx.add_outbox([outbox("m-1")])
 
     with pytest.raises(StoreError, match="uq_events_source_event_id violated"):
         carry_on_after_violation()

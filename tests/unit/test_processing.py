@@ -135,7 +135,7 @@ def linked_store(store: MemoryStore, now: datetime) -> MemoryStore:
                 state=state,
                 evidence=evidence,
             )
-            tx.add_consent(revision)
+            tx.add_consents([revision])
             history.setdefault(recipient, []).append(revision)
     return store
 
@@ -473,15 +473,17 @@ def test_death_report_reaches_each_recipient_with_its_own_fields(
         for program, local_id in local.items():
             tx.add_link(IdentityLink(PERSON, program, local_id, evidence))
         for recipient in ("esdc-cpp", "bc-icbc-licensing"):
-            tx.add_consent(
-                next_revision(
-                    [],
-                    person_id=PERSON,
-                    recipient=recipient,
-                    event_type="DeathReported",
-                    state=ConsentState.GIVEN,
-                    evidence=evidence,
-                )
+            tx.add_consents(
+                [
+                    next_revision(
+                        [],
+                        person_id=PERSON,
+                        recipient=recipient,
+                        event_type="DeathReported",
+                        state=ConsentState.GIVEN,
+                        evidence=evidence,
+                    )
+                ]
             )
     reported = {
         "subject_id": "REG-2025-1",

@@ -32,7 +32,7 @@ def test_unreceipted_notifications_go_out_again_then_stop_at_the_cap() -> None:
     """No receipt after redeliver_after_s: published again, at most redeliver_max times."""
     store, clock, producer = MemoryStore(), ManualClock(T0), RecordingProducer()
     with store.transaction() as tx:
-        tx.add_outbox(outbox_row("n-1"))
+        tx.add_outbox([outbox_row("n-1")])
     relay = relay_over(store, clock, producer)
     assert relay.publish_pending() == 1
     assert relay.republish_unreceipted() == 0  # not old enough yet
@@ -48,8 +48,8 @@ def test_answered_and_non_notification_rows_are_not_republished() -> None:
     """A receipt stops republishing; rejections (not notifications) are never republished."""
     store, clock, producer = MemoryStore(), ManualClock(T0), RecordingProducer()
     with store.transaction() as tx:
-        tx.add_outbox(outbox_row("n-1"))
-        tx.add_outbox(outbox_row("r-1", topic="tellonce.lifeevents.rejected.v1"))
+        tx.add_outbox([outbox_row("n-1")])
+        tx.add_outbox([outbox_row("r-1", topic="tellonce.lifeevents.rejected.v1")])
     relay = relay_over(store, clock, producer)
     relay.publish_pending()
     with store.transaction() as tx:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +23,7 @@ from hub.audit.oversight import reconcile, verify_store
 from hub.config.directory import Directory
 from hub.consents.service import ConsentService
 from hub.errors import RecordStoreError, StoreError
-from hub.model import AcceptedEvent, Headers, InboundMessage, notification_id
+from hub.model import AcceptedEvent, AppliedConsentEvent, Headers, InboundMessage, notification_id
 from hub.processing import worker as worker_module
 from hub.processing.consent_events import ConsentIntake, consent_message
 from hub.processing.life_events import BatchProcessor
@@ -121,22 +121,25 @@ class Refusing:
         if value == REFUSED:
             raise self._store.refuse()
 
-    def add_event(self, event: AcceptedEvent) -> None:
-        self._check(event.event_id)
-        self._tx.add_event(event)
+    def add_events(self, events: Sequence[AcceptedEvent]) -> None:
+        for event in events:
+            self._check(event.event_id)
+        self._tx.add_events(events)
 
-    def add_consent_event(self, key: tuple[str, str], *args: Any) -> None:
-        self._check(key[1])
-        self._tx.add_consent_event(key, *args)
+    def add_consent_events(self, applied: Sequence[AppliedConsentEvent]) -> None:
+        for row in applied:
+            self._check(row.event_id)
+        self._tx.add_consent_events(applied)
 
-    def save_delivery(self, delivery: Any, *, new: bool) -> None:
-        self._check(delivery.sink)
-        self._tx.save_delivery(delivery, new=new)
+    def save_deliveries(self, deliveries: Sequence[Any], *, new: bool) -> None:
+        for delivery in deliveries:
+            self._check(delivery.sink)
+        self._tx.save_deliveries(deliveries, new=new)
 
-    def add_rejection(self, rejection: Any) -> None:
+    def add_rejections(self, rejections: Sequence[Any]) -> None:
         if self._store.refuse_rejections:
             raise self._store.refuse()
-        self._tx.add_rejection(rejection)
+        self._tx.add_rejections(rejections)
 
 
 @dataclass
@@ -441,7 +444,7 @@ def test_a_key_another_worker_took_meanwhile_is_a_duplicate_not_unstorable(
     for ce_id in batch:
         world.publish(ce_id)
     theirs = AcceptedEvent(PUBLISHER, REFUSED, "AddressChanged", now, None, "t", 9, 0, now)
-    store.on_refusal = lambda count: store.meanwhile.append(lambda tx: tx.add_event(theirs))
+    store.on_refusal = lambda count: store.meanwhile.append(lambda tx: tx.add_events([theirs]))
 
     totals = world.run()
 

@@ -30,7 +30,7 @@ def filled(count: int) -> MemoryStore:
     store = MemoryStore()
     with store.transaction() as tx:
         for n in range(count):
-            tx.add_outbox(OutboxMessage(f"n-{n}", NOTIFY, b"k", b"v", [], T0))
+            tx.add_outbox([OutboxMessage(f"n-{n}", NOTIFY, b"k", b"v", [], T0)])
     return store
 
 

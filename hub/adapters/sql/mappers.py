@@ -13,6 +13,7 @@ from sqlalchemy import Row
 from consent.model import ConsentRevision, ConsentState, ConsentTerms, Evidence, IdentityLink
 from hub.model import (
     AcceptedEvent,
+    AppliedConsentEvent,
     AuditRecord,
     Checkpoint,
     Decision,
@@ -183,6 +184,18 @@ def revision_values(revision: ConsentRevision) -> Values:
         "expires_at": terms.expires_at.isoformat() if terms.expires_at else None,
         "prev_hash": revision.prev_hash,
         "hash": revision.hash,
+    }
+
+
+def applied_values(applied: AppliedConsentEvent) -> Values:
+    return {
+        "source": applied.source,
+        "event_id": applied.event_id,
+        "person_id": applied.person_id,
+        "kafka_topic": applied.topic,
+        "kafka_partition": applied.partition,
+        "kafka_offset": applied.offset,
+        "processed_at": applied.processed_at,
     }
 
 

@@ -7,10 +7,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Connection, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
 
 from consent.model import ConsentRevision, IdentityLink
+from hub.adapters.sql import tables
 from hub.adapters.sql.mappers import (
+    applied_values,
     audit_from,
     audit_values,
     checkpoint_from,
@@ -40,15 +42,14 @@ from hub.adapters.sql.tables import (
     identity_links,
     outbox,
     persons,
-    rejections,
 )
 from hub.model import (
     AcceptedEvent,
+    AppliedConsentEvent,
     AuditRecord,
     Checkpoint,
     Decision,
     Delivery,
-    InboundMessage,
     OutboxMessage,
     RejectionRecord,
 )
@@ -170,8 +171,9 @@ class SqlTransaction:
                 found.setdefault(key, []).append(revision)
         return found
 
-    def add_consent(self, revision: ConsentRevision) -> None:
-        self._c.execute(insert(consent_revisions).values(revision_values(revision)))
+    def add_consents(self, revisions: Sequence[ConsentRevision]) -> None:
+        if revisions:
+            self._c.execute(insert(consent_revisions), [revision_values(r) for r in revisions])
 
     def known_consent_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
@@ -184,20 +186,9 @@ class SqlTransaction:
             found.update((s, e) for s, e in rows)
         return found
 
-    def add_consent_event(
-        self, key: tuple[str, str], person_id: str, message: InboundMessage, at: datetime
-    ) -> None:
-        self._c.execute(
-            insert(consent_events).values(
-                source=key[0],
-                event_id=key[1],
-                person_id=person_id,
-                kafka_topic=message.topic,
-                kafka_partition=message.partition,
-                kafka_offset=message.offset,
-                processed_at=at,
-            )
-        )
+    def add_consent_events(self, applied: Sequence[AppliedConsentEvent]) -> None:
+        if applied:
+            self._c.execute(insert(consent_events), [applied_values(a) for a in applied])
 
     # -- processing results ------------------------------------------------------------------
 
@@ -212,17 +203,24 @@ class SqlTransaction:
             found.update((s, e) for s, e in rows)
         return found
 
-    def add_event(self, event: AcceptedEvent) -> None:
-        self._c.execute(insert(events).values(event_values(event)))
+    # One executemany per table and batch: SQLite runs it in one call, psycopg 3 pipelines it
+    # (one round trip); rows are inserted in list order, so outbox ``seq`` follows it.
 
-    def add_decision(self, decision: Decision) -> None:
-        self._c.execute(insert(decisions).values(decision_values(decision)))
+    def add_events(self, events: Sequence[AcceptedEvent]) -> None:
+        if events:
+            self._c.execute(insert(tables.events), [event_values(e) for e in events])
 
-    def add_rejection(self, rejection: RejectionRecord) -> None:
-        self._c.execute(insert(rejections).values(rejection_values(rejection)))
+    def add_decisions(self, decisions: Sequence[Decision]) -> None:
+        if decisions:
+            self._c.execute(insert(tables.decisions), [decision_values(d) for d in decisions])
 
-    def add_outbox(self, message: OutboxMessage) -> None:
-        self._c.execute(insert(outbox).values(outbox_values(message)))
+    def add_rejections(self, rejections: Sequence[RejectionRecord]) -> None:
+        if rejections:
+            self._c.execute(insert(tables.rejections), [rejection_values(r) for r in rejections])
+
+    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        if messages:
+            self._c.execute(insert(outbox), [outbox_values(m) for m in messages])
 
     def lock_audit_head(self) -> None:
         if self._c.dialect.name == "postgresql":
@@ -270,18 +268,17 @@ class SqlTransaction:
             found.update((r.notification_id, delivery_from(r)) for r in rows)
         return found
 
-    def save_delivery(self, delivery: Delivery, *, new: bool) -> None:
-        values = delivery_values(delivery)
+    def save_deliveries(self, deliveries: Sequence[Delivery], *, new: bool) -> None:
+        if not deliveries:
+            return
+        table = tables.deliveries
         if new:
-            self._c.execute(
-                insert(deliveries).values(notification_id=delivery.notification_id, **values)
-            )
-        else:
-            self._c.execute(
-                update(deliveries)
-                .where(deliveries.c.notification_id == delivery.notification_id)
-                .values(**values)
-            )
+            rows = [{"notification_id": d.notification_id} | delivery_values(d) for d in deliveries]
+            self._c.execute(insert(table), rows)
+        else:  # one executemany; the key is bound under its own name, apart from the SET values
+            changed = update(table).where(table.c.notification_id == bindparam("notification"))
+            rows = [{"notification": d.notification_id} | delivery_values(d) for d in deliveries]
+            self._c.execute(changed, rows)
 
     # -- relay -------------------------------------------------------------------------------
 
