@@ -24,7 +24,8 @@ Throughput is N over the time from the first publish until every notice is on th
 (each event decided: disclosures and withholdings commit with the notices). Per hub run it
 counts ``duplicate_notices`` (records on the notify topics with a notification id seen before),
 ``aborted_batches`` (the worker's "batch failed; will retry" and "audit log unavailable" log
-lines), ``rebalances`` (group joins: the worker's "partitions revoked" lines, one per join),
+lines), ``rebalances`` (group joins: the worker's "partitions revoked" lines, one per join;
+``rebalances_after_join``: those after every worker had joined, during the measurement),
 the hub worker's RSS growth (VmRSS from /proc, from its join to the end of the run), and the
 load average before each part.
 
@@ -450,6 +451,7 @@ class HubRun:
     duplicate_notices: int = 0
     aborted_batches: int = 0
     joins: int = 0
+    joins_at_start: int = 0  # when every worker had joined, before the first publish
     rss_start_kb: int = 0
     rss_end_kb: int = 0
     decided: int | None = None
@@ -474,7 +476,7 @@ class HubRun:
             "duplicate_notices": self.duplicate_notices,
             "aborted_batches": self.aborted_batches,
             "rebalances": self.joins,
-            "rebalances_after_join": max(self.joins - self.workers, 0),
+            "rebalances_after_join": self.joins - self.joins_at_start,
             "rss_start_mb": round(self.rss_start_kb / 1024, 1),
             "rss_end_mb": round(self.rss_end_kb / 1024, 1),
             "rss_growth_pct": self.rss_growth_pct,
@@ -507,6 +509,7 @@ def throughput(
     try:
         with children(w, workers if kind == "hub" else 1, kind) as procs:
             run.rss_start_kb = procs[0].rss_kb() or 0
+            run.joins_at_start = sum(p.count((JOIN_LINE,)) for p in procs)
             say(f"  {label}: joined; publishing {n:,} events")
             started = send_all(w.bootstrap, events)
             deadline = started + args.run_timeout_s
@@ -527,8 +530,7 @@ def throughput(
             quiet_until = time.monotonic() + LATE_S  # late copies, if any, count as duplicates
             while time.monotonic() < quiet_until:
                 if reader.count_into(seen):
-                    run.joins = sum(p.count((JOIN_LINE,)) for p in procs)
-            quiet_until = time.monotonic() + LATE_S
+                    quiet_until = time.monotonic() + LATE_S
         # After the workers stopped: their logs are complete.
         run.aborted_batches = sum(p.count(ABORT_LINES) for p in procs)
         run.notices = len(seen)
@@ -579,6 +581,7 @@ def latency(w: World, rate: int, args: argparse.Namespace) -> HubRun:
     try:
         with children(w, 1, "hub") as procs:
             run.rss_start_kb = procs[0].rss_kb() or 0
+            run.joins_at_start = sum(p.count((JOIN_LINE,)) for p in procs)
             collector = threading.Thread(target=collect, daemon=True)
             collector.start()
             say(f"  {run.label}: joined; offering {n:,} events over {args.duration:g} s")
@@ -726,7 +729,7 @@ def summarise(
     result["duplicate_notices"] = sum(r.duplicate_notices for r in distinct)
     result["aborted_batches"] = sum(r.aborted_batches for r in distinct)
     result["rebalances"] = sum(r.joins for r in distinct)
-    result["rebalances_after_join"] = sum(max(r.joins - r.workers, 0) for r in distinct)
+    result["rebalances_after_join"] = sum(r.joins - r.joins_at_start for r in distinct)
     result["rss_growth_pct"] = {k: r.rss_growth_pct for k, r in hub_runs.items()}
     result["load_before"] = load_before
     result["errors"] = errors or {}
@@ -780,7 +783,7 @@ def table(result: dict[str, Any]) -> str:
         "  load average before each part: "
         + "; ".join(f"{k} {v[0]:.2f}" for k, v in result["load_before"].items()),
         "  dup: notify records whose notification id came before; abort: batches retried; "
-        "joins: group joins of all workers (one each at start); RSS: the first worker, "
+        "joins: group joins of all workers (after: once all had joined); RSS: the first worker, "
         "from its join to the run's end",
     ]
     if any(k.startswith("latency") for k in result["runs"]):

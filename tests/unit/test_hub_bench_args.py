@@ -65,7 +65,7 @@ def test_summary_has_the_issues_keys_and_renders(bench: ModuleType) -> None:
         "workers_2": run("2 workers", 2, 60.0),
     }
     runs["workers_2"].duplicate_notices, runs["workers_2"].aborted_batches = 3, 2
-    runs["workers_2"].joins = 5
+    runs["workers_2"].joins, runs["workers_2"].joins_at_start = 5, 2
     result = json.loads(json.dumps(bench.summarise(args, runs, {"raw": [0.5, 0.4, 0.3]})))
     for key in ("raw_eps", "hub_eps_pg", "hub_eps_sqlite", "ratio_pg", "ratio_sqlite"):
         assert result[key] is not None, key
