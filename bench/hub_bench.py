@@ -60,6 +60,7 @@ from sqlalchemy import create_engine, text
 from consent.model import ConsentState, Evidence
 from hub.adapters.kafka import ConsumerTuning
 from hub.bootstrap import App, embedded_broker
+from hub.config import logs
 from hub.config.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
 from hub.model import notification_id
 from hub.wire.publishing import event_message
@@ -610,6 +611,7 @@ def latency(w: World, rate: int, args: argparse.Namespace) -> HubRun:
             missing = [now - sent[i] for nid, i in events.notices.items() if nid not in seen]
             values += missing
             run.complete = not missing
+            run.notices = len(seen)
             run.seconds = offered
             run.eps = n / offered
             run.extra = {
@@ -618,6 +620,7 @@ def latency(w: World, rate: int, args: argparse.Namespace) -> HubRun:
                 **{f"p{q}_ms": round(1000 * percentile(values, q), 1) for q in (50, 95, 99)},
             }
         run.aborted_batches = sum(p.count(ABORT_LINES) for p in procs)
+        run.decided = decisions(w.store_url)
     finally:
         done.set()
         reader.close()
@@ -806,6 +809,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.raw_relay:
         return raw_relay(args.raw_relay)
+    logs.configure("warning", "console")  # the hub's own lines go to stderr, not into --json
     started = time.perf_counter()
     result = run_parts(args)
     result["seconds"] = round(time.perf_counter() - started, 1)
