@@ -215,8 +215,8 @@ class World:
 
 @contextlib.contextmanager
 def world(store: str, args: argparse.Namespace, *, clients: bool = True) -> Iterator[World]:
-    """A fresh broker and store (``pg``, ``sqlite``, or ``none`` for the raw part) with the
-    hub's topics and, when ``clients``, the linked and consenting clients."""
+    """A fresh broker and store (``pg`` or ``sqlite``) with the hub's topics and, when
+    ``clients``, the linked and consenting clients (the raw part needs the topics only)."""
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tellonce-hb-")))
         if store == "pg":
@@ -805,11 +805,18 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.raw_relay:
         return raw_relay(args.raw_relay)
     logs.configure("warning", "console")  # the hub's own lines go to stderr, not into --json
+    # SIGTERM (``timeout``, a CI job's end) unwinds like Ctrl-C: the finally blocks end every
+    # child by pid and drop the databases.
+    signal.signal(signal.SIGTERM, interrupted)
     started = time.perf_counter()
     result = run_parts(args)
     result["seconds"] = round(time.perf_counter() - started, 1)
