@@ -120,6 +120,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="most seconds a throughput run may take (default: 120 + events / 10)",
     )
     parser.add_argument(
+        "--stall-s",
+        type=float,
+        default=120.0,
+        help="give a throughput run up when no notice came for this long",
+    )
+    parser.add_argument(
         "--pg-url",
         default="postgresql://postgres@127.0.0.1:5432",
         help="PostgreSQL server; each run creates a database tellonce_bench_<random> and drops it",
@@ -515,10 +521,16 @@ def throughput(
             started = send_all(w.bootstrap, events)
             deadline = started + args.run_timeout_s
             last_report = time.monotonic()
+            last_progress = time.monotonic()
             while time.monotonic() < deadline:
-                reader.count_into(seen)
+                if reader.count_into(seen):
+                    last_progress = time.monotonic()
                 if len(seen) >= FANOUT * n:
                     run.complete = True
+                    break
+                if time.monotonic() - last_progress > args.stall_s:
+                    run.extra["stalled_s"] = round(time.monotonic() - last_progress, 1)
+                    say(f"  {label}: no new notice for {args.stall_s:g} s: given up")
                     break
                 if time.monotonic() - last_report > 15:
                     last_report = time.monotonic()
