@@ -1,0 +1,841 @@
+"""What the hub costs next to a raw Kafka pass-through, its latency under load, and how it scales.
+
+Everything runs in this process tree, on the embedded Tansu broker (``hub.bootstrap``), each
+part on a fresh broker and a fresh store: a PostgreSQL database ``tellonce_bench_<random>``
+created on ``--pg-url`` and dropped afterwards, or an SQLite file in a temporary directory.
+The parts (``--parts``, in this order):
+
+- ``raw``: the baseline. A kafka-python consumer in a group (a child process) reads the life
+  events topic and produces 4 messages per event (the record as it came, to the 4 notify
+  topics), flushing the producer and committing offsets per poll; no database.
+- ``pg`` and ``sqlite``: one hub worker (``tellonce hub run``, a child process) on the same N
+  events (``--events``). The directory is the shipped one; ``--people`` clients are linked
+  through ``ConsentService`` to the publisher and to 4 subscribers they consent to, so every
+  event is disclosed to 4 recipients and withheld from the other 4 (no identity link).
+- ``latency``: one hub worker on PostgreSQL; events offered at each of ``--rates`` per second
+  for ``--duration`` s; latency is the notice's record timestamp on the notify topic (set by
+  the relay's producer) minus the moment its event was sent. Notices still missing
+  ``--drain-s`` after the last send count with the time waited so far (a lower bound) and
+  are reported as ``undelivered``.
+- ``workers``: 1, 2 and 3 hub workers (``--workers``; separate processes in one group) on
+  PostgreSQL, N events each; the run with 1 worker is the ``pg`` part's when both run.
+
+Throughput is N over the time from the first publish until every notice is on the notify topics
+(each event decided: disclosures and withholdings commit with the notices). Per hub run it
+counts ``duplicate_notices`` (records on the notify topics with a notification id seen before),
+``aborted_batches`` (the worker's "batch failed; will retry" and "audit log unavailable" log
+lines), ``rebalances`` (group joins: the worker's "partitions revoked" lines, one per join;
+``rebalances_after_join``: those after every worker had joined, during the measurement),
+the hub worker's RSS growth (VmRSS from /proc, from its join to the end of the run), and the
+load average before each part.
+
+Run: ``.venv/bin/python bench/hub_bench.py`` (``--json`` prints one JSON object); a short run:
+``--events 2000 --duration 10 --rates 50,100``. Progress goes to standard error. Every child
+process is ended by its pid; temp files and databases are removed. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from databases import fresh_postgres
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from sqlalchemy import create_engine, text
+
+from consent.model import ConsentState, Evidence
+from hub.adapters.kafka import ConsumerTuning
+from hub.bootstrap import App, embedded_broker
+from hub.config import logs
+from hub.config.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
+from hub.model import notification_id
+from hub.wire.publishing import event_message
+from hub.wire.topics import LIFEEVENTS_TOPIC, notify_topic
+
+PUBLISHER = "bc-service-bc"
+EVENT_TYPE = "AddressChanged"
+# Subscribers of AddressChanged in the shipped directory the bench's clients consent to; the
+# other four are withheld (no identity link).
+CONSENTED = ("cra-individual", "esdc-cpp", "bc-msp", "bc-icbc-licensing")
+FANOUT = len(CONSENTED)
+PARTS = ("raw", "pg", "sqlite", "latency", "workers")
+ABORT_LINES = ("batch failed; will retry", "audit log unavailable; not accepting events")
+JOIN_LINE = "partitions revoked"  # logged by the hub's rebalance listener at every join
+READY_LINE = "partition positioned"
+POLL_S = 0.1
+JOIN_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+SETTLE_S = 2.0  # joined: every worker has partitions and no assignment changed for this long
+LATE_S = 1.0  # after the last notice: read on until the topics are quiet this long
+
+
+def say(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+# -- arguments ------------------------------------------------------------------------------
+
+
+def int_list(text_: str) -> list[int]:
+    values = [int(v) for v in text_.split(",") if v.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of positive integers")
+    return values
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--events", type=int, default=20_000, help="events per throughput run")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, of {','.join(PARTS)}",
+    )
+    parser.add_argument("--rates", type=int_list, default=[100, 300, 500], help="events/s offered")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per offered rate")
+    parser.add_argument(
+        "--drain-s", type=float, default=30.0, help="most seconds to wait for late notices"
+    )
+    parser.add_argument("--workers", type=int_list, default=[1, 2, 3], help="worker counts")
+    parser.add_argument("--people", type=int, default=200, help="clients the events are about")
+    parser.add_argument(
+        "--run-timeout-s",
+        type=float,
+        default=None,
+        help="most seconds a throughput run may take (default: 120 + events / 10)",
+    )
+    parser.add_argument(
+        "--stall-s",
+        type=float,
+        default=120.0,
+        help="give a throughput run up when no notice came for this long",
+    )
+    parser.add_argument(
+        "--pg-url",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="PostgreSQL server; each run creates a database tellonce_bench_<random> and drops it",
+    )
+    parser.add_argument("--raw-relay", metavar="BOOTSTRAP", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; known: {', '.join(PARTS)}")
+    args.parts = [p for p in PARTS if p in parts]
+    if args.events < 1 or args.people < 1 or args.duration <= 0 or args.drain_s < 0:
+        parser.error("--events and --people must be at least 1, --duration above 0")
+    if args.run_timeout_s is None:
+        args.run_timeout_s = 120 + args.events / 10
+    return args
+
+
+# -- the raw pass-through (a child process) -------------------------------------------------
+
+
+def raw_relay(bootstrap: str) -> int:
+    """Consume life events; send each to the 4 notify topics; flush and commit per poll."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    topics = [notify_topic(r) for r in CONSENTED]
+
+    class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            print(json.dumps({"event": JOIN_LINE, "count": len(revoked)}), file=sys.stderr)
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            for tp in assigned:
+                line = {"event": READY_LINE, "topic": tp.topic, "partition": tp.partition}
+                print(json.dumps(line), file=sys.stderr, flush=True)
+
+    tuning = ConsumerTuning()  # as the hub's KafkaSource: Tansu joins in about 3 s with it
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id="tellonce-bench-raw",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_interval_ms=tuning.max_poll_interval_ms,
+        session_timeout_ms=tuning.session_timeout_ms,
+        heartbeat_interval_ms=tuning.heartbeat_interval_ms,
+        request_timeout_ms=tuning.request_timeout_ms,
+    )
+    consumer.subscribe([LIFEEVENTS_TOPIC], listener=Listener())
+    # As the hub's KafkaSink publishes: acks=all, idempotent, linger 5 ms.
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    )
+    try:
+        while not stop.is_set():
+            batches = consumer.poll(timeout_ms=500, max_records=200)
+            if not batches:
+                continue
+            for records in batches.values():
+                for r in records:
+                    for topic in topics:
+                        producer.send(topic, key=r.key, value=r.value, headers=r.headers)
+            producer.flush(timeout=30)
+            consumer.commit()
+    finally:
+        producer.close(timeout=5)
+        consumer.close()
+    return 0
+
+
+# -- one part's world: broker, store, clients, events ---------------------------------------
+
+
+@dataclass
+class World:
+    bootstrap: str
+    store_url: str
+    workdir: Path
+    settings: Settings
+
+    def env(self) -> dict[str, str]:
+        """A hub worker's environment: this store, broker and key; JSON logs at info."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
+        return env | {
+            "TELLONCE_STORE__URL": self.store_url,
+            "TELLONCE_BROKER__BOOTSTRAP_SERVERS": self.bootstrap,
+            "TELLONCE_AUDIT__SIGNING_KEY": str(self.settings.audit.signing_key),
+            "TELLONCE_LOG_LEVEL": "info",
+            "TELLONCE_LOG_FORMAT": "json",
+        }
+
+
+@contextlib.contextmanager
+def world(store: str, args: argparse.Namespace, *, clients: bool = True) -> Iterator[World]:
+    """A fresh broker and store (``pg`` or ``sqlite``) with the hub's topics and, when
+    ``clients``, the linked and consenting clients (the raw part needs the topics only)."""
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tellonce-hb-")))
+        if store == "pg":
+            url = stack.enter_context(fresh_postgres(args.pg_url))
+        else:
+            url = f"sqlite:///{workdir / 'hub.db'}"
+        base = Settings(
+            store=StoreSettings(url=url),
+            audit=AuditSettings(signing_key=workdir / "audit-key.pem", create_key=True),
+        )
+        broker = stack.enter_context(embedded_broker(base))
+        settings = base.model_copy(
+            update={"broker": BrokerSettings(bootstrap_servers=broker.bootstrap)}
+        )
+        app = App.from_settings(settings)
+        try:
+            app.ensure_topics(broker.bootstrap)
+            if clients:
+                app.pseudonyms().load()  # made once here, not raced for by the workers
+                link_clients(app, args.people)
+        finally:
+            app.close()
+        yield World(broker.bootstrap, url, workdir, settings)
+
+
+def link_clients(app: App, people: int) -> None:
+    started = time.perf_counter()
+    service = app.consent()
+    evidence = Evidence("counter", "staff-1", datetime.now(UTC))
+    for i in range(people):
+        person = service.link(PUBLISHER, subject(i), evidence)
+        for recipient in CONSENTED:
+            service.link(recipient, f"{recipient[:4]}-{i:06d}", evidence, to=person)
+            service.record(person, recipient, [EVENT_TYPE], ConsentState.GIVEN, evidence)
+    say(f"  {people} clients linked and consenting in {time.perf_counter() - started:.1f} s")
+
+
+def subject(i: int) -> str:
+    return f"SBC-{i:06d}"
+
+
+@dataclass
+class Events:
+    """Encoded life events, ready to send, and the notification ids each must produce."""
+
+    records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+    notices: dict[str, int]  # notification id -> event index
+
+
+def make_events(n: int, people: int, tag: str) -> Events:
+    app = App.from_settings(Settings())  # the codec only: no store, broker or key is touched
+    at = datetime.now(UTC)
+    records, notices = [], {}
+    for i in range(n):
+        payload = {
+            "subject_id": subject(i % people),
+            "effective_date": date(2025, 1, 1),
+            "new_address": {
+                "lines": [f"{i} Main St"],
+                "municipality": "Victoria",
+                "province": "BC",
+                "postal_code": "V8W 1A1",
+            },
+            "mailing_address": None,
+        }
+        key, value, headers, ce_id = event_message(
+            app.codec,
+            source=PUBLISHER,
+            event_type=EVENT_TYPE,
+            payload=payload,
+            at=at,
+            event_id=f"bench-{tag}-{i}",
+        )
+        records.append((key, value, list(headers)))
+        for recipient in CONSENTED:
+            notices[notification_id(PUBLISHER, ce_id, recipient)] = i
+    return Events(records, notices)
+
+
+def producer_for(bootstrap: str) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+
+
+# -- child processes ------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    """A child process whose standard error is a log file we read back."""
+
+    label: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def lines(self) -> list[dict[str, Any]]:
+        out = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                line = json.loads(raw)
+                if isinstance(line, dict):
+                    out.append(line)
+        return out
+
+    def count(self, events: tuple[str, ...]) -> int:
+        return sum(1 for line in self.lines() if str(line.get("event", "")).startswith(events))
+
+    def rss_kb(self) -> int | None:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return None
+
+    def end(self) -> None:
+        """SIGTERM (the worker finishes its batch and leaves), SIGKILL after a while."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                say(f"  {self.label} (pid {self.process.pid}) did not stop: killed")
+                self.process.kill()
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+
+
+@contextlib.contextmanager
+def children(w: World, count: int, kind: str) -> Iterator[list[Child]]:
+    """``count`` hub workers (``kind`` "hub") or one raw relay, ended by pid afterwards."""
+    started: list[Child] = []
+    try:
+        for k in range(count):
+            if kind == "hub":
+                tellonce = Path(sys.executable).with_name("tellonce")
+                cmd = [str(tellonce), "hub", "run"]
+            else:
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--raw-relay", w.bootstrap]
+            log_path = w.workdir / f"{kind}-{k}.log"
+            with log_path.open("wb") as log_file:
+                process = subprocess.Popen(
+                    cmd,
+                    env=w.env(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log_file,
+                )
+            started.append(Child(f"{kind} {k + 1}", process, log_path))
+        wait_joined(started)
+        yield started
+    finally:
+        for child in started:
+            child.end()
+
+
+def wait_joined(workers: list[Child]) -> None:
+    """Until every child has life-event partitions and no assignment changed for SETTLE_S."""
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    last_seen, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        for child in workers:
+            if child.process.poll() is not None:
+                tail = child.log_path.read_text(errors="replace")[-600:]
+                raise RuntimeError(f"{child.label} exited with {child.process.returncode}: {tail}")
+        positioned = [
+            [
+                line
+                for line in child.lines()
+                if line.get("event") == READY_LINE and line.get("topic") == LIFEEVENTS_TOPIC
+            ]
+            for child in workers
+        ]
+        seen = sum(len(p) for p in positioned)
+        if seen != last_seen:
+            last_seen, quiet_since = seen, time.monotonic()
+        elif all(positioned) and time.monotonic() - quiet_since >= SETTLE_S:
+            waited = JOIN_TIMEOUT_S - (deadline - time.monotonic())
+            say(f"  {len(workers)} process(es) joined the group in {waited:.1f} s")
+            return
+        time.sleep(POLL_S)
+    raise RuntimeError(f"the workers did not join within {JOIN_TIMEOUT_S:.0f} s")
+
+
+# -- reading the notify topics --------------------------------------------------------------
+
+
+class NotifyReader:
+    """Reads the 4 consented notify topics from the beginning, without joining a group."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        self.tps = [TopicPartition(notify_topic(r), p) for r in CONSENTED for p in self._parts(r)]
+        self.consumer.assign(self.tps)
+        self.consumer.seek_to_beginning(*self.tps)
+
+    def _parts(self, recipient: str) -> list[int]:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            found = self.consumer.partitions_for_topic(notify_topic(recipient))
+            if found:
+                return sorted(found)
+            time.sleep(POLL_S)
+        raise RuntimeError(f"no topic {notify_topic(recipient)}")
+
+    def poll(self) -> list[Any]:
+        return [r for rs in self.consumer.poll(timeout_ms=200).values() for r in rs]
+
+    def count_into(self, seen: Counter[tuple[str, str]]) -> int:
+        """Count what came since the last call by (topic, ce_id); how many records came.
+        (Tansu's offsets are not dense, so end offsets do not count records.)"""
+        records = self.poll()
+        for r in records:
+            seen[r.topic, ce_id(r)] += 1
+        return len(records)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def ce_id(record: Any) -> str:
+    return next((v.decode() for k, v in record.headers or [] if k == "ce_id"), "")
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+
+@dataclass
+class HubRun:
+    label: str
+    workers: int
+    events: int
+    seconds: float = 0.0
+    eps: float = 0.0
+    notices: int = 0
+    duplicate_notices: int = 0
+    aborted_batches: int = 0
+    joins: int = 0
+    joins_at_start: int = 0  # when every worker had joined, before the first publish
+    rss_start_kb: int = 0
+    rss_end_kb: int = 0
+    decided: int | None = None
+    complete: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rss_growth_pct(self) -> float | None:
+        if not self.rss_start_kb:
+            return None
+        return round(100 * (self.rss_end_kb - self.rss_start_kb) / self.rss_start_kb, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "workers": self.workers,
+            "events": self.events,
+            "seconds": round(self.seconds, 2),
+            "eps": round(self.eps, 1),
+            "complete": self.complete,
+            "notices": self.notices,
+            "decisions": self.decided,
+            "duplicate_notices": self.duplicate_notices,
+            "aborted_batches": self.aborted_batches,
+            "rebalances": self.joins,
+            "rebalances_after_join": self.joins - self.joins_at_start,
+            "rss_start_mb": round(self.rss_start_kb / 1024, 1),
+            "rss_end_mb": round(self.rss_end_kb / 1024, 1),
+            "rss_growth_pct": self.rss_growth_pct,
+            **self.extra,
+        }
+
+
+def send_all(bootstrap: str, events: Events) -> float:
+    """Publish every event as fast as the producer takes them; the time of the first send."""
+    producer = producer_for(bootstrap)
+    try:
+        started = time.monotonic()
+        for key, value, headers in events.records:
+            producer.send(LIFEEVENTS_TOPIC, key=key, value=value, headers=headers)
+        producer.flush(timeout=60)
+        return started
+    finally:
+        producer.close(timeout=5)
+
+
+def throughput(
+    w: World, events: Events, kind: str, workers: int, args: argparse.Namespace, label: str
+) -> HubRun:
+    """N events through ``workers`` hub workers (or the raw relay), first publish to last
+    notice; then duplicates, aborts, joins, RSS and decisions."""
+    n = len(events.records)
+    run = HubRun(label, workers, n)
+    seen: Counter[tuple[str, str]] = Counter()
+    reader = NotifyReader(w.bootstrap)
+    try:
+        with children(w, workers if kind == "hub" else 1, kind) as procs:
+            run.rss_start_kb = procs[0].rss_kb() or 0
+            run.joins_at_start = sum(p.count((JOIN_LINE,)) for p in procs)
+            say(f"  {label}: joined; publishing {n:,} events")
+            started = send_all(w.bootstrap, events)
+            deadline = started + args.run_timeout_s
+            last_report = time.monotonic()
+            last_progress = time.monotonic()
+            while time.monotonic() < deadline:
+                if reader.count_into(seen):
+                    last_progress = time.monotonic()
+                if len(seen) >= FANOUT * n:
+                    run.complete = True
+                    break
+                if time.monotonic() - last_progress > args.stall_s:
+                    run.extra["stalled_s"] = round(time.monotonic() - last_progress, 1)
+                    say(f"  {label}: no new notice for {args.stall_s:g} s: given up")
+                    break
+                if time.monotonic() - last_report > 15:
+                    last_report = time.monotonic()
+                    elapsed = time.monotonic() - started
+                    say(f"  {label}: {len(seen):,}/{FANOUT * n:,} notices after {elapsed:.0f} s")
+            run.seconds = time.monotonic() - started
+            run.eps = n / run.seconds if run.complete else 0.0
+            run.rss_end_kb = procs[0].rss_kb() or 0
+            run.joins = sum(p.count((JOIN_LINE,)) for p in procs)
+            quiet_until = time.monotonic() + LATE_S  # late copies, if any, count as duplicates
+            while time.monotonic() < quiet_until:
+                if reader.count_into(seen):
+                    quiet_until = time.monotonic() + LATE_S
+        # After the workers stopped: their logs are complete.
+        run.aborted_batches = sum(p.count(ABORT_LINES) for p in procs)
+        run.notices = len(seen)
+        run.duplicate_notices = sum(c - 1 for c in seen.values())
+        if kind == "hub":
+            run.decided = decisions(w.store_url)
+    finally:
+        reader.close()
+    state = f"{run.eps:,.0f} events/s" if run.complete else f"INCOMPLETE after {run.seconds:.0f} s"
+    say(f"  {label}: {state}")
+    return run
+
+
+def decisions(url: str) -> int | None:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(text("SELECT count(*) FROM decisions")) or 0)
+    except Exception:
+        return None
+    finally:
+        engine.dispose()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def latency(w: World, rate: int, args: argparse.Namespace) -> HubRun:
+    """Events offered at ``rate`` per second for ``--duration`` s; per notice, its record
+    timestamp on the notify topic minus its event's send time."""
+    n = max(1, round(rate * args.duration))
+    events = make_events(n, args.people, f"lat{rate}")
+    run = HubRun(f"latency {rate}/s", 1, n)
+    sent: list[float] = [0.0] * n
+    seen: dict[str, float] = {}
+    done = threading.Event()
+    reader = NotifyReader(w.bootstrap)
+
+    def collect() -> None:
+        while not done.is_set():
+            for record in reader.poll():
+                nid = ce_id(record)
+                if nid in events.notices and nid not in seen:
+                    seen[nid] = record.timestamp / 1000 - sent[events.notices[nid]]
+
+    try:
+        with children(w, 1, "hub") as procs:
+            run.rss_start_kb = procs[0].rss_kb() or 0
+            run.joins_at_start = sum(p.count((JOIN_LINE,)) for p in procs)
+            collector = threading.Thread(target=collect, daemon=True)
+            collector.start()
+            say(f"  {run.label}: joined; offering {n:,} events over {args.duration:g} s")
+            producer = producer_for(w.bootstrap)
+            try:
+                started = time.monotonic()
+                for i, (key, value, headers) in enumerate(events.records):
+                    delay = started + i / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    sent[i] = time.time()
+                    producer.send(LIFEEVENTS_TOPIC, key=key, value=value, headers=headers)
+                producer.flush(timeout=60)
+                offered = time.monotonic() - started
+            finally:
+                producer.close(timeout=5)
+            deadline = time.monotonic() + args.drain_s
+            while len(seen) < len(events.notices) and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+            run.rss_end_kb = procs[0].rss_kb() or 0
+            run.joins = sum(p.count((JOIN_LINE,)) for p in procs)
+            done.set()
+            collector.join(timeout=5)
+            now = time.time()
+            values = list(seen.values())
+            missing = [now - sent[i] for nid, i in events.notices.items() if nid not in seen]
+            values += missing
+            run.complete = not missing
+            run.notices = len(seen)
+            run.seconds = offered
+            run.eps = n / offered
+            run.extra = {
+                "offered_eps": round(n / offered, 1),
+                "undelivered": len(missing),
+                **{f"p{q}_ms": round(1000 * percentile(values, q), 1) for q in (50, 95, 99)},
+            }
+        run.aborted_batches = sum(p.count(ABORT_LINES) for p in procs)
+        run.decided = decisions(w.store_url)
+    finally:
+        done.set()
+        reader.close()
+    say(
+        f"  {run.label}: p50 {run.extra['p50_ms']:,.0f} ms, p99 {run.extra['p99_ms']:,.0f} ms, "
+        f"{run.extra['undelivered']:,} notices undelivered"
+    )
+    return run
+
+
+# -- the parts ------------------------------------------------------------------------------
+
+
+def run_parts(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the chosen parts in order; a part that fails is reported and the others still run."""
+    runs: dict[str, HubRun] = {}
+    load_before: dict[str, list[float]] = {}
+    errors: dict[str, str] = {}
+    throughput_events: dict[str, Events] = {}
+
+    def events_for(tag: str) -> Events:
+        if tag not in throughput_events:
+            throughput_events[tag] = make_events(args.events, args.people, tag)
+        return throughput_events[tag]
+
+    def raw() -> None:
+        with world("sqlite", args, clients=False) as w:
+            runs["raw"] = throughput(w, events_for("tp"), "raw", 1, args, "raw")
+
+    def hub_on(store: str) -> Callable[[], None]:
+        def body() -> None:
+            with world(store, args) as w:
+                runs[store] = throughput(w, events_for("tp"), "hub", 1, args, f"hub on {store}")
+
+        return body
+
+    def lat() -> None:
+        for rate in args.rates:
+            with world("pg", args) as w:
+                runs[f"latency_{rate}"] = latency(w, rate, args)
+
+    def workers() -> None:
+        for count in args.workers:
+            if count == 1 and "pg" in runs:  # the same measurement: not run twice
+                runs["workers_1"] = runs["pg"]
+                continue
+            with world("pg", args) as w:
+                label = f"{count} workers on pg"
+                runs[f"workers_{count}"] = throughput(
+                    w, events_for("tp"), "hub", count, args, label
+                )
+
+    bodies: dict[str, Callable[[], None]] = {
+        "raw": raw,
+        "pg": hub_on("pg"),
+        "sqlite": hub_on("sqlite"),
+        "latency": lat,
+        "workers": workers,
+    }
+    for name in args.parts:
+        load = [round(v, 2) for v in os.getloadavg()]
+        load_before[name] = load
+        say(f"part {name} (load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
+        try:
+            bodies[name]()
+        except Exception as exc:
+            detail = next(iter(str(exc).strip().splitlines()), "")
+            errors[name] = f"{type(exc).__name__}: {detail}"[:300]
+            say(f"part {name} failed: {errors[name]}")
+    return summarise(args, runs, load_before, errors)
+
+
+def summarise(
+    args: argparse.Namespace,
+    runs: dict[str, HubRun],
+    load_before: dict[str, list[float]],
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The one JSON object: headline keys first (None for what did not run), then per run."""
+
+    def eps(key: str) -> float | None:
+        return round(runs[key].eps, 1) if key in runs and runs[key].complete else None
+
+    result: dict[str, Any] = {
+        "events": args.events,
+        "people": args.people,
+        "fanout": {"disclosed": FANOUT, "withheld": 8 - FANOUT},
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "parts": args.parts,
+        "raw_eps": eps("raw"),
+        "hub_eps_pg": eps("pg"),
+        "hub_eps_sqlite": eps("sqlite"),
+        "ratio_pg": None,
+        "ratio_sqlite": None,
+    }
+    for store in ("pg", "sqlite"):
+        if result["raw_eps"] and result[f"hub_eps_{store}"]:
+            result[f"ratio_{store}"] = round(result[f"hub_eps_{store}"] / result["raw_eps"], 4)
+    for rate in args.rates:
+        run = runs.get(f"latency_{rate}")
+        for q in (50, 95, 99):
+            result[f"latency_p{q}_ms_at_{rate}"] = run.extra[f"p{q}_ms"] if run else None
+        result[f"latency_undelivered_at_{rate}"] = run.extra["undelivered"] if run else None
+    result["workers"] = {str(c): eps(f"workers_{c}") for c in args.workers}
+    hub_runs = {k: r for k, r in runs.items() if k != "raw"}
+    distinct = {id(r): r for r in hub_runs.values()}.values()  # workers_1 may be pg's run
+    result["duplicate_notices"] = sum(r.duplicate_notices for r in distinct)
+    result["aborted_batches"] = sum(r.aborted_batches for r in distinct)
+    result["rebalances"] = sum(r.joins for r in distinct)
+    result["rebalances_after_join"] = sum(r.joins - r.joins_at_start for r in distinct)
+    result["rss_growth_pct"] = {k: r.rss_growth_pct for k, r in hub_runs.items()}
+    result["load_before"] = load_before
+    result["errors"] = errors or {}
+    result["runs"] = {k: r.as_dict() for k, r in runs.items()}
+    return result
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def fmt(value: Any, spec: str = ",.1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(result: dict[str, Any]) -> str:
+    out = [
+        f"tellonce hub bench, {result['date']}, Python {result['python']}, {result['cpus']} CPUs;"
+        f" {result['events']:,} events, each disclosed to {FANOUT} and withheld from "
+        f"{8 - FANOUT}; {result['people']} clients",
+        "",
+        f"  {'run':22} {'events/s':>9} {'x raw':>7} {'secs':>7} {'dup':>5} {'abort':>5} "
+        f"{'joins':>5} {'RSS MB':>13} {'growth':>7}",
+    ]
+    raw = result["raw_eps"]
+    for key, r in result["runs"].items():
+        if key.startswith("latency"):
+            continue
+        ratio = f"{r['eps'] / raw:.3f}" if raw and r["complete"] and key != "raw" else "-"
+        rate = fmt(r["eps"]) if r["complete"] else "incompl."
+        rss = f"{r['rss_start_mb']:.0f}->{r['rss_end_mb']:.0f}"
+        out.append(
+            f"  {key:22} {rate:>9} {ratio:>7} {r['seconds']:>7.1f} {r['duplicate_notices']:>5} "
+            f"{r['aborted_batches']:>5} {r['rebalances']:>5} {rss:>13} "
+            f"{fmt(r['rss_growth_pct'], '.1f'):>6}%"
+        )
+    lat = [(k, r) for k, r in result["runs"].items() if k.startswith("latency")]
+    if lat:
+        out += ["", f"  {'offered':>10} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'undeliv':>8}"]
+        for _key, r in lat:
+            out.append(
+                f"  {r['offered_eps']:>8,.0f}/s {r['p50_ms']:>9,.0f} {r['p95_ms']:>9,.0f} "
+                f"{r['p99_ms']:>9,.0f} {r['undelivered']:>8,}"
+            )
+    out += [
+        "",
+        f"  raw_eps {fmt(raw)}; ratio_pg {fmt(result['ratio_pg'], '.3f')}, ratio_sqlite "
+        f"{fmt(result['ratio_sqlite'], '.3f')}; workers (events/s) {result['workers']}",
+        f"  duplicate_notices {result['duplicate_notices']}, aborted_batches "
+        f"{result['aborted_batches']}, rebalances {result['rebalances']} "
+        f"({result['rebalances_after_join']} after the initial joins)",
+        "  load average before each part: "
+        + "; ".join(f"{k} {v[0]:.2f}" for k, v in result["load_before"].items()),
+        "  dup: notify records whose notification id came before; abort: batches retried; "
+        "joins: group joins of all workers (after: once all had joined); RSS: the first worker, "
+        "from its join to the run's end",
+    ]
+    if any(k.startswith("latency") for k in result["runs"]):
+        out.append(
+            "  latency: notice record timestamp minus event send time; undelivered notices "
+            "count with the time waited (a lower bound)"
+        )
+    for key, r in result["runs"].items():
+        expected = 8 * r["events"]
+        if r["decisions"] is not None and r["decisions"] != expected:
+            out.append(f"  NOTE {key}: {r['decisions']:,} decisions, expected {expected:,}")
+        if not r["complete"]:
+            out.append(f"  NOTE {key}: not every notice arrived ({r['notices']:,} seen)")
+    for part, error in result["errors"].items():
+        out.append(f"  NOTE part {part} failed: {error}")
+    return "\n".join(out)
+
+
+def interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.raw_relay:
+        return raw_relay(args.raw_relay)
+    logs.configure("warning", "console")  # the hub's own lines go to stderr, not into --json
+    # SIGTERM (``timeout``, a CI job's end) unwinds like Ctrl-C: the finally blocks end every
+    # child by pid and drop the databases.
+    signal.signal(signal.SIGTERM, interrupted)
+    started = time.perf_counter()
+    result = run_parts(args)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result, sort_keys=False) if args.json else table(result))
+    say(f"done in {result['seconds']:.0f} s; children ended, temp files and databases removed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

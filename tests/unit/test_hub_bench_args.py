@@ -1,0 +1,82 @@
+"""bench/hub_bench.py without a broker or database: its arguments, its JSON keys, its table."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    sys.path.insert(0, str(BENCH))  # the script imports its sibling ``databases``
+    try:
+        return importlib.import_module("hub_bench")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_defaults_are_the_issues_measurements(bench: ModuleType) -> None:
+    """By default: 20,000 events, 100/300/500 events/s for 60 s, 1-3 workers, every part."""
+    args = bench.parse_args([])
+    assert args.events == 20_000
+    assert args.rates == [100, 300, 500]
+    assert args.duration == 60.0
+    assert args.workers == [1, 2, 3]
+    assert args.parts == list(bench.PARTS)
+    assert not args.json
+
+
+def test_parts_keep_their_order_and_unknown_ones_are_refused(bench: ModuleType) -> None:
+    """--parts runs a subset in the bench's order; an unknown part is a usage error."""
+    args = bench.parse_args(["--parts", "workers,raw", "--rates", "50,100", "--events", "10"])
+    assert args.parts == ["raw", "workers"]
+    assert args.rates == [50, 100]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--parts", "raw,nope"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--rates", "0"])
+
+
+def test_summary_has_the_issues_keys_and_renders(bench: ModuleType) -> None:
+    """The JSON object carries every key issue 10 names, ratios computed, and the table renders."""
+    args = bench.parse_args(["--events", "100", "--rates", "100,500", "--workers", "1,2"])
+
+    def run(label: str, workers: int, eps: float, **extra: object) -> object:
+        r = bench.HubRun(label, workers, 100, seconds=100 / eps, eps=eps, complete=True)
+        r.rss_start_kb, r.rss_end_kb, r.decided = 1000, 1050, 800
+        r.extra = dict(extra)
+        return r
+
+    latency = {"offered_eps": 500.0, "undelivered": 0, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0}
+    pg = run("pg", 1, 50.0)
+    runs = {
+        "raw": run("raw", 1, 1000.0),
+        "pg": pg,
+        "sqlite": run("sqlite", 1, 100.0),
+        "latency_500": run("latency 500/s", 1, 500.0, **latency),
+        "workers_1": pg,
+        "workers_2": run("2 workers", 2, 60.0),
+    }
+    runs["workers_2"].duplicate_notices, runs["workers_2"].aborted_batches = 3, 2
+    runs["workers_2"].joins, runs["workers_2"].joins_at_start = 5, 2
+    result = json.loads(json.dumps(bench.summarise(args, runs, {"raw": [0.5, 0.4, 0.3]})))
+    for key in ("raw_eps", "hub_eps_pg", "hub_eps_sqlite", "ratio_pg", "ratio_sqlite"):
+        assert result[key] is not None, key
+    assert result["ratio_pg"] == 0.05
+    assert result["latency_p99_ms_at_500"] == 3.0
+    assert result["latency_p99_ms_at_100"] is None  # not measured: present, empty
+    assert result["workers"] == {"1": 50.0, "2": 60.0}
+    assert result["duplicate_notices"] == 3
+    assert result["aborted_batches"] == 2
+    assert result["rebalances"] == 5
+    assert result["rebalances_after_join"] == 3
+    assert result["rss_growth_pct"]["pg"] == 5.0
+    assert result["load_before"] == {"raw": [0.5, 0.4, 0.3]}
+    assert "ratio_pg 0.050" in bench.table(result)
