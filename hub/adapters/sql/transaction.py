@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, tuple_, update
 
 from consent.model import ConsentRevision, IdentityLink
 from hub.adapters.sql import tables
@@ -76,6 +76,23 @@ class SqlTransaction:
 
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+
+    def _insert_all(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """One executemany for ``rows`` (none: no statement at all)."""
+        if rows:
+            self._c.execute(insert(table), rows)
+
+    def _known_pairs(self, table: Table, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of the (source, event_id) ``keys`` ``table`` holds, one query per chunk."""
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(sorted(set(keys))):
+            rows = self._c.execute(
+                select(table.c.source, table.c.event_id).where(
+                    tuple_(table.c.source, table.c.event_id).in_(chunk)
+                )
+            )
+            found.update((s, e) for s, e in rows)
+        return found
 
     # -- offsets -----------------------------------------------------------------------------
 
@@ -172,55 +189,33 @@ class SqlTransaction:
         return found
 
     def add_consents(self, revisions: Sequence[ConsentRevision]) -> None:
-        if revisions:
-            self._c.execute(insert(consent_revisions), [revision_values(r) for r in revisions])
+        self._insert_all(consent_revisions, [revision_values(r) for r in revisions])
 
     def known_consent_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
-        for chunk in _chunks(sorted(set(keys))):
-            rows = self._c.execute(
-                select(consent_events.c.source, consent_events.c.event_id).where(
-                    tuple_(consent_events.c.source, consent_events.c.event_id).in_(chunk)
-                )
-            )
-            found.update((s, e) for s, e in rows)
-        return found
+        return self._known_pairs(consent_events, keys)
 
     def add_consent_events(self, applied: Sequence[AppliedConsentEvent]) -> None:
-        if applied:
-            self._c.execute(insert(consent_events), [applied_values(a) for a in applied])
+        self._insert_all(consent_events, [applied_values(a) for a in applied])
 
     # -- processing results ------------------------------------------------------------------
 
     def known_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
-        for chunk in _chunks(sorted(set(keys))):
-            rows = self._c.execute(
-                select(events.c.source, events.c.event_id).where(
-                    tuple_(events.c.source, events.c.event_id).in_(chunk)
-                )
-            )
-            found.update((s, e) for s, e in rows)
-        return found
+        return self._known_pairs(events, keys)
 
     # One executemany per table and batch: SQLite runs it in one call, psycopg 3 pipelines it
     # (one round trip); rows are inserted in list order, so outbox ``seq`` follows it.
 
     def add_events(self, events: Sequence[AcceptedEvent]) -> None:
-        if events:
-            self._c.execute(insert(tables.events), [event_values(e) for e in events])
+        self._insert_all(tables.events, [event_values(e) for e in events])
 
     def add_decisions(self, decisions: Sequence[Decision]) -> None:
-        if decisions:
-            self._c.execute(insert(tables.decisions), [decision_values(d) for d in decisions])
+        self._insert_all(tables.decisions, [decision_values(d) for d in decisions])
 
     def add_rejections(self, rejections: Sequence[RejectionRecord]) -> None:
-        if rejections:
-            self._c.execute(insert(tables.rejections), [rejection_values(r) for r in rejections])
+        self._insert_all(tables.rejections, [rejection_values(r) for r in rejections])
 
     def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
-        if messages:
-            self._c.execute(insert(outbox), [outbox_values(m) for m in messages])
+        self._insert_all(outbox, [outbox_values(m) for m in messages])
 
     def lock_audit_head(self) -> None:
         if self._c.dialect.name == "postgresql":
@@ -233,8 +228,7 @@ class SqlTransaction:
         return audit_from(row) if row else None
 
     def add_audit(self, records: Sequence[AuditRecord]) -> None:
-        if records:
-            self._c.execute(insert(audit_leaves), [audit_values(r) for r in records])
+        self._insert_all(audit_leaves, [audit_values(r) for r in records])
 
     def leaf_hashes(self, start: int, stop: int) -> list[bytes]:
         rows = self._c.execute(
