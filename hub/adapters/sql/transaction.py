@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, select, tuple
 
 from consent.model import ConsentRevision, IdentityLink
 from hub.adapters.sql import tables
+from hub.adapters.sql.bulk import insert_rows
 from hub.adapters.sql.mappers import (
     applied_values,
     audit_from,
@@ -78,9 +79,8 @@ class SqlTransaction:
         self._c = connection
 
     def _insert_all(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """One executemany for ``rows`` (none: no statement at all)."""
-        if rows:
-            self._c.execute(insert(table), rows)
+        """One COPY (PostgreSQL) or executemany for ``rows``; none: no statement at all."""
+        insert_rows(self._c, table, rows)
 
     def _known_pairs(self, table: Table, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of the (source, event_id) ``keys`` ``table`` holds, one query per chunk."""
