@@ -44,6 +44,7 @@ from hub.processing.fence import StoreFence
 from hub.processing.life_events import BatchProcessor
 from hub.processing.receipts import MAX_SINK_CHARS, DeliveryIntake
 from hub.processing.relay import Relay
+from hub.processing.relay_thread import BackgroundRelay
 from hub.processing.worker import HubWorker, Intake, stored_offsets
 from hub.wire.catalog import Catalog, load_catalog
 from hub.wire.topics import (
@@ -266,7 +267,14 @@ class App:
         except BaseException:
             fence.close()
             raise
-        producer = KafkaSink(bootstrap, client_id="tellonce-hub")
+        relay = Relay(
+            store,
+            KafkaSink(bootstrap, client_id="tellonce-hub"),
+            utc_now,
+            hub.relay_batch,
+            redeliver_after_s=hub.redeliver_after_s,
+            redeliver_max=hub.redeliver_max,
+        )
         return HubWorker(
             store=store,
             source=source,
@@ -278,14 +286,7 @@ class App:
                 pseudonyms=self.pseudonyms(),
                 clock_skew=self.settings.limits.clock_skew,
             ),
-            relay=Relay(
-                store,
-                producer,
-                utc_now,
-                hub.relay_batch,
-                redeliver_after_s=hub.redeliver_after_s,
-                redeliver_max=hub.redeliver_max,
-            ),
+            relay=BackgroundRelay(relay) if hub.relay_in_background else relay,
             clock=utc_now,
             notary=notary,
             intakes=intakes,

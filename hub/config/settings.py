@@ -97,6 +97,11 @@ class HubSettings(BaseModel):
     batch_size: int = Field(200, ge=1, le=5_000, description="Most events per transaction.")
     poll_timeout_ms: int = Field(500, ge=10, description="How long one poll waits for events.")
     relay_batch: int = Field(500, ge=1, description="Most outbox rows published per round.")
+    relay_in_background: bool = Field(
+        True,
+        description="Publish the outbox from a thread of the worker, while it decides the next "
+        "batch; false: between batches, in the consume loop.",
+    )
     redeliver_after_s: float = Field(
         300.0,
         gt=0,

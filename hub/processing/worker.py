@@ -51,13 +51,12 @@ from hub.model import InboundMessage
 from hub.ports import Clock, MessageSource, Store, Transaction
 from hub.processing.fence import StoreFence
 from hub.processing.life_events import BatchProcessor, BatchSummary, Counts
+from hub.processing.pacing import Every, retry_delay
 from hub.processing.rejections import unstorable
-from hub.processing.relay import Relay
 from hub.wire.topics import LIFEEVENTS_TOPIC
 
 log = structlog.get_logger(__name__)
 
-RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0)
 REPUBLISH_CHECK_S = 5.0
 # Idle polls come every poll timeout; looking for due checkpoints needs a transaction (a write
 # lock on SQLite), and checkpoints are due by the tens of seconds: once a second is plenty.
@@ -65,21 +64,6 @@ CHECKPOINT_CHECK_S = 1.0
 # Longest the worker goes without polling before it proves it is alive (keep_alive); well
 # under the consumer's max poll interval (5 s by default).
 KEEP_ALIVE_S = 1.0
-
-
-class Every:
-    """True at most once per ``seconds`` (monotonic): paces the worker's idle chores."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._last = float("-inf")
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if now - self._last < self.seconds:
-            return False
-        self._last = now
-        return True
 
 
 @dataclass(slots=True)
@@ -110,6 +94,23 @@ class Intake(Protocol):
         """Refuse ``message`` alone in ``tx`` with ``error`` and save the offset past it."""
 
 
+class OutboxRelay(Protocol):
+    """Publishes the outbox: ``hub.processing.relay.Relay`` inline, or in a thread of its own
+    (``hub.processing.relay_thread.BackgroundRelay``)."""
+
+    def publish_pending(self) -> int:
+        """Publish (or start publishing) pending rows; rows published since the last call."""
+
+    def republish_unreceipted(self) -> int:
+        """Publish again notifications no receipt answered; how many."""
+
+    def quiet(self) -> bool:
+        """True when nothing is being published that a later call would still report."""
+
+    def close(self) -> None:
+        """Stop publishing and close the producer."""
+
+
 def stored_offsets(store: Store, group: str) -> Callable[[str, int], int | None]:
     """Where to resume a partition: the next offset saved with the last committed batch."""
 
@@ -127,7 +128,7 @@ class HubWorker:
         store: Store,
         source: MessageSource,
         processor: BatchProcessor,
-        relay: Relay,
+        relay: OutboxRelay,
         clock: Clock,
         notary: Notary,
         intakes: Sequence[Intake] = (),
@@ -204,13 +205,17 @@ class HubWorker:
                 elif not self._source.ready:
                     # Idle time counts from the group join, which can take seconds.
                     last_activity = time.monotonic()
-                elif idle_exit_s is not None and time.monotonic() - last_activity > idle_exit_s:
+                elif (
+                    idle_exit_s is not None
+                    and time.monotonic() - last_activity > idle_exit_s
+                    and self._relay.quiet()
+                ):
                     break
             except TellonceError as exc:
                 if not exc.retriable:
                     raise
-                delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
                 failures += 1
+                delay = retry_delay(failures)
                 if isinstance(exc, SignerError | StoreError):
                     # Fail closed: nothing of the batch was written; accept nothing until the
                     # audit log can be written and signed again.

@@ -24,7 +24,7 @@ from hub.config.directory import Directory
 from hub.consents.service import ConsentService
 from hub.errors import RecordStoreError, StoreError
 from hub.model import AcceptedEvent, AppliedConsentEvent, Headers, InboundMessage, notification_id
-from hub.processing import worker as worker_module
+from hub.processing import pacing
 from hub.processing.consent_events import ConsentIntake, consent_message
 from hub.processing.life_events import BatchProcessor
 from hub.processing.receipts import RECEIPT_SCHEMA, DeliveryIntake
@@ -254,7 +254,7 @@ def make_world(
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries come at once: the tests wait for conditions, never for the backoff."""
-    monkeypatch.setattr(worker_module, "RETRY_DELAYS", (0.0,))
+    monkeypatch.setattr(pacing, "RETRY_DELAYS", (0.0,))
 
 
 @pytest.fixture

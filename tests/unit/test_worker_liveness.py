@@ -13,6 +13,7 @@ from hub.adapters.memory import MemoryStore
 from hub.adapters.memory_outbox import MemoryOutbox
 from hub.audit.log import CheckpointPolicy, Notary
 from hub.model import InboundMessage, OutboxMessage
+from hub.processing import pacing
 from hub.processing import worker as worker_module
 from hub.processing.life_events import BatchProcessor
 from hub.processing.relay import Relay
@@ -58,7 +59,7 @@ def test_a_worker_keeps_its_group_membership_while_it_backs_off(
 ) -> None:
     """A batch refused (the signer is gone) is retried after a backoff that polls with the
     partitions paused instead of sleeping past the consumer's max poll interval."""
-    monkeypatch.setattr(worker_module, "RETRY_DELAYS", (0.05,))
+    monkeypatch.setattr(pacing, "RETRY_DELAYS", (0.05,))
     monkeypatch.setattr(worker_module, "KEEP_ALIVE_S", 0.0)
     journal: list[str] = []
     store = MemoryStore()
