@@ -19,6 +19,19 @@ The parts (``--parts``, in this order):
   are reported as ``undelivered``.
 - ``workers``: 1, 2 and 3 hub workers (``--workers``; separate processes in one group) on
   PostgreSQL, N events each; the run with 1 worker is the ``pg`` part's when both run.
+- ``rss``: one hub worker on PostgreSQL over ``--rss-events`` events (default 100,000),
+  encoded and published 5,000 at a time and never more than 10,000 ahead of the notices, so
+  the bench's own memory stays bounded; the worker's VmRSS after the first tenth of the
+  notices (the warm-up), at every further tenth, at the end, and its peak.
+- ``decisions``: the decision cost against the size of the consent store, in this process
+  (``decision_cost.py``): the worker's ``BatchProcessor`` on PostgreSQL stores seeded by COPY
+  with ``--populations`` clients (default 2,500 and 250,000: 10k and 1M consents).
+
+The first five are run ``--repeat`` times (default 3), interleaved (repetition 1: raw, pg,
+sqlite, latency, workers; repetition 2: the same again...), so the medians come from one run;
+``rss`` and ``decisions`` run once, after them. ``hub_report.py`` builds the JSON and the table:
+headline keys are medians with every value in ``<key>_runs``, ratios the median of each
+repetition's hub over the same repetition's raw.
 
 Throughput is N over the time from the first publish until every notice is on the notify topics
 (each event decided: disclosures and withholdings commit with the notices). Per hub run it
@@ -26,12 +39,14 @@ counts ``duplicate_notices`` (records on the notify topics with a notification i
 ``aborted_batches`` (the worker's "batch failed; will retry" and "audit log unavailable" log
 lines), ``rebalances`` (group joins: the worker's "partitions revoked" lines, one per join;
 ``rebalances_after_join``: those after every worker had joined, during the measurement),
-the hub worker's RSS growth (VmRSS from /proc, from its join to the end of the run), and the
-load average before each part.
+the hub worker's RSS growth (VmRSS from /proc, from its join to the end of the run; in part
+rss from the warm-up), and the load average before each part; the counts are summed over all
+runs.
 
 Run: ``.venv/bin/python bench/hub_bench.py`` (``--json`` prints one JSON object); a short run:
-``--events 2000 --duration 10 --rates 50,100``. Progress goes to standard error. Every child
-process is ended by its pid; temp files and databases are removed. Loopback only.
+``--repeat 1 --events 2000 --duration 10 --rates 50,100 --rss-events 5000 --populations
+2500,25000``. Progress goes to standard error. Every child process is ended by its pid; temp
+files and databases are removed. Loopback only.
 """
 
 from __future__ import annotations
