@@ -100,6 +100,7 @@ JOIN_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 SETTLE_S = 2.0  # joined: every worker has partitions and no assignment changed for this long
 LATE_S = 1.0  # after the last notice: read on until the topics are quiet this long
+REDELIVER_AFTER_S = 86_400
 DECISION_BATCH = 200  # events per timed batch in part decisions, the worker's batch size
 RSS_CHUNK = 5_000  # events the rss part encodes and publishes at a time
 RSS_WINDOW = 10_000  # most events it publishes ahead of the notices
@@ -256,7 +257,8 @@ class World:
     settings: Settings
 
     def env(self) -> dict[str, str]:
-        """A hub worker's environment: this store, broker and key; JSON logs at info."""
+        """A hub worker's environment: this store, broker and key; JSON logs at info; no
+        redelivery for want of a receipt within a run."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
         return env | {
             "TELLONCE_STORE__URL": self.store_url,
@@ -264,6 +266,10 @@ class World:
             "TELLONCE_AUDIT__SIGNING_KEY": str(self.settings.audit.signing_key),
             "TELLONCE_LOG_LEVEL": "info",
             "TELLONCE_LOG_FORMAT": "json",
+            # No connector runs, so no receipt ever comes back: the relay's redelivery for want
+            # of one (after 300 s by default) would republish every notice of a long run and
+            # count as duplicates. Pushed out past any run here.
+            "TELLONCE_HUB__REDELIVER_AFTER_S": str(REDELIVER_AFTER_S),
         }
 
 
@@ -350,6 +356,14 @@ class Child:
 
     def count(self, events: tuple[str, ...]) -> int:
         return sum(1 for line in self.lines() if str(line.get("event", "")).startswith(events))
+
+    def errors(self, events: tuple[str, ...]) -> list[str]:
+        """The ``error`` fields of those lines (the hub's errors carry no personal data)."""
+        return [
+            str(line.get("error", ""))[:200]
+            for line in self.lines()
+            if str(line.get("event", "")).startswith(events)
+        ]
 
     def rss_kb(self) -> int | None:
         with contextlib.suppress(OSError):
@@ -524,6 +538,7 @@ def throughput(
                     quiet_until = time.monotonic() + LATE_S
         # After the workers stopped: their logs are complete.
         run.aborted_batches = sum(p.count(ABORT_LINES) for p in procs)
+        abort_errors(run, procs)
         run.notices = len(seen)
         run.duplicate_notices = sum(c - 1 for c in seen.values())
         if kind == "hub":
@@ -533,6 +548,13 @@ def throughput(
     state = f"{run.eps:,.0f} events/s" if run.complete else f"INCOMPLETE after {run.seconds:.0f} s"
     say(f"  {label}: {state}")
     return run
+
+
+def abort_errors(run: HubRun, procs: list[Child]) -> None:
+    """Why batches were retried, if any were: each distinct error with its count."""
+    found = Counter(e for p in procs for e in p.errors(ABORT_LINES))
+    if found:
+        run.extra["abort_errors"] = dict(found.most_common(5))
 
 
 def decisions(url: str) -> int | None:
@@ -610,6 +632,7 @@ def latency(w: World, rate: int, args: argparse.Namespace) -> HubRun:
                 **{f"p{q}_ms": round(1000 * percentile(values, q), 1) for q in (50, 95, 99)},
             }
         run.aborted_batches = sum(p.count(ABORT_LINES) for p in procs)
+        abort_errors(run, procs)
         run.decided = decisions(w.store_url)
     finally:
         done.set()
@@ -680,6 +703,7 @@ def rss_run(w: World, args: argparse.Namespace) -> HubRun:
                 if reader.count_into(seen):
                     quiet_until = time.monotonic() + LATE_S
         run.aborted_batches = worker.count(ABORT_LINES)
+        abort_errors(run, procs)
         run.notices = len(seen)
         run.duplicate_notices = sum(c - 1 for c in seen.values())
         run.decided = decisions(w.store_url)

@@ -312,6 +312,8 @@ def table(result: dict[str, Any]) -> str:
             out.append(f"  NOTE {key}: {r['decisions']:,} decisions, expected {expected:,}")
         if not r["complete"]:
             out.append(f"  NOTE {key}: not every notice arrived ({r['notices']:,} seen)")
+        for error, count in (r.get("abort_errors") or {}).items():
+            out.append(f"  NOTE {key}: {count} batch(es) retried after: {error}")
     for line in (result.get("decisions") or {}).values():
         if line["disclosed"] != line["withheld"] or not line["disclosed"]:
             out.append(
