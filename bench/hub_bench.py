@@ -19,6 +19,19 @@ The parts (``--parts``, in this order):
   are reported as ``undelivered``.
 - ``workers``: 1, 2 and 3 hub workers (``--workers``; separate processes in one group) on
   PostgreSQL, N events each; the run with 1 worker is the ``pg`` part's when both run.
+- ``rss``: one hub worker on PostgreSQL over ``--rss-events`` events (default 100,000),
+  encoded and published 5,000 at a time and never more than 10,000 ahead of the notices, so
+  the bench's own memory stays bounded; the worker's VmRSS after the first tenth of the
+  notices (the warm-up), at every further tenth, at the end, and its peak.
+- ``decisions``: the decision cost against the size of the consent store, in this process
+  (``decision_cost.py``): the worker's ``BatchProcessor`` on PostgreSQL stores seeded by COPY
+  with ``--populations`` clients (default 2,500 and 250,000: 10k and 1M consents).
+
+The first five are run ``--repeat`` times (default 3), interleaved (repetition 1: raw, pg,
+sqlite, latency, workers; repetition 2: the same again...), so the medians come from one run;
+``rss`` and ``decisions`` run once, after them. ``hub_report.py`` builds the JSON and the table:
+headline keys are medians with every value in ``<key>_runs``, ratios the median of each
+repetition's hub over the same repetition's raw.
 
 Throughput is N over the time from the first publish until every notice is on the notify topics
 (each event decided: disclosures and withholdings commit with the notices). Per hub run it
@@ -26,12 +39,14 @@ counts ``duplicate_notices`` (records on the notify topics with a notification i
 ``aborted_batches`` (the worker's "batch failed; will retry" and "audit log unavailable" log
 lines), ``rebalances`` (group joins: the worker's "partitions revoked" lines, one per join;
 ``rebalances_after_join``: those after every worker had joined, during the measurement),
-the hub worker's RSS growth (VmRSS from /proc, from its join to the end of the run), and the
-load average before each part.
+the hub worker's RSS growth (VmRSS from /proc, from its join to the end of the run; in part
+rss from the warm-up), and the load average before each part; the counts are summed over all
+runs.
 
 Run: ``.venv/bin/python bench/hub_bench.py`` (``--json`` prints one JSON object); a short run:
-``--events 2000 --duration 10 --rates 50,100``. Progress goes to standard error. Every child
-process is ended by its pid; temp files and databases are removed. Loopback only.
+``--repeat 1 --events 2000 --duration 10 --rates 50,100 --rss-events 5000 --populations
+2500,25000``. Progress goes to standard error. Every child process is ended by its pid; temp
+files and databases are removed. Loopback only.
 """
 
 from __future__ import annotations
@@ -48,16 +63,25 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import decision_cost
 from databases import fresh_postgres
+from hub_report import HubRun, fmt, rep_key, summarise, table
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from population import (
+    CONSENTED,
+    EVENT_TYPE,
+    FANOUT,
+    PUBLISHER,
+    address_payload,
+    link_clients,
+)
 from sqlalchemy import create_engine, text
 
-from consent.model import ConsentState, Evidence
 from hub.adapters.kafka import ConsumerTuning
 from hub.bootstrap import App, embedded_broker
 from hub.config import logs
@@ -66,13 +90,8 @@ from hub.model import notification_id
 from hub.wire.publishing import event_message
 from hub.wire.topics import LIFEEVENTS_TOPIC, notify_topic
 
-PUBLISHER = "bc-service-bc"
-EVENT_TYPE = "AddressChanged"
-# Subscribers of AddressChanged in the shipped directory the bench's clients consent to; the
-# other four are withheld (no identity link).
-CONSENTED = ("cra-individual", "esdc-cpp", "bc-msp", "bc-icbc-licensing")
-FANOUT = len(CONSENTED)
-PARTS = ("raw", "pg", "sqlite", "latency", "workers")
+PARTS = ("raw", "pg", "sqlite", "latency", "workers", "rss", "decisions")
+ONCE = ("rss", "decisions")  # not repeated: each is long, and its figure is its own
 ABORT_LINES = ("batch failed; will retry", "audit log unavailable; not accepting events")
 JOIN_LINE = "partitions revoked"  # logged by the hub's rebalance listener at every join
 READY_LINE = "partition positioned"
@@ -81,6 +100,10 @@ JOIN_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 SETTLE_S = 2.0  # joined: every worker has partitions and no assignment changed for this long
 LATE_S = 1.0  # after the last notice: read on until the topics are quiet this long
+REDELIVER_AFTER_S = 86_400
+DECISION_BATCH = 200  # events per timed batch in part decisions, the worker's batch size
+RSS_CHUNK = 5_000  # events the rss part encodes and publishes at a time
+RSS_WINDOW = 10_000  # most events it publishes ahead of the notices
 
 
 def say(message: str) -> None:
@@ -130,6 +153,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="postgresql://postgres@127.0.0.1:5432",
         help="PostgreSQL server; each run creates a database tellonce_bench_<random> and drops it",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="repetitions of raw, pg, sqlite, latency and workers, interleaved (medians of N)",
+    )
+    parser.add_argument(
+        "--rss-events", type=int, default=100_000, help="events through the worker in part rss"
+    )
+    parser.add_argument(
+        "--populations",
+        type=int_list,
+        default=[2_500, 250_000],
+        help="clients seeded for part decisions (4 consents and 5 identity links each)",
+    )
+    parser.add_argument(
+        "--decision-batches", type=int, default=20, help="timed batches per population"
+    )
+    parser.add_argument(
+        "--decisions-timeout-s",
+        type=float,
+        default=1800.0,
+        help="most seconds part decisions may take, seeding included",
+    )
     parser.add_argument("--raw-relay", metavar="BOOTSTRAP", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -139,6 +186,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.parts = [p for p in PARTS if p in parts]
     if args.events < 1 or args.people < 1 or args.duration <= 0 or args.drain_s < 0:
         parser.error("--events and --people must be at least 1, --duration above 0")
+    if args.repeat < 1 or args.rss_events < 1 or args.decision_batches < 1:
+        parser.error("--repeat, --rss-events and --decision-batches must be at least 1")
     if args.run_timeout_s is None:
         args.run_timeout_s = 120 + args.events / 10
     return args
@@ -208,7 +257,8 @@ class World:
     settings: Settings
 
     def env(self) -> dict[str, str]:
-        """A hub worker's environment: this store, broker and key; JSON logs at info."""
+        """A hub worker's environment: this store, broker and key; JSON logs at info; no
+        redelivery for want of a receipt within a run."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
         return env | {
             "TELLONCE_STORE__URL": self.store_url,
@@ -216,6 +266,10 @@ class World:
             "TELLONCE_AUDIT__SIGNING_KEY": str(self.settings.audit.signing_key),
             "TELLONCE_LOG_LEVEL": "info",
             "TELLONCE_LOG_FORMAT": "json",
+            # No connector runs, so no receipt ever comes back: the relay's redelivery for want
+            # of one (after 300 s by default) would republish every notice of a long run and
+            # count as duplicates. Pushed out past any run here.
+            "TELLONCE_HUB__REDELIVER_AFTER_S": str(REDELIVER_AFTER_S),
         }
 
 
@@ -242,26 +296,10 @@ def world(store: str, args: argparse.Namespace, *, clients: bool = True) -> Iter
             app.ensure_topics(broker.bootstrap)
             if clients:
                 app.pseudonyms().load()  # made once here, not raced for by the workers
-                link_clients(app, args.people)
+                link_clients(app, args.people, say)
         finally:
             app.close()
         yield World(broker.bootstrap, url, workdir, settings)
-
-
-def link_clients(app: App, people: int) -> None:
-    started = time.perf_counter()
-    service = app.consent()
-    evidence = Evidence("counter", "staff-1", datetime.now(UTC))
-    for i in range(people):
-        person = service.link(PUBLISHER, subject(i), evidence)
-        for recipient in CONSENTED:
-            service.link(recipient, f"{recipient[:4]}-{i:06d}", evidence, to=person)
-            service.record(person, recipient, [EVENT_TYPE], ConsentState.GIVEN, evidence)
-    say(f"  {people} clients linked and consenting in {time.perf_counter() - started:.1f} s")
-
-
-def subject(i: int) -> str:
-    return f"SBC-{i:06d}"
 
 
 @dataclass
@@ -272,33 +310,23 @@ class Events:
     notices: dict[str, int]  # notification id -> event index
 
 
-def make_events(n: int, people: int, tag: str) -> Events:
+def make_events(n: int, people: int, tag: str, start: int = 0) -> Events:
+    """Events ``start`` to ``start + n``, about clients round-robin."""
     app = App.from_settings(Settings())  # the codec only: no store, broker or key is touched
     at = datetime.now(UTC)
     records, notices = [], {}
-    for i in range(n):
-        payload = {
-            "subject_id": subject(i % people),
-            "effective_date": date(2025, 1, 1),
-            "new_address": {
-                "lines": [f"{i} Main St"],
-                "municipality": "Victoria",
-                "province": "BC",
-                "postal_code": "V8W 1A1",
-            },
-            "mailing_address": None,
-        }
+    for i in range(start, start + n):
         key, value, headers, ce_id = event_message(
             app.codec,
             source=PUBLISHER,
             event_type=EVENT_TYPE,
-            payload=payload,
+            payload=address_payload(i, i % people),
             at=at,
             event_id=f"bench-{tag}-{i}",
         )
         records.append((key, value, list(headers)))
         for recipient in CONSENTED:
-            notices[notification_id(PUBLISHER, ce_id, recipient)] = i
+            notices[notification_id(PUBLISHER, ce_id, recipient)] = i - start
     return Events(records, notices)
 
 
@@ -328,6 +356,14 @@ class Child:
 
     def count(self, events: tuple[str, ...]) -> int:
         return sum(1 for line in self.lines() if str(line.get("event", "")).startswith(events))
+
+    def errors(self, events: tuple[str, ...]) -> list[str]:
+        """The ``error`` fields of those lines (the hub's errors carry no personal data)."""
+        return [
+            str(line.get("error", ""))[:200]
+            for line in self.lines()
+            if str(line.get("event", "")).startswith(events)
+        ]
 
     def rss_kb(self) -> int | None:
         with contextlib.suppress(OSError):
@@ -447,50 +483,6 @@ def ce_id(record: Any) -> str:
 # -- measuring ------------------------------------------------------------------------------
 
 
-@dataclass
-class HubRun:
-    label: str
-    workers: int
-    events: int
-    seconds: float = 0.0
-    eps: float = 0.0
-    notices: int = 0
-    duplicate_notices: int = 0
-    aborted_batches: int = 0
-    joins: int = 0
-    joins_at_start: int = 0  # when every worker had joined, before the first publish
-    rss_start_kb: int = 0
-    rss_end_kb: int = 0
-    decided: int | None = None
-    complete: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rss_growth_pct(self) -> float | None:
-        if not self.rss_start_kb:
-            return None
-        return round(100 * (self.rss_end_kb - self.rss_start_kb) / self.rss_start_kb, 1)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "workers": self.workers,
-            "events": self.events,
-            "seconds": round(self.seconds, 2),
-            "eps": round(self.eps, 1),
-            "complete": self.complete,
-            "notices": self.notices,
-            "decisions": self.decided,
-            "duplicate_notices": self.duplicate_notices,
-            "aborted_batches": self.aborted_batches,
-            "rebalances": self.joins,
-            "rebalances_after_join": self.joins - self.joins_at_start,
-            "rss_start_mb": round(self.rss_start_kb / 1024, 1),
-            "rss_end_mb": round(self.rss_end_kb / 1024, 1),
-            "rss_growth_pct": self.rss_growth_pct,
-            **self.extra,
-        }
-
-
 def send_all(bootstrap: str, events: Events) -> float:
     """Publish every event as fast as the producer takes them; the time of the first send."""
     producer = producer_for(bootstrap)
@@ -546,6 +538,7 @@ def throughput(
                     quiet_until = time.monotonic() + LATE_S
         # After the workers stopped: their logs are complete.
         run.aborted_batches = sum(p.count(ABORT_LINES) for p in procs)
+        abort_errors(run, procs)
         run.notices = len(seen)
         run.duplicate_notices = sum(c - 1 for c in seen.values())
         if kind == "hub":
@@ -555,6 +548,13 @@ def throughput(
     state = f"{run.eps:,.0f} events/s" if run.complete else f"INCOMPLETE after {run.seconds:.0f} s"
     say(f"  {label}: {state}")
     return run
+
+
+def abort_errors(run: HubRun, procs: list[Child]) -> None:
+    """Why batches were retried, if any were: each distinct error with its count."""
+    found = Counter(e for p in procs for e in p.errors(ABORT_LINES))
+    if found:
+        run.extra["abort_errors"] = dict(found.most_common(5))
 
 
 def decisions(url: str) -> int | None:
@@ -632,6 +632,7 @@ def latency(w: World, rate: int, args: argparse.Namespace) -> HubRun:
                 **{f"p{q}_ms": round(1000 * percentile(values, q), 1) for q in (50, 95, 99)},
             }
         run.aborted_batches = sum(p.count(ABORT_LINES) for p in procs)
+        abort_errors(run, procs)
         run.decided = decisions(w.store_url)
     finally:
         done.set()
@@ -643,14 +644,97 @@ def latency(w: World, rate: int, args: argparse.Namespace) -> HubRun:
     return run
 
 
+def rss_run(w: World, args: argparse.Namespace) -> HubRun:
+    """``--rss-events`` events through one hub worker, published in chunks at most RSS_WINDOW
+    events ahead of the notices; the worker's VmRSS once a tenth of the notices are in (the
+    warm-up), at every further tenth, at the end, and its peak."""
+    n = args.rss_events
+    expected = FANOUT * n
+    run = HubRun("rss", 1, n)
+    seen: Counter[tuple[str, str]] = Counter()
+    samples: list[dict[str, float]] = []
+    reader = NotifyReader(w.bootstrap)
+    try:
+        with children(w, 1, "hub") as procs:
+            worker = procs[0]
+            joined_kb = worker.rss_kb() or 0
+            peak_kb = joined_kb
+            run.joins_at_start = worker.count((JOIN_LINE,))
+            say(f"  rss: joined at {joined_kb / 1024:.0f} MB; {n:,} events in chunks")
+            producer = producer_for(w.bootstrap)
+            sent = 0
+            started = last_progress = time.monotonic()
+            deadline = started + 120 + n / 10
+            try:
+                while time.monotonic() < deadline:
+                    if sent < n and sent - len(seen) / FANOUT < RSS_WINDOW:
+                        chunk = make_events(min(RSS_CHUNK, n - sent), args.people, "rss", sent)
+                        for key, value, headers in chunk.records:
+                            producer.send(LIFEEVENTS_TOPIC, key=key, value=value, headers=headers)
+                        producer.flush(timeout=60)
+                        sent += len(chunk.records)
+                    if reader.count_into(seen):
+                        last_progress = time.monotonic()
+                    kb = worker.rss_kb() or 0
+                    peak_kb = max(peak_kb, kb)
+                    if len(seen) * 10 >= expected * (len(samples) + 1):  # each tenth
+                        elapsed = time.monotonic() - started
+                        samples.append({"notices_pct": 10 * (len(samples) + 1), "rss_mb": kb})
+                        if len(samples) == 1:
+                            run.rss_start_kb = kb
+                        say(
+                            f"  rss: {len(seen):,}/{expected:,} notices after {elapsed:.0f} s, "
+                            f"RSS {kb / 1024:.1f} MB"
+                        )
+                    if len(seen) >= expected:
+                        run.complete = True
+                        break
+                    if time.monotonic() - last_progress > args.stall_s:
+                        run.extra["stalled_s"] = round(time.monotonic() - last_progress, 1)
+                        break
+            finally:
+                producer.close(timeout=5)
+            run.seconds = time.monotonic() - started
+            run.eps = n / run.seconds if run.complete else 0.0
+            run.rss_end_kb = worker.rss_kb() or 0
+            run.joins = worker.count((JOIN_LINE,))
+            quiet_until = time.monotonic() + LATE_S
+            while time.monotonic() < quiet_until:
+                if reader.count_into(seen):
+                    quiet_until = time.monotonic() + LATE_S
+        run.aborted_batches = worker.count(ABORT_LINES)
+        abort_errors(run, procs)
+        run.notices = len(seen)
+        run.duplicate_notices = sum(c - 1 for c in seen.values())
+        run.decided = decisions(w.store_url)
+    finally:
+        reader.close()
+    for sample in samples:
+        sample["rss_mb"] = round(sample["rss_mb"] / 1024, 1)
+    run.extra = {
+        "rss_joined_mb": round(joined_kb / 1024, 1),
+        "rss_peak_mb": round(max(peak_kb, run.rss_end_kb) / 1024, 1),
+        "rss_samples": samples,
+        **run.extra,
+    }
+    say(
+        f"  rss: RSS {run.rss_start_kb / 1024:.1f} MB after the warm-up, "
+        f"{run.rss_end_kb / 1024:.1f} MB at the end ({fmt(run.rss_growth_pct)}%)"
+    )
+    return run
+
+
 # -- the parts ------------------------------------------------------------------------------
 
 
 def run_parts(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the chosen parts in order; a part that fails is reported and the others still run."""
+    """Run the chosen parts in order, the repeated ones ``--repeat`` times interleaved
+    (repetition 1: raw, pg, sqlite, latency, workers; repetition 2: ...), then rss and
+    decisions once; a part that fails is reported and the others still run."""
     runs: dict[str, HubRun] = {}
     load_before: dict[str, list[float]] = {}
     errors: dict[str, str] = {}
+    extras: dict[str, Any] = {}
     throughput_events: dict[str, Events] = {}
 
     def events_for(tag: str) -> Events:
@@ -658,163 +742,74 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
             throughput_events[tag] = make_events(args.events, args.people, tag)
         return throughput_events[tag]
 
-    def raw() -> None:
+    def raw(rep: int) -> None:
         with world("sqlite", args, clients=False) as w:
-            runs["raw"] = throughput(w, events_for("tp"), "raw", 1, args, "raw")
+            runs[rep_key("raw", rep)] = throughput(w, events_for("tp"), "raw", 1, args, "raw")
 
-    def hub_on(store: str) -> Callable[[], None]:
-        def body() -> None:
+    def hub_on(store: str) -> Callable[[int], None]:
+        def body(rep: int) -> None:
             with world(store, args) as w:
-                runs[store] = throughput(w, events_for("tp"), "hub", 1, args, f"hub on {store}")
+                label = f"hub on {store}"
+                runs[rep_key(store, rep)] = throughput(w, events_for("tp"), "hub", 1, args, label)
 
         return body
 
-    def lat() -> None:
+    def lat(rep: int) -> None:
         for rate in args.rates:
             with world("pg", args) as w:
-                runs[f"latency_{rate}"] = latency(w, rate, args)
+                runs[rep_key(f"latency_{rate}", rep)] = latency(w, rate, args)
 
-    def workers() -> None:
+    def workers(rep: int) -> None:
         for count in args.workers:
-            if count == 1 and "pg" in runs:  # the same measurement: not run twice
-                runs["workers_1"] = runs["pg"]
+            key = rep_key(f"workers_{count}", rep)
+            if count == 1 and rep_key("pg", rep) in runs:  # the same measurement: not run twice
+                runs[key] = runs[rep_key("pg", rep)]
                 continue
             with world("pg", args) as w:
                 label = f"{count} workers on pg"
-                runs[f"workers_{count}"] = throughput(
-                    w, events_for("tp"), "hub", count, args, label
-                )
+                runs[key] = throughput(w, events_for("tp"), "hub", count, args, label)
 
-    bodies: dict[str, Callable[[], None]] = {
+    def rss(_rep: int) -> None:
+        with world("pg", args) as w:
+            runs["rss"] = rss_run(w, args)
+
+    def decisions_(_rep: int) -> None:
+        extras.update(
+            decision_cost.run(
+                args.pg_url,
+                args.populations,
+                batches=args.decision_batches,
+                size=DECISION_BATCH,
+                timeout_s=args.decisions_timeout_s,
+                say=say,
+            )
+        )
+
+    bodies: dict[str, Callable[[int], None]] = {
         "raw": raw,
         "pg": hub_on("pg"),
         "sqlite": hub_on("sqlite"),
         "latency": lat,
         "workers": workers,
+        "rss": rss,
+        "decisions": decisions_,
     }
-    for name in args.parts:
+    plan = [(name, rep) for rep in range(1, args.repeat + 1) for name in args.parts]
+    plan = [(name, rep) for name, rep in plan if name not in ONCE]
+    plan += [(name, 1) for name in args.parts if name in ONCE]
+    for name, rep in plan:
+        key = rep_key(name, rep)
         load = [round(v, 2) for v in os.getloadavg()]
-        load_before[name] = load
-        say(f"part {name} (load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
+        load_before[key] = load
+        said = f" {rep}/{args.repeat}" if args.repeat > 1 and name not in ONCE else ""
+        say(f"part {name}{said} (load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
         try:
-            bodies[name]()
+            bodies[name](rep)
         except Exception as exc:
             detail = next(iter(str(exc).strip().splitlines()), "")
-            errors[name] = f"{type(exc).__name__}: {detail}"[:300]
-            say(f"part {name} failed: {errors[name]}")
-    return summarise(args, runs, load_before, errors)
-
-
-def summarise(
-    args: argparse.Namespace,
-    runs: dict[str, HubRun],
-    load_before: dict[str, list[float]],
-    errors: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The one JSON object: headline keys first (None for what did not run), then per run."""
-
-    def eps(key: str) -> float | None:
-        return round(runs[key].eps, 1) if key in runs and runs[key].complete else None
-
-    result: dict[str, Any] = {
-        "events": args.events,
-        "people": args.people,
-        "fanout": {"disclosed": FANOUT, "withheld": 8 - FANOUT},
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "parts": args.parts,
-        "raw_eps": eps("raw"),
-        "hub_eps_pg": eps("pg"),
-        "hub_eps_sqlite": eps("sqlite"),
-        "ratio_pg": None,
-        "ratio_sqlite": None,
-    }
-    for store in ("pg", "sqlite"):
-        if result["raw_eps"] and result[f"hub_eps_{store}"]:
-            result[f"ratio_{store}"] = round(result[f"hub_eps_{store}"] / result["raw_eps"], 4)
-    for rate in args.rates:
-        run = runs.get(f"latency_{rate}")
-        for q in (50, 95, 99):
-            result[f"latency_p{q}_ms_at_{rate}"] = run.extra[f"p{q}_ms"] if run else None
-        result[f"latency_undelivered_at_{rate}"] = run.extra["undelivered"] if run else None
-    result["workers"] = {str(c): eps(f"workers_{c}") for c in args.workers}
-    hub_runs = {k: r for k, r in runs.items() if k != "raw"}
-    distinct = {id(r): r for r in hub_runs.values()}.values()  # workers_1 may be pg's run
-    result["duplicate_notices"] = sum(r.duplicate_notices for r in distinct)
-    result["aborted_batches"] = sum(r.aborted_batches for r in distinct)
-    result["rebalances"] = sum(r.joins for r in distinct)
-    result["rebalances_after_join"] = sum(r.joins - r.joins_at_start for r in distinct)
-    result["rss_growth_pct"] = {k: r.rss_growth_pct for k, r in hub_runs.items()}
-    result["load_before"] = load_before
-    result["errors"] = errors or {}
-    result["runs"] = {k: r.as_dict() for k, r in runs.items()}
-    return result
-
-
-# -- report ---------------------------------------------------------------------------------
-
-
-def fmt(value: Any, spec: str = ",.1f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def table(result: dict[str, Any]) -> str:
-    out = [
-        f"tellonce hub bench, {result['date']}, Python {result['python']}, {result['cpus']} CPUs;"
-        f" {result['events']:,} events, each disclosed to {FANOUT} and withheld from "
-        f"{8 - FANOUT}; {result['people']} clients",
-        "",
-        f"  {'run':22} {'events/s':>9} {'x raw':>7} {'secs':>7} {'dup':>5} {'abort':>5} "
-        f"{'joins':>5} {'RSS MB':>13} {'growth':>7}",
-    ]
-    raw = result["raw_eps"]
-    for key, r in result["runs"].items():
-        if key.startswith("latency"):
-            continue
-        ratio = f"{r['eps'] / raw:.3f}" if raw and r["complete"] and key != "raw" else "-"
-        rate = fmt(r["eps"]) if r["complete"] else "incompl."
-        rss = f"{r['rss_start_mb']:.0f}->{r['rss_end_mb']:.0f}"
-        out.append(
-            f"  {key:22} {rate:>9} {ratio:>7} {r['seconds']:>7.1f} {r['duplicate_notices']:>5} "
-            f"{r['aborted_batches']:>5} {r['rebalances']:>5} {rss:>13} "
-            f"{fmt(r['rss_growth_pct'], '.1f'):>6}%"
-        )
-    lat = [(k, r) for k, r in result["runs"].items() if k.startswith("latency")]
-    if lat:
-        out += ["", f"  {'offered':>10} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'undeliv':>8}"]
-        for _key, r in lat:
-            out.append(
-                f"  {r['offered_eps']:>8,.0f}/s {r['p50_ms']:>9,.0f} {r['p95_ms']:>9,.0f} "
-                f"{r['p99_ms']:>9,.0f} {r['undelivered']:>8,}"
-            )
-    out += [
-        "",
-        f"  raw_eps {fmt(raw)}; ratio_pg {fmt(result['ratio_pg'], '.3f')}, ratio_sqlite "
-        f"{fmt(result['ratio_sqlite'], '.3f')}; workers (events/s) {result['workers']}",
-        f"  duplicate_notices {result['duplicate_notices']}, aborted_batches "
-        f"{result['aborted_batches']}, rebalances {result['rebalances']} "
-        f"({result['rebalances_after_join']} after the initial joins)",
-        "  load average before each part: "
-        + "; ".join(f"{k} {v[0]:.2f}" for k, v in result["load_before"].items()),
-        "  dup: notify records whose notification id came before; abort: batches retried; "
-        "joins: group joins of all workers (after: once all had joined); RSS: the first worker, "
-        "from its join to the run's end",
-    ]
-    if any(k.startswith("latency") for k in result["runs"]):
-        out.append(
-            "  latency: notice record timestamp minus event send time; undelivered notices "
-            "count with the time waited (a lower bound)"
-        )
-    for key, r in result["runs"].items():
-        expected = 8 * r["events"]
-        if r["decisions"] is not None and r["decisions"] != expected:
-            out.append(f"  NOTE {key}: {r['decisions']:,} decisions, expected {expected:,}")
-        if not r["complete"]:
-            out.append(f"  NOTE {key}: not every notice arrived ({r['notices']:,} seen)")
-    for part, error in result["errors"].items():
-        out.append(f"  NOTE part {part} failed: {error}")
-    return "\n".join(out)
+            errors[key] = f"{type(exc).__name__}: {detail}"[:300]
+            say(f"part {key} failed: {errors[key]}")
+    return summarise(args, runs, load_before, errors, extras)
 
 
 def interrupted(_signum: int, _frame: object) -> None:

@@ -80,3 +80,40 @@ def test_summary_has_the_issues_keys_and_renders(bench: ModuleType) -> None:
     assert result["rss_growth_pct"]["pg"] == 5.0
     assert result["load_before"] == {"raw": [0.5, 0.4, 0.3]}
     assert "ratio_pg 0.050" in bench.table(result)
+
+
+def test_repetitions_give_medians_per_repetition_ratios_and_sums(bench: ModuleType) -> None:
+    """With --repeat 3: medians over complete runs, ratios paired by repetition, counts summed."""
+    args = bench.parse_args(["--repeat", "3", "--rates", "100", "--workers", "1"])
+    runs = {}
+    for rep, (raw_eps, pg_eps) in enumerate([(1000.0, 300.0), (2000.0, 200.0), (4000.0, 400.0)]):
+        raw = bench.HubRun("raw", 1, 100, seconds=1.0, eps=raw_eps, complete=True)
+        pg = bench.HubRun("pg", 1, 100, seconds=1.0, eps=pg_eps, complete=True)
+        pg.duplicate_notices = rep
+        runs[bench.rep_key("raw", rep + 1)] = raw
+        runs[bench.rep_key("pg", rep + 1)] = pg
+        runs[bench.rep_key("workers_1", rep + 1)] = pg
+    runs["sqlite#2"] = bench.HubRun("sqlite", 1, 100, seconds=9.0, complete=False)
+    result = json.loads(json.dumps(bench.summarise(args, runs, {})))
+    assert result["raw_eps"] == 2000.0
+    assert result["hub_eps_pg_runs"] == [300.0, 200.0, 400.0]
+    assert result["ratio_pg_runs"] == [0.3, 0.1, 0.1]
+    assert result["ratio_pg"] == 0.1  # the median of the ratios, not 300 / 2000
+    assert result["hub_eps_sqlite"] is None
+    assert result["hub_eps_sqlite_runs"] == [None, None, None]
+    assert result["workers_runs"] == {"1": [300.0, 200.0, 400.0]}
+    assert result["duplicate_notices"] == 0 + 1 + 2  # each run once, though workers_1 is pg
+    assert "2,000.0 (1,000.0-4,000.0)" in bench.table(result)
+
+
+def test_spread_shows_the_median_range_and_incomplete_runs(bench: ModuleType) -> None:
+    """spread() is the median, then min-max over the measured values, then what is missing."""
+    report = importlib.import_module("hub_report")
+    assert report.spread([]) == "-"
+    assert report.spread([None]) == "-"
+    assert report.spread([2.0]) == "2.0"
+    assert report.spread([3.0, 1.0, 2.0]) == "2.0 (1.0-3.0)"
+    assert report.spread([3.0, None, 1.0], ".0f") == "2 (1-3) 1 incomplete"
+    assert report.median_of([None, 1.0, 4.0], 2) == 2.5
+    assert report.repetition("latency_500#3") == 3
+    assert report.repetition("pg") == 1
