@@ -42,17 +42,28 @@ class AvroCodec:
     def __init__(self, catalog: Catalog, limits: DecodeLimits | None = None) -> None:
         self._catalog = catalog
         self._limits = limits or DecodeLimits()
+        # Parsed with fastavro's "already parsed" marker, so its reader and writer take the
+        # schema as it is instead of parsing it again on every call (a third of their time).
         self._parsed: dict[int, Any] = {}
         for entry in catalog.entries:
-            self._parsed[entry.id] = fastavro.parse_schema(entry.schema, _write_hint=False)
+            self._parsed[entry.id] = fastavro.parse_schema(entry.schema)
+        # The wire header and parsed schema of the newest version of each name encoded so far.
+        self._writers: dict[str, tuple[bytes, Any]] = {}
 
     def encode(self, name: str, record: Mapping[str, object]) -> bytes:
-        entry = self._catalog.latest(name)
+        header, parsed = self._writers.get(name) or self._writer(name)
         out = io.BytesIO()
-        out.write(bytes([MAGIC]))
-        out.write(entry.id.to_bytes(4, "big"))
-        fastavro.schemaless_writer(out, self._parsed[entry.id], record)
+        out.write(header)
+        fastavro.schemaless_writer(out, parsed, record)
         return out.getvalue()
+
+    def _writer(self, name: str) -> tuple[bytes, Any]:
+        entry = self._catalog.latest(name)  # ConfigError for a name not in the catalog
+        writer = self._writers[name] = (
+            bytes([MAGIC]) + entry.id.to_bytes(4, "big"),
+            self._parsed[entry.id],
+        )
+        return writer
 
     def from_json(self, name: str, data: object) -> Record:
         """``data`` (parsed JSON) as a record of the newest ``name`` schema, ready to encode;

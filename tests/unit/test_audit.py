@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import itertools
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub.adapters.memory import MemoryStore, MemoryTransaction
 from hub.adapters.signing import FileSigner, key_id_for, public_key_check
@@ -94,6 +97,44 @@ def test_leaf_bytes_are_canonical_json() -> None:
     )
     reordered = {"event": "qc-ramq/évt-1", "recipient": "bc-msp"}
     assert leaf_bytes(7, "withheld", reordered, T0, GENESIS) == body
+
+
+LEAF_DATA = st.dictionaries(
+    st.text(),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+        max_leaves=8,
+    ),
+    max_size=6,
+)
+
+
+@given(
+    index=st.integers(min_value=0, max_value=2**63 - 1),
+    kind=st.text(),
+    data=LEAF_DATA,
+    at=st.datetimes(timezones=st.timezones()),
+    prev=st.text(),
+)
+def test_leaf_bytes_are_the_sorted_json_of_the_whole_leaf(
+    index: int, kind: str, data: dict[str, Any], at: datetime, prev: str
+) -> None:
+    """The leaf writer's hand-ordered keys give exactly json.dumps of the whole leaf, sorted."""
+    body = {"i": index, "kind": kind, "data": data, "at": at.isoformat(), "prev": prev}
+    expected = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert leaf_bytes(index, kind, data, at, prev) == expected.encode()
+    record = AuditLog(None).append(kind, data, at)
+    assert record.hash == merkle.leaf_hash(leaf_bytes(0, kind, data, at, GENESIS)).hex()
+
+
+def test_a_leaf_hashes_its_time_as_given_even_when_equal_to_the_last() -> None:
+    """Equal times in other zones have other texts: each leaf hashes the text of its own."""
+    log = AuditLog(None)
+    times = [T0, T0, T0.astimezone(timezone(timedelta(hours=-5))), T0]
+    records = [log.append("withheld", {"n": n}, at) for n, at in enumerate(times)]
+    assert [merkle.leaf_hash(record_bytes(r)).hex() for r in records] == [r.hash for r in records]
+    assert b"07:00:00-05:00" in record_bytes(records[2])
 
 
 # -- policy ----------------------------------------------------------------------------------
