@@ -7,7 +7,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, Text, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from consent.model import ConsentRevision, IdentityLink
@@ -331,15 +342,23 @@ class SqlTransaction:
         return [outbox_from(r) for r in rows]
 
     def mark_republished(self, message_ids: Sequence[str], at: datetime) -> None:
-        for chunk in _chunks(list(message_ids)):
+        for ids in self._id_sets(outbox.c.message_id, message_ids):
             self._c.execute(
                 update(outbox)
-                .where(outbox.c.message_id.in_(chunk))
+                .where(ids)
                 .values(published_at=at, republished=outbox.c.republished + 1)
             )
 
     def mark_published(self, message_ids: Sequence[str], at: datetime) -> None:
-        for chunk in _chunks(list(message_ids)):
-            self._c.execute(
-                update(outbox).where(outbox.c.message_id.in_(chunk)).values(published_at=at)
-            )
+        for ids in self._id_sets(outbox.c.message_id, message_ids):
+            self._c.execute(update(outbox).where(ids).values(published_at=at))
+
+    def _id_sets(self, column: Any, ids: Sequence[str]) -> Iterator[Any]:
+        """Conditions ``column`` in ``ids``: on PostgreSQL one ``= ANY(array)`` (one parameter,
+        so psycopg can cache the statement: a 500-item IN list is re-parsed at every call),
+        elsewhere one IN list per chunk."""
+        if self._c.dialect.name == "postgresql":
+            yield column == any_(bindparam("ids", list(ids), type_=ARRAY(Text)))
+            return
+        for chunk in _chunks(list(ids)):
+            yield column.in_(chunk)
