@@ -55,6 +55,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -177,6 +178,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1800.0,
         help="most seconds part decisions may take, seeding included",
     )
+    parser.add_argument(
+        "--keep-logs",
+        type=Path,
+        metavar="DIR",
+        help="copy each child's log into DIR before the temp dir goes",
+    )
     parser.add_argument("--raw-relay", metavar="BOOTSTRAP", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -255,6 +262,7 @@ class World:
     store_url: str
     workdir: Path
     settings: Settings
+    keep_logs: Path | None = None
 
     def env(self) -> dict[str, str]:
         """A hub worker's environment: this store, broker and key; JSON logs at info; no
@@ -299,7 +307,7 @@ def world(store: str, args: argparse.Namespace, *, clients: bool = True) -> Iter
                 link_clients(app, args.people, say)
         finally:
             app.close()
-        yield World(broker.bootstrap, url, workdir, settings)
+        yield World(broker.bootstrap, url, workdir, settings, args.keep_logs)
 
 
 @dataclass
@@ -410,6 +418,18 @@ def children(w: World, count: int, kind: str) -> Iterator[list[Child]]:
     finally:
         for child in started:
             child.end()
+        if w.keep_logs is not None:
+            keep(w.keep_logs, started)
+
+
+def keep(into: Path, started: list[Child]) -> None:
+    """Copy the children's logs into ``into``, named by time, pid and label."""
+    into.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%H%M%S")
+    for child in started:
+        name = f"{stamp}-{len(started)}w-{child.label.replace(' ', '')}-{child.process.pid}.log"
+        with contextlib.suppress(OSError):
+            shutil.copyfile(child.log_path, into / name)
 
 
 def wait_joined(workers: list[Child]) -> None:

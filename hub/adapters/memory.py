@@ -276,8 +276,9 @@ class MemoryTransaction(MemoryOutbox):
                 )
             )
 
-    def lock_audit_head(self) -> None:
+    def lock_audit_head(self, wait_s: float | None = None) -> bool:
         """Transactions are serialized: every one holds the head."""
+        return True
 
     def last_audit(self) -> AuditRecord | None:
         return self.state.audit[-1] if self.state.audit else None

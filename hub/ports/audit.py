@@ -12,9 +12,11 @@ from hub.model import AuditRecord, Checkpoint
 class AuditRecorder(Protocol):
     """Audit leaves numbered from 0 without gaps, and checkpoints numbered by ``seq``."""
 
-    def lock_audit_head(self) -> None:
+    def lock_audit_head(self, wait_s: float | None = None) -> bool:
         """Wait until no other open transaction holds the log's head, then hold it until this
-        one ends, so that appends queue instead of colliding; holding it twice is harmless."""
+        one ends, so that appends queue instead of colliding; holding it twice is harmless.
+        With ``wait_s``, wait at most that long: False when another still holds it (this
+        transaction stays usable and may ask again), True once held."""
 
     def last_audit(self) -> AuditRecord | None:
         """The leaf with the highest index, None when the log is empty; holds the log's head

@@ -17,7 +17,7 @@ import structlog
 from hub.audit.log import AuditLog
 from hub.audit.pseudonyms import Pseudonyms
 from hub.config.directory import Directory
-from hub.errors import RejectedEvent, TellonceError
+from hub.errors import RecordStoreError, RejectedEvent, TellonceError
 from hub.model import ID_NAMESPACE, InboundMessage, OutboxMessage, RejectionRecord
 from hub.ports import Codec
 from hub.processing.rows import BatchRows
@@ -147,3 +147,15 @@ def unstorable(cause: str) -> RejectedEvent:
         "it go on; check it against its schema and the wire contract, and tell the hub's "
         "operators",
     )
+
+
+def caused_by_record(exc: Exception) -> bool:
+    """True when a failed batch may owe its failure to one of its records rather than to the
+    database, broker or signer: the database refused the data (RecordStoreError) or something
+    raised that is no TellonceError at all (a library or a bug, on that record's values)."""
+    return isinstance(exc, RecordStoreError) or not isinstance(exc, TellonceError)
+
+
+def error_class(exc: Exception) -> str:
+    """The error class to name: the driver's for a refused write, never a message."""
+    return exc.cause if isinstance(exc, RecordStoreError) else type(exc).__name__

@@ -11,10 +11,9 @@ log's head (``lock_audit_head``), so concurrent batches queue for the log instea
 appending at the same index and one aborting. To stay in the group while it works, waits or
 backs off, the worker keeps each batch within a time budget (the next poll takes fewer records
 after a slow batch, more again after a quick one) and polls with its partitions paused
-(``keep_alive``) after a batch and through every backoff.
+(``keep_alive``) after a batch, through every backoff and while it queues for the log's head.
 Every few seconds it checks the store fence (``hub.processing.fence``) and stops if its consumer
-group now
-works with another store.
+group now works with another store.
 
 A batch can also fail because of one record: a value that passed every check yet breaks a rule
 of the database (RecordStoreError: a check or unique constraint, a value too long or out of
@@ -39,20 +38,13 @@ from typing import Protocol
 import structlog
 
 from hub.audit.log import Notary
-from hub.errors import (
-    BrokerError,
-    RecordStoreError,
-    RejectedEvent,
-    SignerError,
-    StoreError,
-    TellonceError,
-)
+from hub.errors import BrokerError, RejectedEvent, SignerError, StoreError, TellonceError
 from hub.model import InboundMessage
 from hub.ports import Clock, MessageSource, Store, Transaction
 from hub.processing.fence import StoreFence
 from hub.processing.life_events import BatchProcessor, BatchSummary, Counts
 from hub.processing.pacing import Every, retry_delay
-from hub.processing.rejections import unstorable
+from hub.processing.rejections import caused_by_record, error_class, unstorable
 from hub.wire.topics import LIFEEVENTS_TOPIC
 
 log = structlog.get_logger(__name__)
@@ -72,13 +64,6 @@ class Totals(Counts):
 
     published: int = 0
     republished: int = 0
-
-
-def caused_by_record(exc: Exception) -> bool:
-    """True when a failed batch may owe its failure to one of its records rather than to the
-    database, broker or signer: the database refused the data (RecordStoreError) or something
-    raised that is no TellonceError at all (a library or a bug, on that record's values)."""
-    return isinstance(exc, RecordStoreError) or not isinstance(exc, TellonceError)
 
 
 class Intake(Protocol):
@@ -239,11 +224,19 @@ class HubWorker:
             self._limit = min(self._batch_size, self._limit * 2)
 
     def _keep_alive_if_due(self) -> None:
-        """Poll with the partitions paused when the last poll was a while ago. Never inside a
-        transaction: a rebalance met there reads the stored offsets in a transaction of its own."""
+        """Poll with the partitions paused when the last poll was a while ago. Inside a batch
+        transaction only while it waits for the audit head (``_take_audit_head``)."""
         if time.monotonic() - self._polled_at >= KEEP_ALIVE_S:
             self._source.keep_alive()
             self._polled_at = time.monotonic()
+
+    def _take_audit_head(self, tx: Transaction) -> None:
+        """Hold the audit log's head, keeping alive while other workers' batches hold it: waiting
+        without bound behind two of them could outlast the consumer's max poll interval, and
+        the evicted worker's rejoin then stalls the group. Only PostgreSQL ever makes it wait;
+        a rebalance met in this keep-alive reads the stored offsets on another connection."""
+        while not tx.lock_audit_head(wait_s=KEEP_ALIVE_S):
+            self._keep_alive_if_due()
 
     def _back_off(self, stop: threading.Event, delay: float) -> None:
         """Wait ``delay`` (or until ``stop``), staying in the consumer group meanwhile."""
@@ -275,7 +268,7 @@ class HubWorker:
             log.warning(
                 "batch failed on a record's data; committing it in parts to find the record",
                 records=len(messages),
-                error_class=_cause(exc),
+                error_class=error_class(exc),
             )
         done = BatchSummary()
         try:
@@ -311,12 +304,12 @@ class HubWorker:
         """Reject (receipts: refuse) the one record the database will not take, in a
         transaction of its own that moves its partition's offset past it."""
         position = message.position
-        error = unstorable(_cause(exc))
+        error = unstorable(error_class(exc))
         summary = BatchSummary()
         self._notary.ensure_available()
         try:
             with self._store.transaction() as tx:
-                tx.lock_audit_head()
+                self._take_audit_head(tx)
                 if message.topic == LIFEEVENTS_TOPIC:
                     summary = self._processor.set_aside(tx, message, error)
                 else:  # only a topic with an intake gets this far (see _commit_batch)
@@ -329,12 +322,12 @@ class HubWorker:
             # tables do not behave as tellonce's schema says. Fail closed until they do.
             raise StoreError(
                 f"the database refused to record the rejection of record {position} "
-                f"({_cause(failure)}); look for constraints or triggers added to tellonce's "
+                f"({error_class(failure)}); look for constraints or triggers added to tellonce's "
                 "tables and remove them: the hub retries until it can store the rejection",
                 retriable=True,
             ) from failure
         log.warning(
-            "record set aside: it cannot be stored", position=position, error_class=_cause(exc)
+            "record set aside: it cannot be stored", position=position, error_class=error_class(exc)
         )
         if checkpoint is not None:
             log.info("audit checkpoint signed", seq=checkpoint.seq, size=checkpoint.size)
@@ -346,7 +339,7 @@ class HubWorker:
         for message in messages:
             by_topic.setdefault(message.topic, []).append(message)
         with self._store.transaction() as tx:
-            tx.lock_audit_head()  # first: concurrent batches queue here, not on the log's index
+            self._take_audit_head(tx)  # first: batches queue here, not on the log's index
             summary = self._processor.process(tx, by_topic.pop(LIFEEVENTS_TOPIC, []))
             for topic, records in by_topic.items():
                 intake = self._intakes.get(topic)
@@ -381,7 +374,7 @@ class HubWorker:
         if not self._checkpoint_check.due():
             return
         with self._store.transaction() as tx:
-            tx.lock_audit_head()
+            self._take_audit_head(tx)
             checkpoint = self._notary.maybe_checkpoint(tx, self._clock())
         if checkpoint is not None:
             log.info("audit checkpoint signed", seq=checkpoint.seq, size=checkpoint.size)
@@ -391,8 +384,3 @@ class HubWorker:
         self._relay.close()
         if self._fence is not None:
             self._fence.close()
-
-
-def _cause(exc: Exception) -> str:
-    """The error class to name: the driver's for a refused write, never a message."""
-    return exc.cause if isinstance(exc, RecordStoreError) else type(exc).__name__

@@ -36,3 +36,25 @@ def test_one_relay_at_a_time_on_postgres(store_url: str) -> None:
             assert third.claim_relay()
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+def test_a_bounded_wait_for_the_audit_head_on_postgres(store_url: str) -> None:
+    """While one transaction holds the audit head, another's bounded wait ends with False and
+    leaves it usable; it gets the head once the first ended, and its own waits stay bounded
+    by nothing else (the lock timeout does not outlive the wait)."""
+    store = SqlStore.open(store_url)
+    try:
+        with store.transaction() as first:
+            assert first.lock_audit_head(wait_s=0.01)
+            with store.transaction() as second:
+                assert not second.lock_audit_head(wait_s=0.01)
+                assert second.offsets("g", "t") == {}  # still usable after the timeout
+        with store.transaction() as third:
+            assert third.lock_audit_head(wait_s=0.01)
+            assert third.lock_audit_head(wait_s=0.01)  # holding it twice is harmless
+            setting = third._c.exec_driver_sql("SHOW lock_timeout").scalar_one()
+            assert setting == "0"
+    finally:
+        store.close()

@@ -8,11 +8,15 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import pytest
 import structlog
+from sqlalchemy import func, select, text
 
+from hub.adapters.sql import SqlStore
+from hub.adapters.sql.transaction import AUDIT_HEAD_LOCK
 from hub.audit.oversight import reconcile
 from hub.bootstrap import App
 from hub.model import DecisionOutcome
@@ -30,6 +34,9 @@ EVENTS = 2_000
 SINKS = ("cra-individual", "bc-msp")
 JOIN_BOUND_S = 60.0
 RUN_BOUND_S = 300.0
+# Longer than the consumer's max poll interval (5 s): a worker that waits for the audit head this
+# long without polling is evicted from the group.
+HEAD_HELD_S = 8
 # What the worker logs when a batch failed and is retried (aborted, rolled back).
 ABORTED = (
     "batch failed; will retry",
@@ -55,10 +62,14 @@ def workers(harness: Harness) -> Iterator[list[HubWorker]]:
 
 
 def run_together(
-    harness: Harness, workers: list[HubWorker], payloads: list[dict[str, Any]]
+    harness: Harness,
+    workers: list[HubWorker],
+    payloads: list[dict[str, Any]],
+    around_publish: AbstractContextManager[object] | None = None,
 ) -> tuple[list[str], list[MutableMapping[str, Any]], int]:
-    """Run the workers side by side until both joined, publish ``payloads``, and stop them once
-    every event is consumed and relayed: the event ids, the logs, and where the joins ended."""
+    """Run the workers side by side until both joined, publish ``payloads`` (inside
+    ``around_publish``), and stop them once every event is consumed and relayed: the event ids,
+    the logs, and where the joins ended."""
     stop = threading.Event()
 
     def running(futures: list[Future[Totals]]) -> None:
@@ -80,7 +91,8 @@ def run_together(
 
             wait_until(joined, JOIN_BOUND_S, "the workers did not both join the group")
             steady_from = len(logs)
-            published = harness.publish(payloads)
+            with around_publish or nullcontext():
+                published = harness.publish(payloads)
 
             def done() -> bool:
                 running(futures)
@@ -144,6 +156,51 @@ def test_two_workers_decide_and_notify_each_event_once(
 
     assert app.verify_audit().ok
     assert reconcile(app.store, app.pseudonyms()).ok
+
+
+def test_workers_queued_for_the_audit_head_stay_in_the_group(
+    harness: Harness, workers: list[HubWorker]
+) -> None:
+    """A batch that holds the audit head longer than the max poll interval (here another
+    writer's transaction) makes the workers queue for it without being evicted: no rebalance
+    once joined, no aborted batch, every event decided once."""
+    for i in range(PEOPLE):
+        harness.client({PUBLISHER: f"SBC-{i}", "cra-individual": f"CRA-{i}"}, consents=SINKS[:1])
+    payloads = [address_payload(f"SBC-{n % PEOPLE}") for n in range(200)]
+    other = SqlStore.open(harness.app.settings.store.url)  # another writer's connections
+    engine = other.engine
+    # A worker whose batch transaction has been waiting on the head past the max poll interval.
+    queued_long = text(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE a.datname = current_database() AND l.locktype = 'advisory' AND NOT l.granted "
+        f"AND clock_timestamp() - a.xact_start > interval '{HEAD_HELD_S} seconds'"
+    )
+
+    @contextmanager
+    def head_held() -> Iterator[None]:
+        """Hold the head while the events are published, until a worker queued past the max
+        poll interval."""
+        with engine.begin() as holder:
+            holder.execute(select(func.pg_advisory_xact_lock(AUDIT_HEAD_LOCK)))
+            yield
+            wait_until(queued, JOIN_BOUND_S, "no worker queued for the audit head", every_s=0.5)
+
+    def queued() -> bool:
+        with engine.connect() as observer:  # a transaction each: pg_stat_activity is a snapshot
+            return bool(observer.execute(queued_long).scalar())
+
+    try:
+        published, logs, steady_from = run_together(harness, workers, payloads, head_held())
+    finally:
+        other.close()
+
+    aborted = [e for e in logs if e["event"] in ABORTED]
+    assert aborted == [], f"{len(aborted)} batches aborted, the first: {aborted[0]}"
+    revoked = [e for e in logs[steady_from:] if e["event"] == "partitions revoked" and e["count"]]
+    assert revoked == [], f"{len(revoked)} rebalances after both workers joined"
+    decided = Counter((d.event_id, d.recipient) for d in harness.app.store.decisions())
+    assert {event_id for event_id, _ in decided} == set(published)
+    assert set(decided.values()) == {1}
 
 
 @pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -25,6 +25,7 @@ from hub.consents.service import ConsentService
 from hub.errors import RecordStoreError, StoreError
 from hub.model import AcceptedEvent, AppliedConsentEvent, Headers, InboundMessage, notification_id
 from hub.processing import pacing
+from hub.processing import worker as worker_module
 from hub.processing.consent_events import ConsentIntake, consent_message
 from hub.processing.life_events import BatchProcessor
 from hub.processing.receipts import RECEIPT_SCHEMA, DeliveryIntake
@@ -480,3 +481,30 @@ def test_a_database_that_refuses_even_the_rejection_pauses_instead_of_exiting(
     assert events_by_id(world) == ["e-1"]
     assert world.stored(LIFEEVENTS_TOPIC) == {0: 1}
     assert world.store.rejections() == []
+
+
+# -- workers sharing the audit log -----------------------------------------------------------
+
+
+def test_a_worker_queued_for_the_audit_head_keeps_alive_until_it_gets_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While other workers' batches hold the audit head, the worker waits in bounded turns and
+    polls with its partitions paused between them (a wait without bound outlasts the max poll
+    interval), then commits its batch once."""
+    steps: list[str] = []
+    held_elsewhere = iter([True, True])  # two waits run out; then the head is free
+
+    def lock_audit_head(self: MemoryTransaction, wait_s: float | None = None) -> bool:
+        busy = wait_s is not None and next(held_elsewhere, False)
+        steps.append("wait ran out" if busy else "head held")
+        return not busy
+
+    monkeypatch.setattr(MemoryTransaction, "lock_audit_head", lock_audit_head)
+    monkeypatch.setattr(ListSource, "keep_alive", lambda self: steps.append("keep alive"))
+    monkeypatch.setattr(worker_module, "KEEP_ALIVE_S", 0.0)
+    world.publish("e-1")
+    totals = world.run()
+    assert totals.accepted == 1
+    assert steps[:5] == ["wait ran out", "keep alive", "wait ran out", "keep alive", "head held"]
+    assert events_by_id(world) == ["e-1"]

@@ -77,6 +77,8 @@ def test_a_worker_keeps_its_group_membership_while_it_backs_off(
     thread.start()
     try:
         wait_until(lambda: "keep alive" in journal, 10.0, "no keep-alive during the backoff")
+        # Stopped now, the worker could leave during the backoff, before reading the batch again.
+        wait_until(lambda: "rewind" in journal, 10.0, "the batch was not read again")
     finally:
         stop.set()
         thread.join()

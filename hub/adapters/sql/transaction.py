@@ -20,6 +20,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 
 from consent.model import ConsentRevision, IdentityLink
 from hub.adapters.sql import tables
@@ -72,6 +73,7 @@ from hub.wire.topics import NOTIFY_PREFIX
 # ends. On SQLite every transaction begins IMMEDIATE (one writer at a time), which holds both.
 AUDIT_HEAD_LOCK = 0x7E110_0A0D17  # appends to the audit log queue on it
 RELAY_LOCK = 0x7E110_0E1A7  # one outbox relay at a time
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock wait ended by lock_timeout
 
 # Bound IN lists; SQLite allows 32k parameters, PostgreSQL 65k, and plans stay small.
 CHUNK = 500
@@ -248,9 +250,26 @@ class SqlTransaction:
     def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         self._insert_all(outbox, [outbox_values(m) for m in messages])
 
-    def lock_audit_head(self) -> None:
-        if self._c.dialect.name == "postgresql":
+    def lock_audit_head(self, wait_s: float | None = None) -> bool:
+        if self._c.dialect.name != "postgresql":
+            return True
+        if wait_s is None:
             self._c.execute(select(func.pg_advisory_xact_lock(AUDIT_HEAD_LOCK)))
+            return True
+        # lock_timeout bounds the wait. In a savepoint: the timeout's error then leaves the
+        # transaction usable, and the setting, put back once the lock is held, ends with it.
+        timeout = f"{max(1, round(wait_s * 1000))}ms"
+        try:
+            with self._c.begin_nested():
+                prior = self._c.execute(select(func.current_setting("lock_timeout"))).scalar_one()
+                self._c.execute(select(func.set_config("lock_timeout", timeout, True)))
+                self._c.execute(select(func.pg_advisory_xact_lock(AUDIT_HEAD_LOCK)))
+                self._c.execute(select(func.set_config("lock_timeout", prior, True)))
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                return False
+            raise
+        return True
 
     def last_audit(self) -> AuditRecord | None:
         self.lock_audit_head()
