@@ -12,8 +12,8 @@ appending at the same index and one aborting. To stay in the group while it work
 backs off, the worker keeps each batch within a time budget (the next poll takes fewer records
 after a slow batch, more again after a quick one) and polls with its partitions paused
 (``keep_alive``) after a batch, through every backoff and while it queues for the log's head.
-Every few seconds it checks the store fence (``hub.processing.fence``) and stops if its consumer
-group now works with another store.
+Every few seconds a thread checks the store fence (``hub.processing.fence_watch``), and the
+worker stops once its consumer group works with another store.
 
 A batch can also fail because of one record: a value that passed every check yet breaks a rule
 of the database (RecordStoreError: a check or unique constraint, a value too long or out of
@@ -38,10 +38,11 @@ from typing import Protocol
 import structlog
 
 from hub.audit.log import Notary
-from hub.errors import BrokerError, RejectedEvent, SignerError, StoreError, TellonceError
+from hub.errors import RejectedEvent, SignerError, StoreError, TellonceError
 from hub.model import InboundMessage
 from hub.ports import Clock, MessageSource, Store, Transaction
 from hub.processing.fence import StoreFence
+from hub.processing.fence_watch import FenceWatch
 from hub.processing.life_events import BatchProcessor, BatchSummary, Counts
 from hub.processing.pacing import Every, retry_delay
 from hub.processing.rejections import caused_by_record, error_class, unstorable
@@ -124,9 +125,7 @@ class HubWorker:
         batch_budget_s: float = 1.0,
     ) -> None:
         self._store = store
-        self._fence = fence
-        self._fence_check = Every(fence_check_every_s)
-        self._fence_check.due()  # the fence was just passed to join: next check in N seconds
+        self._fence = FenceWatch(fence, fence_check_every_s) if fence is not None else None
         self._source = source
         self._processor = processor
         self._notary = notary
@@ -354,15 +353,9 @@ class HubWorker:
         return summary
 
     def _check_fence_if_due(self) -> None:
-        """Stop (FenceError) once the consumer group works with another store."""
-        if self._fence is None or not self._fence_check.due():
-            return
-        try:
-            self._fence.check()
-        except BrokerError as exc:
-            # The fence held when the hub joined; a broker that cannot answer now shows in
-            # the polls as well. Try again at the next check.
-            log.warning("store fence not checked; will try again", error=str(exc))
+        """Stop (FenceError) once a check found the group working with another store."""
+        if self._fence is not None:
+            self._fence.raise_if_moved()
 
     def _republish_if_due(self) -> None:
         """Look for notifications no receipt answered, every few seconds while idle."""
