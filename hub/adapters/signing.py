@@ -67,13 +67,16 @@ def key_id_for(public_key_pem: str) -> str:
     return _key_id(load_public_key(public_key_pem))
 
 
-def create_key(path: Path) -> None:
+def create_key(path: Path, *, exist_ok: bool = False) -> None:
     """Write a new Ed25519 key as unencrypted PKCS8 PEM, mode 0600, atomically.
 
     Never overwrites: replacing the audit key would orphan every checkpoint signed so far.
-    The temp file lives in the same directory so ``os.replace`` is an atomic rename.
+    The key is written to a temp file in the same directory, then hard-linked into place,
+    which fails when the file exists: of hub workers started together on one new key path,
+    the first one's key stays and the others load it (``exist_ok``). A check before a rename
+    let two workers each install a key, and the first to sign found the other's and stopped.
     """
-    if path.exists():
+    if path.exists() and not exist_ok:
         raise ConfigError(
             f"signing key file {path} already exists; refusing to overwrite it. "
             "Remove it yourself if you really mean to retire that key."
@@ -96,11 +99,18 @@ def create_key(path: Path) -> None:
             out.write(pem)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, path)
+        os.link(tmp, path)
+    except FileExistsError:
+        if not exist_ok:  # created between the check above and the link
+            raise ConfigError(
+                f"signing key file {path} already exists; refusing to overwrite it. "
+                "Remove it yourself if you really mean to retire that key."
+            ) from None
     except OSError as exc:
+        raise ConfigError(f"cannot write the signing key {path} ({exc.strerror})") from exc
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise ConfigError(f"cannot write the signing key {path} ({exc.strerror})") from exc
 
 
 def public_key_check(public_key_pem: str) -> SignatureCheck:
@@ -123,7 +133,7 @@ class FileSigner:
     def __init__(self, path: Path, *, create: bool = False) -> None:
         self._path = path
         if create and not path.exists():
-            create_key(path)
+            create_key(path, exist_ok=True)  # another worker may be creating it right now
         public_key = self._load().public_key()
         self._key_id = _key_id(public_key)
         self._public_key_pem = _public_pem(public_key)
