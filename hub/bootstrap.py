@@ -286,7 +286,7 @@ class App:
                 pseudonyms=self.pseudonyms(),
                 clock_skew=self.settings.limits.clock_skew,
             ),
-            relay=BackgroundRelay(relay) if hub.relay_in_background else relay,
+            relay=BackgroundRelay(relay) if self.settings.relay_in_background() else relay,
             clock=utc_now,
             notary=notary,
             intakes=intakes,

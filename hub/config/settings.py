@@ -97,10 +97,12 @@ class HubSettings(BaseModel):
     batch_size: int = Field(200, ge=1, le=5_000, description="Most events per transaction.")
     poll_timeout_ms: int = Field(500, ge=10, description="How long one poll waits for events.")
     relay_batch: int = Field(500, ge=1, description="Most outbox rows published per round.")
-    relay_in_background: bool = Field(
-        True,
-        description="Publish the outbox from a thread of the worker, while it decides the next "
-        "batch; false: between batches, in the consume loop.",
+    relay_in_background: bool | None = Field(
+        None,
+        description="Publish the outbox from a thread of the worker while it decides the next "
+        "batch (true), or between batches in the consume loop (false); unset: a thread on "
+        "PostgreSQL, where it cuts latency, and the loop on SQLite, whose one writer at a time "
+        "makes the thread slower.",
     )
     redeliver_after_s: float = Field(
         300.0,
@@ -247,6 +249,11 @@ class Settings(BaseSettings):
         "info", description="Lowest level logged (to standard error)."
     )
     log_format: Literal["json", "console"] = Field("json", description="Log rendering.")
+
+    def relay_in_background(self) -> bool:
+        """``hub.relay_in_background``, or when unset: true unless the store is SQLite."""
+        chosen = self.hub.relay_in_background
+        return chosen if chosen is not None else not self.store.url.startswith("sqlite")
 
 
 ENV_PREFIX = "TELLONCE_"

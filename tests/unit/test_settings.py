@@ -73,3 +73,21 @@ def test_settings_cannot_be_changed_once_read() -> None:
     with pytest.raises(ValidationError, match="frozen"):
         settings.hub = HubSettings()
     assert settings.hub.batch_size == 5
+
+
+@pytest.mark.parametrize(
+    ("url", "chosen", "expected"),
+    [
+        ("sqlite:///hub.db", None, False),
+        ("postgresql://postgres@127.0.0.1/test", None, True),
+        ("sqlite:///hub.db", True, True),
+        ("postgresql://postgres@127.0.0.1/test", False, False),
+    ],
+)
+def test_relay_thread_by_store_unless_chosen(url: str, chosen: bool | None, expected: bool) -> None:
+    """Unset, the relay gets a thread on PostgreSQL and stays in the loop on SQLite; a value
+    set by the operator wins either way."""
+    settings = Settings.model_validate(
+        {"store": {"url": url}, "hub": {"relay_in_background": chosen}}
+    )
+    assert settings.relay_in_background() is expected
