@@ -98,11 +98,10 @@ class SqlTransaction:
 
     def _known_pairs(self, table: Table, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of the (source, event_id) ``keys`` ``table`` holds, one query per chunk."""
-        found: set[tuple[str, str]] = set()
+        pairs = sorted(set(keys))
         if self._c.dialect.name == "postgresql":
             # A row-value IN list of 200 pairs costs PostgreSQL ~30 ms to plan and run (a
             # 200-way BitmapOr); joining the pairs as two unnested arrays takes ~3 ms.
-            pairs = sorted(set(keys))
             wanted = (
                 func.unnest(
                     bindparam("sources", [s for s, _ in pairs], type_=ARRAY(Text)),
@@ -118,7 +117,8 @@ class SqlTransaction:
                 )
             )
             return {(s, e) for s, e in rows}
-        for chunk in _chunks(sorted(set(keys))):
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(pairs):
             rows = self._c.execute(
                 select(table.c.source, table.c.event_id).where(
                     tuple_(table.c.source, table.c.event_id).in_(chunk)
@@ -235,8 +235,8 @@ class SqlTransaction:
     def known_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         return self._known_pairs(events, keys)
 
-    # One executemany per table and batch: SQLite runs it in one call, psycopg 3 pipelines it
-    # (one round trip); rows are inserted in list order, so outbox ``seq`` follows it.
+    # One write per table and batch (``hub.adapters.sql.bulk``: COPY on PostgreSQL, one
+    # executemany on SQLite); rows go in in list order, so outbox ``seq`` follows it.
 
     def add_events(self, events: Sequence[AcceptedEvent]) -> None:
         self._insert_all(tables.events, [event_values(e) for e in events])
@@ -321,7 +321,7 @@ class SqlTransaction:
         table = tables.deliveries
         if new:
             rows = [{"notification_id": d.notification_id} | delivery_values(d) for d in deliveries]
-            self._c.execute(insert(table), rows)
+            self._insert_all(table, rows)
         else:  # one executemany; the key is bound under its own name, apart from the SET values
             changed = update(table).where(table.c.notification_id == bindparam("notification"))
             rows = [{"notification": d.notification_id} | delivery_values(d) for d in deliveries]
