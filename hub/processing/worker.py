@@ -159,7 +159,7 @@ class HubWorker:
                     # Inside the try, because reading them fails too while the database is down.
                     self._source.rewind()
                     rewind = False
-                self._check_fence_if_due()
+                self._stop_if_fence_moved()
                 messages = self._source.poll(self._limit, self._poll_timeout_ms)
                 self._polled_at = time.monotonic()
                 if messages:
@@ -352,7 +352,7 @@ class HubWorker:
             log.info("audit checkpoint signed", seq=checkpoint.seq, size=checkpoint.size)
         return summary
 
-    def _check_fence_if_due(self) -> None:
+    def _stop_if_fence_moved(self) -> None:
         """Stop (FenceError) once a check found the group working with another store."""
         if self._fence is not None:
             self._fence.raise_if_moved()
