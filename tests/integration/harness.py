@@ -184,6 +184,19 @@ class Harness:
             service.record(person, recipient, [EVENT_TYPE], ConsentState.GIVEN, self.evidence())
         return person
 
+    def address_stream(self, people: int, events: int) -> list[dict[str, Any]]:
+        """``people`` clients (``SBC-i``) consenting to cra-individual, the even ones to bc-msp
+        too, and ``events`` AddressChanged payloads about them in turn, each a new street."""
+        for i in range(people):
+            self.client(
+                {PUBLISHER: f"SBC-{i}", "cra-individual": f"CRA-{i}", "bc-msp": f"MSP-{i}"},
+                consents=("cra-individual", "bc-msp") if i % 2 == 0 else ("cra-individual",),
+            )
+        return [
+            address_payload(f"SBC-{n % people}", new_address=address(f"{n} Main St"))
+            for n in range(events)
+        ]
+
     def withdraw(self, person: str, recipient: str) -> str:
         """Withdraw ``recipient``'s consent; returns the hash of the withdrawal revision."""
         (revision,) = self.app.consent().record(

@@ -17,7 +17,7 @@ from hub.model import DecisionOutcome
 from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
 from tests.watchdog import wait_until
 
-from .harness import EVENT_TYPE, PUBLISHER, Harness, address, address_payload
+from .harness import EVENT_TYPE, PUBLISHER, Harness
 
 pytestmark = pytest.mark.integration
 
@@ -52,16 +52,7 @@ def test_sigkill_mid_stream_then_restart_has_exactly_once_effect(
 ) -> None:
     """After kill -9 and a restart: each event once, one decision each, one delivery each."""
     app = harness.app
-    # Person i consents to cra-individual; the even ones to bc-msp as well.
-    for i in range(PEOPLE):
-        harness.client(
-            {PUBLISHER: f"SBC-{i}", "cra-individual": f"CRA-{i}", "bc-msp": f"MSP-{i}"},
-            consents=SINKS if i % 2 == 0 else SINKS[:1],
-        )
-    payloads = [
-        address_payload(f"SBC-{n % PEOPLE}", new_address=address(f"{n} Main St"))
-        for n in range(EVENTS)
-    ]
+    payloads = harness.address_stream(PEOPLE, EVENTS)
     log = tmp_path / "hub.log"
 
     hub = start_hub(harness, log)

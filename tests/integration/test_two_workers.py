@@ -24,7 +24,7 @@ from hub.processing.worker import HubWorker, Totals
 from hub.wire.topics import LIFEEVENTS_TOPIC, notify_topic
 from tests.watchdog import wait_until
 
-from .harness import EVENT_TYPE, PUBLISHER, Harness, address, address_payload, settings_for
+from .harness import EVENT_TYPE, PUBLISHER, Harness, address_payload, settings_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -114,15 +114,7 @@ def test_two_workers_decide_and_notify_each_event_once(
     its topic once, audit verify and reconcile pass, no aborted batch, no rebalance once
     joined."""
     app = harness.app
-    for i in range(PEOPLE):  # person i consents to cra-individual; the even ones to bc-msp too
-        harness.client(
-            {PUBLISHER: f"SBC-{i}", "cra-individual": f"CRA-{i}", "bc-msp": f"MSP-{i}"},
-            consents=SINKS if i % 2 == 0 else SINKS[:1],
-        )
-    payloads = [
-        address_payload(f"SBC-{n % PEOPLE}", new_address=address(f"{n} Main St"))
-        for n in range(EVENTS)
-    ]
+    payloads = harness.address_stream(PEOPLE, EVENTS)
 
     published, logs, steady_from = run_together(harness, workers, payloads)
 
