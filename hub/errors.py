@@ -18,6 +18,9 @@ The tree::
     ├── StoreError                the database failed (retriable unless said otherwise)
     │   └── RecordStoreError      the database refused a write because of one record's data
     ├── SignerError               the audit signing key cannot be used (retriable: fail closed)
+    ├── KeyStoreError             the key-encryption key (file, HSM) cannot be used (retriable)
+    ├── DecryptionError           a sealed value or wrapped key does not open: wrong key, altered
+    │                             row, or a data key destroyed by erasure (not retriable)
     ├── ConnectorStopped          a connector with errors.tolerance=none could not deliver
     └── VerificationError         a bundle, proof or receipt does not verify
         └── ProofError            a Merkle proof does not check out (also a ValueError)
@@ -144,6 +147,20 @@ class SignerError(TellonceError):
     retriable = True
 
 
+class KeyStoreError(TellonceError):
+    """The key-encryption key cannot be used: its key file or HSM token is missing, locked or
+    unreachable. Personal data can be neither sealed nor opened, so the hub stops accepting
+    events until it can (fail closed), as with the signing key."""
+
+    retriable = True
+
+
+class DecryptionError(TellonceError):
+    """A sealed value or a wrapped data key does not open: it was altered, moved to another row
+    (associated data binds each to its row), wrapped under a key this hub does not hold, or its
+    person was erased and the data key destroyed. Retrying cannot help."""
+
+
 class VerificationError(TellonceError):
     """An audit bundle, a proof or a consent receipt does not verify."""
 
@@ -163,7 +180,9 @@ __all__ = [
     "ConflictError",
     "ConnectorStopped",
     "DecodeError",
+    "DecryptionError",
     "FenceError",
+    "KeyStoreError",
     "MissingDriverError",
     "NotFoundError",
     "PayloadError",

@@ -153,6 +153,17 @@ class OutboxMessage:
     headers: Headers
     created_at: datetime
     seq: int | None = None  # assigned by the store; the relay publishes in this order
+    # The person whose data key seals key, value and subject header at rest; None for a
+    # message that carries no personal data (a rejection).
+    person_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedKey:
+    """A person's data key wrapped under a key-encryption key (KEK), as the store keeps it."""
+
+    kek_id: str  # which KEK wraps it: rotation rewraps every key not under the current one
+    wrapped: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,12 +39,15 @@ from hub.wire.topics import notify_topic
 
 if TYPE_CHECKING:
     from hub.ports import Store, Transaction
+    from hub.privacy.vault import Vault
 
 
 class MemoryStore:
-    """Implements hub.ports.Store in memory."""
+    """Implements hub.ports.Store in memory. Values stay in plaintext (memory is not at rest);
+    with a ``vault``, persons get wrapped data keys, so KEK rotation can be exercised."""
 
-    def __init__(self) -> None:
+    def __init__(self, vault: Vault | None = None) -> None:
+        self._vault = vault
         self._lock = threading.Lock()
         self._state = MemoryState()  # committed data; never changed in place, only replaced
         self._store_id = str(uuid.uuid4())  # made with the store, as migration 0003 does
@@ -52,7 +55,7 @@ class MemoryStore:
     @contextmanager
     def transaction(self) -> Iterator[MemoryTransaction]:
         with self._lock:
-            tx = MemoryTransaction(self._state.copy())
+            tx = MemoryTransaction(self._state.copy(), self._vault)
             try:
                 yield tx
                 if tx.doomed:  # the block caught a violation and carried on
@@ -135,8 +138,9 @@ class MemoryStore:
 class MemoryTransaction(MemoryOutbox):
     """Implements hub.ports.Transaction on a private copy of the store's data."""
 
-    def __init__(self, state: MemoryState) -> None:
+    def __init__(self, state: MemoryState, vault: Vault | None = None) -> None:
         self._state = state
+        self._vault = vault
         self.closed = False
         self.doomed = ""  # why the transaction must roll back, once a constraint failed
         self.doomed_by = ""  # the driver error class PostgreSQL would raise for it
@@ -184,7 +188,7 @@ class MemoryTransaction(MemoryOutbox):
         }
 
     def links_of(self, person_ids: Iterable[str]) -> dict[str, dict[str, str]]:
-        wanted = set(person_ids)
+        wanted = set(person_ids) - self.state.erased.keys()
         found: dict[str, dict[str, str]] = {}
         for link in self.state.links:
             if link.person_id in wanted:
@@ -192,6 +196,8 @@ class MemoryTransaction(MemoryOutbox):
         return found
 
     def link_records(self, person_id: str) -> list[IdentityLink]:
+        if person_id in self.state.erased:
+            return []
         return [link for link in self.state.links if link.person_id == person_id]
 
     def person_exists(self, person_id: str) -> bool:
@@ -200,6 +206,38 @@ class MemoryTransaction(MemoryOutbox):
     def add_person(self, person_id: str, at: datetime) -> None:
         self._claim("pk_persons", person_id)
         self.state.persons[person_id] = at
+        if self._vault is not None:
+            self.state.data_keys[person_id] = self._vault.new_key(person_id)
+
+    def erased_persons(self, person_ids: Iterable[str]) -> set[str]:
+        return set(person_ids) & self.state.erased.keys()
+
+    def erase_person(self, person_id: str, at: datetime) -> None:
+        state = self.state
+        if person_id in state.erased or person_id not in state.persons:
+            return
+        state.erased[person_id] = at
+        state.data_keys.pop(person_id, None)
+        state.outbox = [m for m in state.outbox if m.person_id != person_id]
+        if self._vault is not None:
+            self._vault.forget(person_id)
+
+    def rewrap_data_keys(self, limit: int) -> int:
+        if self._vault is None:
+            return 0
+        current = self._vault.wrapper.current_kek()
+        stale = sorted(p for p, key in self.state.data_keys.items() if key.kek_id != current)
+        for person_id in stale[: max(limit, 0)]:
+            self.state.data_keys[person_id] = self._vault.rewrap(
+                person_id, self.state.data_keys[person_id]
+            )
+        return min(len(stale), max(limit, 0))
+
+    def data_keys_by_kek(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for key in self.state.data_keys.values():
+            counts[key.kek_id] = counts.get(key.kek_id, 0) + 1
+        return counts
 
     def add_link(self, link: IdentityLink) -> None:
         self._require(self.person_exists(link.person_id), "fk_identity_links_person_id_persons")

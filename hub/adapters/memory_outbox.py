@@ -31,6 +31,21 @@ class MemoryOutbox:
         pending = [m for m in self.state.outbox if m.message_id not in published]
         return pending[: max(limit, 0)]
 
+    def purge_outbox(self, before: datetime, limit: int) -> int:
+        state = self.state
+
+        def done(m: OutboxMessage) -> bool:
+            if m.person_id is None:
+                published = state.published.get(m.message_id)
+                return published is not None and published < before
+            receipt = state.deliveries.get(m.message_id)
+            return receipt is not None and receipt.recorded_at < before
+
+        gone = {m.message_id for m in state.outbox if done(m)}
+        gone = set(sorted(gone, key=[m.message_id for m in state.outbox].index)[: max(limit, 0)])
+        state.outbox = [m for m in state.outbox if m.message_id not in gone]
+        return len(gone)
+
     def unreceipted_outbox(
         self, published_before: datetime, limit: int, max_republished: int
     ) -> list[OutboxMessage]:

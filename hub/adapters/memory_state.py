@@ -17,6 +17,7 @@ from hub.model import (
     Delivery,
     OutboxMessage,
     RejectionRecord,
+    WrappedKey,
 )
 
 
@@ -25,6 +26,8 @@ class MemoryState:
     """Everything the store holds. Records are immutable; containers are copied per txn."""
 
     persons: dict[str, datetime] = field(default_factory=dict)
+    data_keys: dict[str, WrappedKey] = field(default_factory=dict)  # only with a vault
+    erased: dict[str, datetime] = field(default_factory=dict)
     links: list[IdentityLink] = field(default_factory=list)
     consents: list[ConsentRevision] = field(default_factory=list)
     events: list[AcceptedEvent] = field(default_factory=list)
@@ -44,6 +47,8 @@ class MemoryState:
     def copy(self) -> MemoryState:
         return MemoryState(
             persons=dict(self.persons),
+            data_keys=dict(self.data_keys),
+            erased=dict(self.erased),
             links=list(self.links),
             consents=list(self.consents),
             events=list(self.events),

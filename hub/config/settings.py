@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.wire.limits import EARLIEST_DATE, LATEST_DATE, DecodeLimits
@@ -48,6 +48,13 @@ class BrokerSettings(BaseModel):
     )
     session_timeout_ms: int = Field(6_000, ge=1_000, description="Consumer session timeout.")
     heartbeat_interval_ms: int = Field(1_000, ge=100, description="Consumer heartbeat interval.")
+    notice_retention: timedelta = Field(
+        timedelta(days=7),
+        gt=timedelta(0),
+        description="retention.ms of the notify and dead-letter topics tellonce creates: how "
+        "long the broker keeps notices (personal data) after they were written. Seconds or "
+        "ISO 8601 (P7D).",
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -155,6 +162,52 @@ class AuditSettings(BaseModel):
         return self.pseudonym_key or self.signing_key.with_suffix(".pseudonym-key")
 
 
+class PrivacySettings(BaseModel):
+    """Personal data at rest: data keys per person wrapped by a key-encryption key (KEK)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_wrapper: Literal["file", "pkcs11"] = Field(
+        "file",
+        description="Where the KEK lives: 'file' (a key folder, embedded default) or 'pkcs11' "
+        "(an HSM token through its PKCS#11 library; the KEK never leaves it).",
+    )
+    kek_dir: Path | None = Field(
+        None,
+        description="Folder of KEK files for key_wrapper=file (one per KEK, mode 0600). Keep it "
+        "secret, apart from database backups. Default: the signing key's path with the suffix "
+        ".keks.",
+    )
+    pkcs11_library: Path | None = Field(
+        None, description="PKCS#11 module for key_wrapper=pkcs11, e.g. libsofthsm2.so."
+    )
+    pkcs11_token: str = Field("tellonce", description="Label of the token that holds the KEKs.")
+    pkcs11_pin: SecretStr | None = Field(None, description="User PIN of that token; secret.")
+    index_key: Path | None = Field(
+        None,
+        description="Key (32 random bytes, hex) of the blind index that finds sealed local ids "
+        "(HMAC-SHA-256). Keep it secret and backed up: without it no local id resolves. "
+        "Default: the signing key's path with the suffix .index-key.",
+    )
+    create_keys: bool = Field(
+        True,
+        description="Create the first KEK and the index key on first use when missing "
+        "(embedded default). Set false in production so a missing key stops the hub instead.",
+    )
+    outbox_retention: timedelta = Field(
+        timedelta(days=7),
+        ge=timedelta(0),
+        description="How long the hub keeps a notice after its delivery receipt (a rejection "
+        "after it was published) before deleting it from its outbox. Seconds or ISO 8601.",
+    )
+
+    def kek_dir_path(self, signing_key: Path) -> Path:
+        return self.kek_dir or signing_key.with_suffix(".keks")
+
+    def index_key_path(self, signing_key: Path) -> Path:
+        return self.index_key or signing_key.with_suffix(".index-key")
+
+
 class ConnectorSettings(BaseModel):
     """Error handling of connectors, named after Kafka Connect's ``errors.*`` settings."""
 
@@ -238,6 +291,7 @@ class Settings(BaseSettings):
     hub: HubSettings = Field(default_factory=HubSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     connector: ConnectorSettings = Field(default_factory=ConnectorSettings)
     directory_path: Path | None = Field(
         None, description="Directory TOML file; default: the shipped example directory."

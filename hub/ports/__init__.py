@@ -5,7 +5,8 @@ The store is split as eventsourcing splits its recorders: one small Protocol per
 and the read side (``queries``); ``store`` composes them into ``Transaction`` (every write role,
 all or nothing) and ``Store`` (transactions plus queries). Beside the store: ``messaging``
 (broker source, producer, claim log), ``codec`` (records to bytes, typed ``Decoded``),
-``signing`` (signer, signature check), ``clock``. A use-case that needs one role may be typed
+``signing`` (signer, signature check), ``privacy`` (key wrapper and cipher of the data keys that
+seal personal data at rest), ``clock``. A use-case that needs one role may be typed
 against it (the relay needs the outbox only).
 
 Adapters in ``hub.adapters`` implement them with kafka-python, fastavro and SQLAlchemy; the
@@ -28,6 +29,7 @@ from hub.ports.identity import IdentityRecorder
 from hub.ports.messaging import ClaimLog, MessageSource, OffsetLookup, Producer
 from hub.ports.offsets import OffsetRecorder
 from hub.ports.outbox import OutboxRecorder, OutboxStore
+from hub.ports.privacy import KeyWrapper, Sealer
 from hub.ports.queries import StoreQueries
 from hub.ports.signing import SignatureCheck, Signer
 from hub.ports.store import Store, Transaction
@@ -42,6 +44,7 @@ __all__ = [
     "Decoded",
     "DeliveryRecorder",
     "IdentityRecorder",
+    "KeyWrapper",
     "MessageSource",
     "OffsetLookup",
     "OffsetRecorder",
@@ -49,6 +52,7 @@ __all__ = [
     "OutboxStore",
     "Producer",
     "Record",
+    "Sealer",
     "SignatureCheck",
     "Signer",
     "Store",

@@ -12,7 +12,9 @@ from hub.model import OutboxMessage
 
 
 class OutboxRecorder(Protocol):
-    """Messages to publish, in the order they were added (increasing ``seq``)."""
+    """Messages to publish, in the order they were added (increasing ``seq``). A message with a
+    ``person_id`` is kept sealed under that person's data key (key, value, ``ce_subject``) and
+    given back opened; the messages of an erased person are never given back."""
 
     def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         """Queue ``messages`` in one write, each with the next ``seq`` in list order;
@@ -36,6 +38,11 @@ class OutboxRecorder(Protocol):
 
     def mark_republished(self, message_ids: Sequence[str], at: datetime) -> None:
         """Record these messages as published again at ``at``, counting one more republish."""
+
+    def purge_outbox(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` messages no longer needed: a notification whose receipt was
+        recorded before ``before``, or a message no receipt answers (``person_id`` None, e.g. a
+        rejection) published before ``before``; how many it deleted."""
 
 
 class OutboxStore(Protocol):

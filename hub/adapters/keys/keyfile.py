@@ -1,0 +1,126 @@
+"""The ``KeyWrapper`` port on a folder of key files (the embedded default).
+
+Each KEK is a file ``<kek id>.kek`` (32 random bytes, hex, mode 0600) in the folder; the file
+``current`` names the KEK that wraps new data keys. A data key is wrapped with AES-256-GCM
+under its KEK (``hub.adapters.keys.aesgcm``), bound to its person by the associated data.
+
+Keep the folder apart from database backups: with both, personal data opens. Production that
+wants the KEK out of reach of the hub's own disk uses the PKCS#11 wrapper (an HSM) instead.
+
+Files are written to a temp file and then hard-linked into place, so two processes that start
+together agree on one first KEK and an existing KEK is never replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+from hub.adapters.keys.aesgcm import KEY_BYTES, AesGcmSealer
+from hub.errors import DecryptionError, KeyStoreError
+from hub.model import WrappedKey
+
+SETTING = "TELLONCE_PRIVACY__KEK_DIR"
+CURRENT = "current"
+SUFFIX = ".kek"
+
+
+class FileKeyWrapper:
+    """KEKs in ``folder``; with ``create``, the folder and a first KEK are made when missing."""
+
+    def __init__(self, folder: Path, *, create: bool) -> None:
+        self._folder = folder
+        self._create = create
+        self._keks: dict[str, bytes] = {}
+        self._aead = AesGcmSealer()
+
+    def current_kek(self) -> str:
+        pointer = self._folder / CURRENT
+        if self._create and not pointer.exists():
+            self._first_kek()
+        try:
+            kek_id = pointer.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            raise KeyStoreError(
+                f"the KEK folder {self._folder} has no readable '{CURRENT}' file; set {SETTING} "
+                "to the hub's KEK folder (restore it from backup), or let the hub create one "
+                "with TELLONCE_PRIVACY__CREATE_KEYS=true on a new store"
+            ) from None
+        self._kek(kek_id)
+        return kek_id
+
+    def wrap(self, data_key: bytes, aad: bytes) -> WrappedKey:
+        kek_id = self.current_kek()
+        return WrappedKey(kek_id, self._aead.seal(self._kek(kek_id), data_key, aad))
+
+    def unwrap(self, key: WrappedKey, aad: bytes) -> bytes:
+        try:
+            return self._aead.open(self._kek(key.kek_id), key.wrapped, aad)
+        except DecryptionError:
+            raise DecryptionError(
+                f"a data key wrapped under KEK {key.kek_id} does not authenticate: the row was "
+                "altered or belongs to another person"
+            ) from None
+
+    def new_kek(self) -> str:
+        self._folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        kek_id = secrets.token_hex(8)
+        self._write(self._folder / f"{kek_id}{SUFFIX}", secrets.token_bytes(KEY_BYTES).hex())
+        # Replacing ``current`` is atomic (rename), so a reader sees the old or the new id.
+        self._write(self._folder / CURRENT, kek_id, replace=True)
+        return kek_id
+
+    def _first_kek(self) -> None:
+        self._folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        kek_id = secrets.token_hex(8)
+        self._write(self._folder / f"{kek_id}{SUFFIX}", secrets.token_bytes(KEY_BYTES).hex())
+        self._write(self._folder / CURRENT, kek_id)  # another process may have won: keep its
+
+    def _kek(self, kek_id: str) -> bytes:
+        key = self._keks.get(kek_id)
+        if key is not None:
+            return key
+        path = self._folder / f"{kek_id}{SUFFIX}"
+        try:
+            key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        except FileNotFoundError:
+            raise KeyStoreError(
+                f"KEK {kek_id} is not in {self._folder}; data keys wrapped under it cannot be "
+                f"unwrapped: restore the KEK folder from backup or fix {SETTING}"
+            ) from None
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise KeyStoreError(
+                f"KEK file {path} cannot be read as hex; check its owner and restore it from backup"
+            ) from None
+        if len(key) != KEY_BYTES:
+            raise KeyStoreError(f"KEK file {path} does not hold {KEY_BYTES} bytes")
+        self._keks[kek_id] = key
+        return key
+
+    def _write(self, path: Path, text: str, *, replace: bool = False) -> None:
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise KeyStoreError(
+                f"cannot write in the KEK folder {path.parent} ({exc.strerror}); create it or "
+                f"set {SETTING} to another folder"
+            ) from None
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                os.fchmod(out.fileno(), 0o600)
+                out.write(text + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            if replace:
+                os.replace(tmp, path)
+            else:
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+        except OSError as exc:
+            raise KeyStoreError(f"cannot write {path} ({exc.strerror})") from None
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
