@@ -22,7 +22,9 @@ from hub.adapters.broker import EmbeddedBroker
 from hub.adapters.claims import KafkaClaimLog, ensure_claim_topic
 from hub.adapters.jws import sign_compact
 from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_topics
+from hub.adapters.keys import build_vault
 from hub.adapters.pseudonym_key import load_pseudonym_key
+from hub.adapters.secret_file import INDEX_KEY
 from hub.adapters.signing import FileSigner, create_key, public_key_check
 from hub.adapters.sql import SqlStore
 from hub.adapters.topics import read_topic, topic_lag
@@ -39,6 +41,7 @@ from hub.delivery.runner import ConnectorRunner
 from hub.delivery.status import ConnectorStatus, connector_status
 from hub.errors import ConfigError
 from hub.ports import SignatureCheck
+from hub.privacy.vault import Vault
 from hub.processing.consent_events import ConsentIntake
 from hub.processing.fence import StoreFence
 from hub.processing.life_events import BatchProcessor
@@ -103,6 +106,7 @@ class App:
     _store: SqlStore | None = field(default=None, repr=False)
     _signer: FileSigner | None = field(default=None, repr=False)
     _pseudonyms: Pseudonyms | None = field(default=None, repr=False)
+    _vault: Vault | None = field(default=None, repr=False)
     # The embedded broker's address while ``broker()`` runs one; never written into settings.
     _embedded_bootstrap: str | None = field(default=None, repr=False)
 
@@ -157,6 +161,22 @@ class App:
                 lambda: load_pseudonym_key(audit.pseudonym_key_path(), create=allowed)
             )
         return self._pseudonyms
+
+    def vault(self) -> Vault:
+        """Data keys per person under the configured KEK holder, and the blind index. Keys
+        are read when first needed, and created then only when the settings allow it and the
+        command may write (a reader never mints a key that could open nothing)."""
+        if self._vault is None:
+            privacy, signing_key = self.settings.privacy, self.settings.audit.signing_key
+            create = privacy.create_keys and not self.read_only
+            index_path = privacy.index_key_path(signing_key)
+            self._vault = build_vault(
+                privacy,
+                privacy.kek_dir_path(signing_key),
+                lambda: INDEX_KEY.load(index_path, create=create),
+                create=create,
+            )
+        return self._vault
 
     def notary(self) -> Notary:
         """Signs audit checkpoints with this hub's key, as often as the settings ask."""

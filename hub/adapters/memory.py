@@ -349,6 +349,17 @@ class MemoryTransaction(MemoryOutbox):
             if d.notification_id is not None and d.notification_id in wanted
         }
 
+    def undelivered_notifications(self, person_id: str) -> list[str]:
+        about = {(e.source, e.event_id) for e in self.state.events if e.person_id == person_id}
+        settled = {nid for nid, d in self.state.deliveries.items() if d.status != "failed"}
+        return [
+            d.notification_id
+            for d in self.state.decisions
+            if d.notification_id is not None
+            and (d.source, d.event_id) in about
+            and d.notification_id not in settled
+        ]
+
     def deliveries_of(self, notification_ids: Iterable[str]) -> dict[str, Delivery]:
         found = self.state.deliveries
         return {n: found[n] for n in notification_ids if n in found}

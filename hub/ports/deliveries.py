@@ -17,6 +17,10 @@ class DeliveryRecorder(Protocol):
     def deliveries_of(self, notification_ids: Iterable[str]) -> dict[str, Delivery]:
         """Notification id to its recorded delivery, for the ids that have one."""
 
+    def undelivered_notifications(self, person_id: str) -> list[str]:
+        """Notification ids of the disclosures about ``person_id`` that no receipt settled yet
+        (neither delivered nor dead-lettered), oldest first: what erasing them would strand."""
+
     def save_deliveries(self, deliveries: Sequence[Delivery], *, new: bool) -> None:
         """Insert (``new``) or replace, in one write, the deliveries of notifications decisions
         minted, one per notification; RecordStoreError when a notification is unknown or a new

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from hub.adapters.keys.aesgcm import AesGcmSealer
@@ -26,7 +27,11 @@ def key_wrapper(settings: PrivacySettings, kek_dir: Path, *, create: bool) -> Ke
 
 
 def build_vault(
-    settings: PrivacySettings, kek_dir: Path, index_key: bytes, *, create: bool
+    settings: PrivacySettings,
+    kek_dir: Path,
+    index_key: bytes | Callable[[], bytes],
+    *,
+    create: bool,
 ) -> Vault:
     """The vault over the configured KEK holder, AES-256-GCM and the blind index key."""
     return Vault(
