@@ -86,7 +86,9 @@ class World:
         assert decision.notification_id is not None
         return decision.notification_id
 
-    def receipt(self, notification: str, recipient: str, status: str) -> None:
+    def receipt(
+        self, notification: str, recipient: str, status: str, dead_letter_topic: str | None = None
+    ) -> None:
         record = {
             "notification_id": notification,
             "recipient": recipient,
@@ -95,6 +97,7 @@ class World:
             "sink": "webhook",
             "detail": None,
             "recorded_at": self.now,
+            "dead_letter_topic": dead_letter_topic,
         }
         value = self.codec.encode(RECEIPT_SCHEMA, record)
         message = InboundMessage(RECEIPTS_TOPIC, 0, self.receipt_offset, None, value)
@@ -203,6 +206,24 @@ def test_undelivered_notices_are_refused_then_dead_lettered_with_force(world: Wo
     assert world.notices() == []  # the person's queued notices are gone
     with world.store.transaction() as tx:
         assert tx.undelivered_notifications(world.person) == []
+    world.assert_audit_holds()
+
+
+def test_a_notice_dead_lettered_before_gets_no_second_dead_letter_leaf(world: World) -> None:
+    """A notice a connector dead-lettered, replayed and then failed is undelivered: --force
+    settles it as dead-lettered again without a second dead_lettered leaf, so reconcile,
+    which counts each dead-lettered notice once, still passes."""
+    world.event("evt-1")
+    notification = world.notification("evt-1", "bc-msp")
+    world.receipt(notification, "bc-msp", "FAILED", dead_letter_topic="tellonce.notify.bc-msp.dlq")
+    world.receipt(notification, "bc-msp", "FAILED")  # the replay failed
+    before = Counter(world.leaves())
+    erasure = world.erasure.erase(REF, force=True)
+    assert notification in erasure.dead_lettered
+    added = Counter(world.leaves()) - before
+    assert added == {"dead_lettered": 1, "erased": 1}  # for the cra-individual notice only
+    (dead,) = [d for d in world.store.deliveries() if d.notification_id == notification]
+    assert dead.status == "dead_lettered"
     world.assert_audit_holds()
 
 
