@@ -39,6 +39,7 @@ from hub.delivery.runner import ConnectorRunner
 from hub.delivery.status import ConnectorStatus, connector_status
 from hub.errors import ConfigError
 from hub.ports import SignatureCheck
+from hub.privacy.erasure import ErasureService
 from hub.privacy.vault import Vault
 from hub.processing.consent_events import ConsentIntake
 from hub.processing.fence import StoreFence
@@ -186,6 +187,17 @@ class App:
             issuer=self.settings.audit.issuer,
         )
 
+    def erasure(self) -> ErasureService:
+        """Erasing persons (``tellonce person erase``, portal requests) on the store, their
+        cached data keys forgotten by this process's vault."""
+        return ErasureService(
+            self.store,
+            resolve=self.consent().resolve,
+            pseudonyms=self.pseudonyms(),
+            clock=utc_now,
+            vault=self.vault(),
+        )
+
     # -- broker ------------------------------------------------------------------------------
 
     def bootstrap_servers(self) -> str:
@@ -309,6 +321,7 @@ class App:
                 clock=utc_now,
                 group_id=group,
                 service=self.consent(),
+                erasure=self.erasure(),
                 pseudonyms=pseudonyms,
                 clock_skew=self.settings.limits.clock_skew,
             ),

@@ -107,6 +107,9 @@ class MemoryStore:
     def link_count(self) -> int:
         return len(self._state.links)
 
+    def erasures(self) -> dict[str, datetime]:
+        return dict(self._state.erased)
+
     def outbox_backlog(self) -> int:
         state = self._state
         return sum(1 for m in state.outbox if m.message_id not in state.published)
