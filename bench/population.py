@@ -10,10 +10,16 @@ and 4 consent revisions (given to each of the 4 for ``AddressChanged``).
 into the tables, rows built by the SQL store's own mappers and revisions chained by
 ``consent.rules.next_revision``, by COPY on PostgreSQL in chunks: a million consents in minutes.
 It writes no audit leaves (the decision path reads only the log's head).
+
+``python population.py --link --people N`` links N clients into the store the ``TELLONCE_*``
+environment names, with the hub installation whose python runs it: ``hub_bench.py
+--plain-hub`` seeds the other installation's store (its own schema) this way.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -24,7 +30,6 @@ from sqlalchemy import Engine
 
 from consent.model import ConsentState, Evidence, IdentityLink
 from consent.rules import next_revision
-from hub.adapters.sql.mappers import link_values, revision_values
 from hub.bootstrap import App
 
 PUBLISHER = "bc-service-bc"
@@ -78,6 +83,9 @@ def link_clients(app: App, people: int, say: Say) -> None:
 
 def _rows(start: int, stop: int, evidence: Evidence) -> tuple[list[Any], list[Any], list[Any]]:
     """The persons, identity_links and consent_revisions rows of clients ``start``..``stop``."""
+    # Here, not at the top: ``--link`` runs under other installations, whose mappers differ.
+    from hub.adapters.sql.mappers import link_values, revision_values
+
     persons, links, revisions = [], [], []
     for i in range(start, stop):
         person = str(uuid.uuid4())  # as ConsentService.link makes them
@@ -136,3 +144,21 @@ def seed_bulk(engine: Engine, people: int, say: Say, deadline: float) -> float:
     finally:
         raw.close()
     return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Link the bench's clients into a store.")
+    parser.add_argument("--link", action="store_true", required=True)
+    parser.add_argument("--people", type=int, required=True)
+    args = parser.parse_args(argv)
+    app = App.from_settings()  # the TELLONCE_* environment: store, signing key
+    try:
+        app.pseudonyms().load()  # made once here, not raced for by the workers
+        link_clients(app, args.people, lambda line: print(line, file=sys.stderr))
+    finally:
+        app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
