@@ -15,17 +15,15 @@ import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from hub.adapters.avro import AvroCodec
 from hub.adapters.broker import EmbeddedBroker
 from hub.adapters.claims import KafkaClaimLog, ensure_claim_topic
 from hub.adapters.jws import sign_compact
 from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_topics
-from hub.adapters.keys import build_vault
+from hub.adapters.keyring import vault_for
 from hub.adapters.pseudonym_key import load_pseudonym_key
-from hub.adapters.secret_file import INDEX_KEY
-from hub.adapters.signing import FileSigner, create_key, public_key_check
+from hub.adapters.signing import FileSigner, public_key_check
 from hub.adapters.sql import SqlStore
 from hub.adapters.topics import read_topic, topic_lag
 from hub.audit.log import CheckpointPolicy, Notary
@@ -76,19 +74,10 @@ def embedded_broker(settings: Settings, port: int = 0) -> EmbeddedBroker:
 
 
 def upgrade_schema(settings: Settings) -> None:
-    """Create or migrate the configured store's schema to the latest version."""
-    SqlStore.open(settings.store.url, migrate_schema=True).close()
-
-
-def create_signing_key(path: Path) -> str:
-    """Write a new Ed25519 audit signing key to ``path`` (never over one); its key id."""
-    create_key(path)
-    return FileSigner(path).key_id
-
-
-def create_pseudonym_key(path: Path) -> None:
-    """Write a new pseudonym key to ``path``."""
-    load_pseudonym_key(path, create=True)
+    """Create or migrate the configured store's schema to the latest version (sealing, with
+    the hub's keys, personal data an older schema kept in plaintext)."""
+    vault = vault_for(settings, create=True)
+    SqlStore.open(settings.store.url, vault=vault, migrate_schema=True).close()
 
 
 @dataclass
@@ -129,12 +118,12 @@ class App:
     def store(self) -> SqlStore:
         """The configured store, opened (and migrated when the settings say so) on first use."""
         if self._store is None:
+            url, vault = self.settings.store.url, self.vault()
             if self.read_only:
-                self._store = SqlStore.open_existing(self.settings.store.url)
+                self._store = SqlStore.open_existing(url, vault=vault)
             else:
-                self._store = SqlStore.open(
-                    self.settings.store.url, migrate_schema=self.settings.store.auto_migrate
-                )
+                migrate = self.settings.store.auto_migrate
+                self._store = SqlStore.open(url, vault=vault, migrate_schema=migrate)
         return self._store
 
     # -- signing ---------------------------------------------------------------------------
@@ -167,15 +156,7 @@ class App:
         are read when first needed, and created then only when the settings allow it and the
         command may write (a reader never mints a key that could open nothing)."""
         if self._vault is None:
-            privacy, signing_key = self.settings.privacy, self.settings.audit.signing_key
-            create = privacy.create_keys and not self.read_only
-            index_path = privacy.index_key_path(signing_key)
-            self._vault = build_vault(
-                privacy,
-                privacy.kek_dir_path(signing_key),
-                lambda: INDEX_KEY.load(index_path, create=create),
-                create=create,
-            )
+            self._vault = vault_for(self.settings, create=not self.read_only)
         return self._vault
 
     def notary(self) -> Notary:

@@ -143,7 +143,7 @@ class BatchProcessor:
             try:  # everything that can fail on this record's data, before anything is written
                 decisions = self._decide(item, person, links, histories, now)
                 notices = [
-                    self._notice(item, d, links[person or ""], now)
+                    self._notice(item, d, person, links[person or ""], now)
                     for d in decisions
                     if d.outcome is DecisionOutcome.DISCLOSED
                 ]
@@ -275,7 +275,12 @@ class BatchProcessor:
         return decisions
 
     def _notice(
-        self, item: ParsedEvent, decision: Decision, links: dict[str, str], now: datetime
+        self,
+        item: ParsedEvent,
+        decision: Decision,
+        person: str | None,
+        links: dict[str, str],
+        now: datetime,
     ) -> OutboxMessage:
         assert decision.notification_id is not None
         assert decision.consent_revision is not None
@@ -301,4 +306,5 @@ class BatchProcessor:
             value=self._codec.encode(schema, record),
             headers=cloudevent_headers(decision.notification_id, schema, now, subject=local_id),
             created_at=now,
+            person_id=person,  # sealed under their data key; erasing them deletes it
         )
