@@ -5,8 +5,8 @@ ciphertext, and resumes an unfinished rotation instead of starting another; ``st
 which KEK is current and how many data keys each KEK wraps.
 
 Exit codes as elsewhere: 0 done; 1 the work failed (the KEK file or HSM cannot be used, a
-database error: run it again, it resumes); 2 the request was wrong (settings); 130
-interrupted (what was committed stays; run it again to finish).
+database error, or data keys left under another KEK: run it again, it resumes); 2 the request
+was wrong (settings); 130 interrupted (what was committed stays; run it again to finish).
 """
 
 from __future__ import annotations
@@ -57,11 +57,18 @@ def cmd_rotate_kek(args: argparse.Namespace, settings: Settings) -> int:
                     "batches": rotation.batches,
                     "data_keys_by_kek": rotation.keys_by_kek,
                     "retired_keks": rotation.retired,
+                    "unfinished": rotation.unfinished,
                     "seconds": round(seconds, 2),
                 }
             )
         )
-        return 0
+        return _unfinished(rotation.unfinished)
+    if rotation.unfinished:
+        print(
+            f"{rotation.rewrapped:,} data keys rewrapped under KEK {plan.kek_id} in "
+            f"{rotation.batches:,} batches ({seconds:.1f} s); no ciphertext was touched"
+        )
+        return _unfinished(rotation.unfinished)
     print(
         f"every data key is under KEK {plan.kek_id}: {rotation.rewrapped:,} rewrapped in "
         f"{rotation.batches:,} batches ({seconds:.1f} s); no ciphertext was touched"
@@ -72,6 +79,17 @@ def cmd_rotate_kek(args: argparse.Namespace, settings: Settings) -> int:
             "rotation exist, then destroy it"
         )
     return 0
+
+
+def _unfinished(left: int) -> int:
+    """Exit 1 when data keys are still under another KEK: running it again finishes."""
+    if not left:
+        return 0
+    _say(
+        f"tellonce: {left:,} data keys are still under another KEK (held by a running hub, or "
+        "wrapped before it saw the new KEK); run 'tellonce keys rotate-kek' again to finish"
+    )
+    return 1
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,6 +13,7 @@ May import: ``hub.ports``, ``hub.errors`` and the standard library.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,10 @@ from hub.ports.privacy import KeyWrapper
 from hub.ports.store import Store
 
 BATCH = 500  # data keys per transaction: an HSM round trip each, a short transaction
+# On PostgreSQL a batch skips the persons a running hub's transaction holds locked; when a
+# pass finds nothing left to take while keys are still under another KEK, it looks again
+# this many times, a second apart, before it reports the rotation unfinished.
+SETTLE_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,12 @@ class Rotation:
     rewrapped: int
     batches: int
     keys_by_kek: dict[str, int]
+
+    @property
+    def unfinished(self) -> int:
+        """Data keys still under another KEK (locked by a running hub, or wrapped under the
+        old KEK by a hub that had not seen the new one yet): run the rotation again."""
+        return sum(n for kek_id, n in self.keys_by_kek.items() if kek_id != self.plan.kek_id)
 
     @property
     def retired(self) -> list[str]:
@@ -69,22 +80,27 @@ def rewrap_all(
     *,
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
+    wait: Callable[[float], None] = time.sleep,
 ) -> Rotation:
     """Rewrap data keys ``batch`` at a time, one committed transaction per batch, until none
     is left under another KEK; ``progress`` gets the running total after each batch."""
-    rewrapped = batches = 0
+    rewrapped = batches = settled = 0
     while True:
         with store.transaction() as tx:
             done = tx.rewrap_data_keys(batch)
-        if done == 0:
-            break
-        rewrapped += done
-        batches += 1
-        if progress is not None:
-            progress(rewrapped)
-    with store.transaction() as tx:
-        keys_by_kek = tx.data_keys_by_kek()
-    return Rotation(plan, rewrapped, batches, keys_by_kek)
+        if done:
+            rewrapped += done
+            batches += 1
+            if progress is not None:
+                progress(rewrapped)
+            continue
+        with store.transaction() as tx:
+            keys_by_kek = tx.data_keys_by_kek()
+        rotation = Rotation(plan, rewrapped, batches, keys_by_kek)
+        if not rotation.unfinished or settled == SETTLE_ROUNDS:
+            return rotation
+        settled += 1
+        wait(1.0)
 
 
 def rotate_kek(
@@ -93,7 +109,9 @@ def rotate_kek(
     *,
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
+    wait: Callable[[float], None] = time.sleep,
 ) -> Rotation:
     """Plan, then rewrap every data key under the KEK the plan names (see the module doc).
     ``wrapper`` must be the one the store's vault wraps with."""
-    return rewrap_all(store, plan_rotation(store, wrapper), batch=batch, progress=progress)
+    plan = plan_rotation(store, wrapper)
+    return rewrap_all(store, plan, batch=batch, progress=progress, wait=wait)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from hub.adapters.keys import AesGcmSealer, FileKeyWrapper
 from hub.adapters.memory import MemoryStore, MemoryTransaction
 from hub.errors import StoreError
 from hub.privacy.blind_index import BlindIndex
-from hub.privacy.rotation import rotate_kek
+from hub.privacy.rotation import SETTLE_ROUNDS, rotate_kek
 from hub.privacy.vault import Vault
 from hub.testing.records import T0
 
@@ -78,6 +79,35 @@ class StoreThatFails:
 
     def close(self) -> None:
         self._store.close()
+
+
+class StoreWithLockedRows:
+    """The memory store, except that its first ``passes`` rewrap passes find nothing to take,
+    as on PostgreSQL when a running hub holds the rows (FOR UPDATE SKIP LOCKED)."""
+
+    def __init__(self, store: MemoryStore, passes: int) -> None:
+        self._store = store
+        self.passes = passes
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._store.transaction() as tx:
+            yield _Skipping(tx, self)
+
+
+class _Skipping:
+    def __init__(self, tx: MemoryTransaction, owner: StoreWithLockedRows) -> None:
+        self._tx = tx
+        self._owner = owner
+
+    def rewrap_data_keys(self, limit: int) -> int:
+        if self._owner.passes > 0:
+            self._owner.passes -= 1
+            return 0
+        return self._tx.rewrap_data_keys(limit)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
 
 
 def test_rotation_rewraps_every_data_key_under_a_new_kek(
@@ -162,3 +192,31 @@ def test_an_empty_store_still_gets_a_new_current_kek(vault: Vault) -> None:
     assert rotation.plan.created
     assert rotation.rewrapped == 0
     assert vault.wrapper.current_kek() == rotation.plan.kek_id != old
+
+
+def test_rows_skipped_for_a_moment_are_rewrapped_on_a_later_pass(
+    store: MemoryStore, vault: Vault
+) -> None:
+    """A pass that takes nothing while keys are left looks again a second later and finishes."""
+    waits: list[float] = []
+    locked = StoreWithLockedRows(store, passes=2)
+    rotation = rotate_kek(locked, vault.wrapper, wait=waits.append)  # type: ignore[arg-type]
+    assert waits == [1.0, 1.0]
+    assert rotation.unfinished == 0
+    assert rotation.rewrapped == PERSONS
+    assert keys_by_kek(store) == {rotation.plan.kek_id: PERSONS}
+
+
+def test_rows_locked_for_good_leave_the_rotation_reported_unfinished(
+    store: MemoryStore, vault: Vault
+) -> None:
+    """When nothing can be taken after a few looks, the outcome says how many keys are left."""
+    waits: list[float] = []
+    locked = StoreWithLockedRows(store, passes=10**6)
+    rotation = rotate_kek(locked, vault.wrapper, wait=waits.append)  # type: ignore[arg-type]
+    assert len(waits) == SETTLE_ROUNDS
+    assert rotation.unfinished == PERSONS
+    assert rotation.rewrapped == 0
+    resumed = rotate_kek(store, vault.wrapper)  # the rerun the CLI asks for finishes it
+    assert not resumed.plan.created
+    assert resumed.unfinished == 0
