@@ -4,6 +4,7 @@ cannot be read out."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -241,3 +242,71 @@ def test_library_errors_come_out_as_the_hubs_own(token: Token) -> None:
         assert wrapper.unwrap(wrapped, AAD)  # and the session still works
     finally:
         wrapper.close()
+
+
+def test_tellonce_keys_rotates_a_store_whose_keks_are_in_the_token(
+    token: Token, tmp_path: Path
+) -> None:
+    """The CLI with key_wrapper=pkcs11: status names the token, rotate-kek makes a KEK in it
+    and rewraps every data key the sealing SQL store holds; the links still open."""
+    from consent.model import Evidence, IdentityLink
+    from hub.bootstrap import App
+    from hub.config.settings import Settings
+    from tests.e2e.conftest import run
+
+    env = {
+        "TELLONCE_STORE__URL": f"sqlite:///{tmp_path / 'hub.db'}",
+        "TELLONCE_AUDIT__SIGNING_KEY": str(tmp_path / "audit-key.pem"),
+        "TELLONCE_PRIVACY__KEY_WRAPPER": "pkcs11",
+        "TELLONCE_PRIVACY__PKCS11_LIBRARY": str(token.library),
+        "TELLONCE_PRIVACY__PKCS11_TOKEN": token.label,
+        "TELLONCE_PRIVACY__PKCS11_PIN": token.pin,
+        "TELLONCE_LOG_LEVEL": "warning",
+        "SOFTHSM2_CONF": os.environ["SOFTHSM2_CONF"],
+    }
+    settings = Settings.model_validate(
+        {
+            "store": {"url": env["TELLONCE_STORE__URL"]},
+            "audit": {"signing_key": env["TELLONCE_AUDIT__SIGNING_KEY"]},
+            "privacy": token.settings().model_dump(),
+        }
+    )
+    evidence = Evidence("counter", "staff-1", T0)
+    app = App.from_settings(settings)
+    try:
+        with app.store.transaction() as tx:
+            for i in range(40):
+                tx.add_person(f"person-{i}", T0)
+                tx.add_link(IdentityLink(f"person-{i}", "bc-msp", f"MSP-{i}", evidence))
+        wrapper = app.vault().wrapper
+        assert isinstance(wrapper, Pkcs11KeyWrapper)
+        old = wrapper.current_kek()
+        wrapper.close()  # the CLI below is another process with its own session
+    finally:
+        app.close()
+
+    rotated = run("keys", "rotate-kek", "--json", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    summary = json.loads(rotated.stdout)
+    assert summary["created"] is True
+    assert summary["rewrapped"] == 40
+    assert summary["retired_keks"] == [old]
+    status = run("keys", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert f"pkcs11 (token {token.label!r}" in status.stdout
+    assert f"current KEK: {summary['kek_id']}" in status.stdout
+    assert token.pin not in status.stdout + status.stderr + rotated.stdout + rotated.stderr
+
+    app = App.from_settings(settings)  # nothing cached: unwrapped in the token again
+    try:
+        with app.store.transaction() as tx:
+            links = tx.links_of([f"person-{i}" for i in range(40)])
+        assert {p: ls["bc-msp"] for p, ls in links.items()} == {
+            f"person-{i}": f"MSP-{i}" for i in range(40)
+        }
+        wrapper = app.vault().wrapper
+        assert isinstance(wrapper, Pkcs11KeyWrapper)
+        assert wrapper.kek_ids() == [old, summary["kek_id"]]
+        wrapper.close()
+    finally:
+        app.close()
