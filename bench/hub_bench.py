@@ -12,6 +12,11 @@ The parts (``--parts``, in this order):
   events (``--events``). The directory is the shipped one; ``--people`` clients are linked
   through ``ConsentService`` to the publisher and to 4 subscribers they consent to, so every
   event is disclosed to 4 recipients and withheld from the other 4 (no identity link).
+  With ``--plain-hub TELLONCE`` (another installation's command, e.g. the code before
+  sealing in its own venv), part ``pg`` runs that installation too, on the same events in the
+  same repetition (the two swap order every other repetition); its store is migrated and
+  seeded by its own python (``population.py --link``). Reported: ``hub_eps_pg_plain`` and
+  ``sealing_cost_ratio`` (plain events/s over this hub's, paired by repetition).
 - ``latency``: one hub worker on PostgreSQL; events offered at each of ``--rates`` per second
   for ``--duration`` s; latency is the notice's record timestamp on the notify topic (set by
   the relay's producer) minus the moment its event was sent. Notices still missing
@@ -102,6 +107,7 @@ STOP_TIMEOUT_S = 15.0
 SETTLE_S = 2.0  # joined: every worker has partitions and no assignment changed for this long
 LATE_S = 1.0  # after the last notice: read on until the topics are quiet this long
 REDELIVER_AFTER_S = 86_400
+THIS_HUB = Path(sys.executable).with_name("tellonce")  # the installation this bench runs in
 DECISION_BATCH = 200  # events per timed batch in part decisions, the worker's batch size
 RSS_CHUNK = 5_000  # events the rss part encodes and publishes at a time
 RSS_WINDOW = 10_000  # most events it publishes ahead of the notices
@@ -184,8 +190,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="copy each child's log into DIR before the temp dir goes",
     )
+    parser.add_argument(
+        "--plain-hub",
+        type=Path,
+        metavar="TELLONCE",
+        help="the tellonce command of another installation (e.g. the code before sealing, in "
+        "its own venv): part pg runs it too, interleaved with this hub, and reports "
+        "hub_eps_pg_plain and sealing_cost_ratio",
+    )
     parser.add_argument("--raw-relay", metavar="BOOTSTRAP", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.plain_hub is not None:
+        args.plain_hub = args.plain_hub.expanduser().absolute()
+        python = args.plain_hub.with_name("python")
+        if not os.access(args.plain_hub, os.X_OK) or not os.access(python, os.X_OK):
+            parser.error(
+                f"--plain-hub {args.plain_hub}: give the tellonce command in the bin folder of "
+                "a venv (with its python beside it), e.g. /tmp/tellonce-plain/.venv/bin/tellonce"
+            )
+        if "pg" not in args.parts:
+            parser.error("--plain-hub is measured in part pg: add pg to --parts")
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
@@ -263,6 +287,7 @@ class World:
     workdir: Path
     settings: Settings
     keep_logs: Path | None = None
+    tellonce: Path = THIS_HUB  # the hub workers' command: this installation's, or --plain-hub
 
     def env(self) -> dict[str, str]:
         """A hub worker's environment: this store, broker and key; JSON logs at info; no
@@ -282,9 +307,14 @@ class World:
 
 
 @contextlib.contextmanager
-def world(store: str, args: argparse.Namespace, *, clients: bool = True) -> Iterator[World]:
+def world(
+    store: str, args: argparse.Namespace, *, clients: bool = True, plain: Path | None = None
+) -> Iterator[World]:
     """A fresh broker and store (``pg`` or ``sqlite``) with the hub's topics and, when
-    ``clients``, the linked and consenting clients (the raw part needs the topics only)."""
+    ``clients``, the linked and consenting clients (the raw part needs the topics only).
+    With ``plain`` (another installation's ``tellonce``), that installation migrates the
+    store and links the clients (``population.py --link``, its own schema) and runs the
+    workers."""
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tellonce-hb-")))
         if store == "pg":
@@ -301,13 +331,32 @@ def world(store: str, args: argparse.Namespace, *, clients: bool = True) -> Iter
         )
         app = App.from_settings(settings)
         try:
-            app.ensure_topics(broker.bootstrap)
-            if clients:
+            app.ensure_topics(broker.bootstrap)  # the same topics in both installations
+            if clients and plain is None:
                 app.pseudonyms().load()  # made once here, not raced for by the workers
                 link_clients(app, args.people, say)
         finally:
             app.close()
-        yield World(broker.bootstrap, url, workdir, settings, args.keep_logs)
+        w = World(broker.bootstrap, url, workdir, settings, args.keep_logs, plain or THIS_HUB)
+        if clients and plain is not None:
+            link_with(plain, w, args.people)
+        yield w
+
+
+def link_with(tellonce: Path, w: World, people: int) -> None:
+    """The clients linked by the installation ``tellonce`` belongs to (its python runs
+    ``population.py --link``), into its own schema of ``w``'s store."""
+    python = tellonce.with_name("python")
+    script = Path(__file__).resolve().with_name("population.py")
+    command = [str(python), str(script), "--link", "--people", str(people)]
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, env=w.env(), cwd=w.workdir, capture_output=True, text=True, timeout=1800
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{python} could not link the clients: {last[:200]}")
+    say(f"  {people} clients linked by {python} in {time.perf_counter() - started:.1f} s")
 
 
 @dataclass
@@ -399,8 +448,7 @@ def children(w: World, count: int, kind: str) -> Iterator[list[Child]]:
     try:
         for k in range(count):
             if kind == "hub":
-                tellonce = Path(sys.executable).with_name("tellonce")
-                cmd = [str(tellonce), "hub", "run"]
+                cmd = [str(w.tellonce), "hub", "run"]
             else:
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--raw-relay", w.bootstrap]
             log_path = w.workdir / f"{kind}-{k}.log"
@@ -774,6 +822,18 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
 
         return body
 
+    def pg(rep: int) -> None:
+        """This hub on pg; with --plain-hub the other installation too, on the same events,
+        which goes first in every other repetition, so drift hits both alike."""
+        if args.plain_hub is None:
+            hub_on("pg")(rep)
+            return
+        order: list[tuple[str, Path | None]] = [("pg", None), ("pg_plain", args.plain_hub)]
+        for key, plain in order if rep % 2 else order[::-1]:
+            with world("pg", args, plain=plain) as w:
+                label = "plain hub on pg" if plain else "hub on pg"
+                runs[rep_key(key, rep)] = throughput(w, events_for("tp"), "hub", 1, args, label)
+
     def lat(rep: int) -> None:
         for rate in args.rates:
             with world("pg", args) as w:
@@ -807,7 +867,7 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
 
     bodies: dict[str, Callable[[int], None]] = {
         "raw": raw,
-        "pg": hub_on("pg"),
+        "pg": pg,
         "sqlite": hub_on("sqlite"),
         "latency": lat,
         "workers": workers,

@@ -143,6 +143,11 @@ def summarise(
     for store in ("pg", "sqlite"):
         ratios = [h / r if h and r else None for h, r in zip(series(store, eps), raw, strict=True)]
         headline(f"ratio_{store}", ratios, 4)
+    # --plain-hub: the same pg run with the other installation (no sealing), same repetition.
+    plain = series("pg_plain", eps)
+    headline("hub_eps_pg_plain", plain, 1)
+    costs = [p / h if h and p else None for h, p in zip(series("pg", eps), plain, strict=True)]
+    headline("sealing_cost_ratio", costs, 4)
     for rate in args.rates:
         for q in ("p50_ms", "p95_ms", "p99_ms"):
             values = series(f"latency_{rate}", extra_value(q))
@@ -202,6 +207,8 @@ def headline_lines(result: dict[str, Any]) -> list[str]:
     rows: list[tuple[str, list[float | None], str]] = [
         ("raw_eps", result["raw_eps_runs"], ",.1f"),
         ("hub_eps_pg", result["hub_eps_pg_runs"], ",.1f"),
+        ("hub_eps_pg_plain", result["hub_eps_pg_plain_runs"], ",.1f"),
+        ("sealing_cost_ratio", result["sealing_cost_ratio_runs"], ".3f"),
         ("hub_eps_sqlite", result["hub_eps_sqlite_runs"], ",.1f"),
         ("ratio_pg", result["ratio_pg_runs"], ".3f"),
         ("ratio_sqlite", result["ratio_sqlite_runs"], ".3f"),
@@ -292,6 +299,15 @@ def table(result: dict[str, Any]) -> str:
         f"  raw_eps {fmt(result['raw_eps'])}; ratio_pg {fmt(result['ratio_pg'], '.3f')}, "
         f"ratio_sqlite {fmt(result['ratio_sqlite'], '.3f')}; workers (events/s) "
         f"{result['workers']}",
+        *(
+            [
+                f"  sealing_cost_ratio {fmt(result['sealing_cost_ratio'], '.3f')}: the plain "
+                f"hub's events/s ({fmt(result['hub_eps_pg_plain'])}) over this hub's on pg, "
+                "paired by repetition (time per event with sealing / without)"
+            ]
+            if result["hub_eps_pg_plain"] is not None
+            else []
+        ),
         f"  duplicate_notices {result['duplicate_notices']}, aborted_batches "
         f"{result['aborted_batches']}, rebalances {result['rebalances']} "
         f"({result['rebalances_after_join']} after the initial joins)",

@@ -11,24 +11,30 @@ into the tables, rows built by the SQL store's own mappers (data keys made and l
 sealed with the store's vault, as the store does) and revisions chained by
 ``consent.rules.next_revision``, by COPY on PostgreSQL in chunks: a million consents in minutes.
 It writes no audit leaves (the decision path reads only the log's head).
+
+``python population.py --link --people N`` links N clients into the store the ``TELLONCE_*``
+environment names, with the hub installation whose python runs it: ``hub_bench.py
+--plain-hub`` seeds the other installation's store (its own schema) this way.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from consent.model import ConsentState, Evidence, IdentityLink
 from consent.rules import next_revision
-from hub.adapters.sql.mappers import link_values, revision_values
-from hub.adapters.sql.sealing import sealed_local_id
 from hub.bootstrap import App
-from hub.privacy.vault import Vault
+
+if TYPE_CHECKING:  # not imported at run time: ``--link`` runs under older installations too
+    from hub.privacy.vault import Vault
 
 PUBLISHER = "bc-service-bc"
 EVENT_TYPE = "AddressChanged"
@@ -83,6 +89,10 @@ def _rows(
     vault: Vault, start: int, stop: int, evidence: Evidence
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """The persons, identity_links and consent_revisions rows of clients ``start``..``stop``."""
+    # Here, not at the top: ``--link`` runs under other installations, whose mappers differ.
+    from hub.adapters.sql.mappers import link_values, revision_values
+    from hub.adapters.sql.sealing import sealed_local_id
+
     persons, links, revisions = [], [], []
     for i in range(start, stop):
         person = str(uuid.uuid4())  # as ConsentService.link makes them
@@ -149,3 +159,21 @@ def seed_bulk(engine: Engine, vault: Vault, people: int, say: Say, deadline: flo
     finally:
         raw.close()
     return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Link the bench's clients into a store.")
+    parser.add_argument("--link", action="store_true", required=True)
+    parser.add_argument("--people", type=int, required=True)
+    args = parser.parse_args(argv)
+    app = App.from_settings()  # the TELLONCE_* environment: store, signing key
+    try:
+        app.pseudonyms().load()  # made once here, not raced for by the workers
+        link_clients(app, args.people, lambda line: print(line, file=sys.stderr))
+    finally:
+        app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

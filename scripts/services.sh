@@ -2,8 +2,10 @@
 # Installs (from Debian, when missing) and starts the throwaway database servers the test suite
 # talks to: PostgreSQL 15 at 127.0.0.1:5432 (user postgres, trust auth for loopback TCP,
 # databases `test` and `postgres`) and MariaDB at 127.0.0.1:3306 (root over TCP with an empty
-# password, database `test`). Idempotent: run it as often as you like; it only does what is
-# missing. Needs root (apt-get). Loopback only: these servers are for tests, never for data.
+# password, database `test`); and SoftHSM2, the software HSM the PKCS#11 key wrapper is
+# tested on (the tests make their own tokens in temp folders). Idempotent: run it as often as
+# you like; it only does what is missing. Needs root (apt-get). Loopback only: these servers
+# are for tests, never for data.
 set -euo pipefail
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -91,4 +93,9 @@ mariadb -uroot --protocol=socket -e "
   || mariadb -h127.0.0.1 -P3306 -uroot -e 'CREATE DATABASE IF NOT EXISTS test' \
   || { log "cannot log in to MariaDB as root"; exit 1; }
 mariadb -h127.0.0.1 -P3306 -uroot -e 'select 1' >/dev/null
-log "PostgreSQL 15 at 127.0.0.1:5432 and MariaDB at 127.0.0.1:3306 are ready"
+
+# --- SoftHSM2 (PKCS#11 module and softhsm2-util; no daemon) ------------------------------
+if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null; then
+  apt_install softhsm2
+fi
+log "PostgreSQL 15 at 127.0.0.1:5432, MariaDB at 127.0.0.1:3306 and SoftHSM2 are ready"

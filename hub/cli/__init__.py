@@ -12,7 +12,7 @@ Parsing and printing only: ``main`` reads the settings once and hands them to th
 handler, which calls one use-case (in ``hub.delivery``, ``hub.consents``, ``hub.audit``,
 ``hub.privacy``, ``hub.wire``) through the composition root and prints its typed result.
 ``parser`` builds the argument parser from the command modules (``runtime``, ``connectors``,
-``consent``, ``person``, ``audit``, ``wire``). It is argparse, not Typer: the standard library,
+``consent``, ``person``, ``audit``, ``keys``, ``wire``). It is argparse, not Typer: the standard library,
 no click underneath, and the exit codes, messages and ``--help`` behaviour the e2e tests pin
 stay as they are.
 

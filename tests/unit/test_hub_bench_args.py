@@ -117,3 +117,54 @@ def test_spread_shows_the_median_range_and_incomplete_runs(bench: ModuleType) ->
     assert report.median_of([None, 1.0, 4.0], 2) == 2.5
     assert report.repetition("latency_500#3") == 3
     assert report.repetition("pg") == 1
+
+
+def fake_venv(folder: Path, *, python: bool = True) -> Path:
+    """A bin folder with an executable ``tellonce`` (and ``python`` beside it)."""
+    folder.mkdir(parents=True)
+    for name in ("tellonce", "python") if python else ("tellonce",):
+        (folder / name).write_text("#!/bin/sh\n")
+        (folder / name).chmod(0o755)
+    return folder / "tellonce"
+
+
+def test_plain_hub_names_another_installation_measured_in_part_pg(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    """--plain-hub takes a venv's tellonce (python beside it) and needs part pg to run in."""
+    assert bench.parse_args([]).plain_hub is None
+    tellonce = fake_venv(tmp_path / "plain" / "bin")
+    args = bench.parse_args(["--plain-hub", str(tellonce), "--parts", "pg", "--repeat", "1"])
+    assert args.plain_hub == tellonce
+    assert args.parts == ["pg"]
+    with pytest.raises(SystemExit):  # no python beside it: not a venv's bin folder
+        bench.parse_args(["--plain-hub", str(fake_venv(tmp_path / "bare" / "bin", python=False))])
+    with pytest.raises(SystemExit):  # nothing there
+        bench.parse_args(["--plain-hub", str(tmp_path / "nowhere" / "tellonce")])
+    with pytest.raises(SystemExit):  # measured in part pg only
+        bench.parse_args(["--plain-hub", str(tellonce), "--parts", "raw,sqlite"])
+
+
+def test_sealing_cost_is_the_plain_hubs_rate_over_this_hubs_per_repetition(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    """hub_eps_pg_plain is the plain runs' median; sealing_cost_ratio pairs runs by repetition."""
+    tellonce = fake_venv(tmp_path / "plain" / "bin")
+    args = bench.parse_args(["--repeat", "3", "--parts", "pg", "--plain-hub", str(tellonce)])
+    runs = {}
+    for rep, (sealed, plain) in enumerate([(80.0, 100.0), (50.0, 100.0), (90.0, 90.0)]):
+        runs[bench.rep_key("pg", rep + 1)] = bench.HubRun(
+            "pg", 1, 100, seconds=1.0, eps=sealed, complete=True
+        )
+        runs[bench.rep_key("pg_plain", rep + 1)] = bench.HubRun(
+            "pg_plain", 1, 100, seconds=1.0, eps=plain, complete=True
+        )
+    result = json.loads(json.dumps(bench.summarise(args, runs, {})))
+    assert result["hub_eps_pg"] == 80.0
+    assert result["hub_eps_pg_plain"] == 100.0
+    assert result["sealing_cost_ratio_runs"] == [1.25, 2.0, 1.0]
+    assert result["sealing_cost_ratio"] == 1.25  # the median of the pairs, not 100 / 80
+    assert "sealing_cost_ratio 1.250" in bench.table(result)
+    without = json.loads(json.dumps(bench.summarise(bench.parse_args([]), {}, {})))
+    assert without["hub_eps_pg_plain"] is None
+    assert without["sealing_cost_ratio"] is None

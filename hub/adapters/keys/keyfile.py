@@ -8,7 +8,8 @@ Keep the folder apart from database backups: with both, personal data opens. Pro
 wants the KEK out of reach of the hub's own disk uses the PKCS#11 wrapper (an HSM) instead.
 
 Files are written to a temp file and then hard-linked into place, so two processes that start
-together agree on one first KEK and an existing KEK is never replaced.
+together agree on one first KEK and an existing KEK is never replaced; the one that lost the
+race removes the KEK file it made, which wraps nothing.
 """
 
 from __future__ import annotations
@@ -76,8 +77,12 @@ class FileKeyWrapper:
     def _first_kek(self) -> None:
         self._folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         kek_id = secrets.token_hex(8)
-        self._write(self._folder / f"{kek_id}{SUFFIX}", secrets.token_bytes(KEY_BYTES).hex())
-        self._write(self._folder / CURRENT, kek_id)  # another process may have won: keep its
+        kek = self._folder / f"{kek_id}{SUFFIX}"
+        self._write(kek, secrets.token_bytes(KEY_BYTES).hex())
+        if not self._write(self._folder / CURRENT, kek_id):
+            # Another process made the first KEK at the same time and named it current:
+            # keep its, drop ours (nothing was wrapped under it).
+            kek.unlink(missing_ok=True)
 
     def _kek(self, kek_id: str) -> bytes:
         key = self._keks.get(kek_id)
@@ -100,7 +105,9 @@ class FileKeyWrapper:
         self._keks[kek_id] = key
         return key
 
-    def _write(self, path: Path, text: str, *, replace: bool = False) -> None:
+    def _write(self, path: Path, text: str, *, replace: bool = False) -> bool:
+        """Write ``path`` whole (temp file, fsync, then link or rename); False when it
+        existed already and ``replace`` is not set (the file there is kept)."""
         try:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         except OSError as exc:
@@ -117,10 +124,13 @@ class FileKeyWrapper:
             if replace:
                 os.replace(tmp, path)
             else:
-                with contextlib.suppress(FileExistsError):
+                try:
                     os.link(tmp, path)
+                except FileExistsError:
+                    return False
         except OSError as exc:
             raise KeyStoreError(f"cannot write {path} ({exc.strerror})") from None
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        return True
