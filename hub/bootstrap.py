@@ -91,6 +91,11 @@ def create_pseudonym_key(path: Path) -> None:
     load_pseudonym_key(path, create=True)
 
 
+# Longest span of a segment of a notify or dead-letter topic: how long a notice may outlive
+# TELLONCE_BROKER__NOTICE_RETENTION on the broker.
+NOTICE_SEGMENT = timedelta(days=1)
+
+
 @dataclass
 class App:
     """The settings of one run, the parts read from them at once (directory, catalog, codec),
@@ -238,7 +243,13 @@ class App:
         broker = self.settings.broker
         subscribers = [p.id for p in self.directory.subscribers()]
         notices = [notify_topic(r) for r in subscribers] + [dlq_topic(r) for r in subscribers]
-        retention = {"retention.ms": str(broker.notice_retention // timedelta(milliseconds=1))}
+        # Kafka deletes whole segments, once their newest record is past retention.ms: a record
+        # can outlive it by a segment's span (segment.ms, 7 days by default), so keep it short.
+        segment = min(broker.notice_retention, NOTICE_SEGMENT)
+        retention = {
+            "retention.ms": str(broker.notice_retention // timedelta(milliseconds=1)),
+            "segment.ms": str(segment // timedelta(milliseconds=1)),
+        }
         ensure_topics(
             bootstrap,
             [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC, CONSENT_TOPIC, *notices],
