@@ -52,6 +52,7 @@ from hub.audit.oversight import verify_store
 from hub.cli.audit import cmd_verify
 from hub.config.directory import load_directory
 from hub.config.settings import Settings
+from hub.testing.vaults import throwaway_vault
 from hub.wire.topics import LIFEEVENTS_TOPIC
 
 PUBLISHER = "bc-service-bc"
@@ -131,7 +132,7 @@ def at(index: int) -> datetime:
 
 @contextlib.contextmanager
 def sqlite_store(workdir: Path, name: str) -> Iterator[SqlStore]:
-    store = SqlStore.open(f"sqlite:///{workdir / name}")
+    store = SqlStore.open(f"sqlite:///{workdir / name}", vault=throwaway_vault(workdir / "keks"))
     try:
         yield store
     finally:
@@ -141,8 +142,8 @@ def sqlite_store(workdir: Path, name: str) -> Iterator[SqlStore]:
 @contextlib.contextmanager
 def postgres_store(server: str) -> Iterator[SqlStore]:
     """A new database on ``server`` for the run, dropped afterwards whatever happens."""
-    with fresh_postgres(server) as url:
-        store = SqlStore.open(url)
+    with fresh_postgres(server) as url, tempfile.TemporaryDirectory() as keys:
+        store = SqlStore.open(url, vault=throwaway_vault(Path(keys)))
         try:
             yield store
         finally:

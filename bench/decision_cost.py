@@ -171,7 +171,7 @@ def seeded(
         try:
             store = app.store  # migrated by the hub, as ``tellonce db upgrade`` does
             say(f"  seeding {people:,} clients ({cost.consents:,} consents)")
-            cost.seed_s = seed_bulk(store.engine, people, say, deadline)
+            cost.seed_s = seed_bulk(store.engine, store.vault, people, say, deadline)
             say(f"  {people:,} clients seeded in {cost.seed_s:.1f} s")
             processor = BatchProcessor(  # as App.hub_worker composes it
                 directory=app.directory,

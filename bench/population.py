@@ -7,7 +7,8 @@ and 4 consent revisions (given to each of the 4 for ``AddressChanged``).
 
 ``link_clients`` records a few hundred through ``ConsentService``, as a counter clerk would
 (audit leaves and all: about 45 ms a client). ``seed_bulk`` writes a large population straight
-into the tables, rows built by the SQL store's own mappers and revisions chained by
+into the tables, rows built by the SQL store's own mappers (data keys made and local ids
+sealed with the store's vault, as the store does) and revisions chained by
 ``consent.rules.next_revision``, by COPY on PostgreSQL in chunks: a million consents in minutes.
 It writes no audit leaves (the decision path reads only the log's head).
 """
@@ -25,7 +26,9 @@ from sqlalchemy import Engine
 from consent.model import ConsentState, Evidence, IdentityLink
 from consent.rules import next_revision
 from hub.adapters.sql.mappers import link_values, revision_values
+from hub.adapters.sql.sealing import sealed_local_id
 from hub.bootstrap import App
+from hub.privacy.vault import Vault
 
 PUBLISHER = "bc-service-bc"
 EVENT_TYPE = "AddressChanged"
@@ -76,17 +79,27 @@ def link_clients(app: App, people: int, say: Say) -> None:
     say(f"  {people} clients linked and consenting in {time.perf_counter() - started:.1f} s")
 
 
-def _rows(start: int, stop: int, evidence: Evidence) -> tuple[list[Any], list[Any], list[Any]]:
+def _rows(
+    vault: Vault, start: int, stop: int, evidence: Evidence
+) -> tuple[list[Any], list[Any], list[Any]]:
     """The persons, identity_links and consent_revisions rows of clients ``start``..``stop``."""
     persons, links, revisions = [], [], []
     for i in range(start, stop):
         person = str(uuid.uuid4())  # as ConsentService.link makes them
-        persons.append({"person_id": person, "created_at": evidence.recorded_at})
-        links.append(link_values(IdentityLink(person, PUBLISHER, subject(i), evidence)))
+        key = vault.new_key(person)
+        persons.append(
+            {
+                "person_id": person,
+                "created_at": evidence.recorded_at,
+                "kek_id": key.kek_id,
+                "wrapped_key": key.wrapped,
+            }
+        )
+        for program, local in [(PUBLISHER, subject(i))] + [(r, local_id(r, i)) for r in CONSENTED]:
+            link = IdentityLink(person, program, local, evidence)
+            sealed = sealed_local_id(vault, key, person, program, local)
+            links.append(link_values(link, vault.index(program, local), sealed))
         for recipient in CONSENTED:
-            links.append(
-                link_values(IdentityLink(person, recipient, local_id(recipient, i), evidence))
-            )
             revision = next_revision(
                 [],
                 person_id=person,
@@ -99,7 +112,7 @@ def _rows(start: int, stop: int, evidence: Evidence) -> tuple[list[Any], list[An
     return persons, links, revisions
 
 
-def seed_bulk(engine: Engine, people: int, say: Say, deadline: float) -> float:
+def seed_bulk(engine: Engine, vault: Vault, people: int, say: Say, deadline: float) -> float:
     """Write ``people`` clients into the (migrated, PostgreSQL) store by COPY, then ANALYZE
     the tables as autovacuum would; the seconds it took. Raises TimeoutError past ``deadline``
     (``time.monotonic()``)."""
@@ -114,7 +127,7 @@ def seed_bulk(engine: Engine, people: int, say: Say, deadline: float) -> float:
                 raise TimeoutError(f"seeding {people:,} clients ran out of time at {start:,}")
             tables = zip(
                 ("persons", "identity_links", "consent_revisions"),
-                _rows(start, min(people, start + SEED_CHUNK), evidence),
+                _rows(vault, start, min(people, start + SEED_CHUNK), evidence),
                 strict=True,
             )
             with connection.cursor() as cursor:

@@ -35,6 +35,7 @@ from hub.config.directory import load_directory
 from hub.consents.service import ConsentService
 from hub.model import InboundMessage
 from hub.processing.life_events import BatchProcessor
+from hub.testing.vaults import throwaway_vault
 from hub.wire.catalog import load_catalog
 from hub.wire.publishing import event_message
 from hub.wire.topics import LIFEEVENTS_TOPIC
@@ -92,7 +93,8 @@ def seed(store: SqlStore) -> None:
 
 def run_once(url: str, batch: list[list[InboundMessage]]) -> tuple[float, float, int]:
     """(events/s, statements per batch, disclosures) over the batches, on a fresh store."""
-    store = SqlStore.open(url)
+    keys = tempfile.TemporaryDirectory()
+    store = SqlStore.open(url, vault=throwaway_vault(Path(keys.name)))
     try:
         seed(store)
         codec = AvroCodec(load_catalog())
@@ -121,6 +123,7 @@ def run_once(url: str, batch: list[list[InboundMessage]]) -> tuple[float, float,
         return events / elapsed, statements / len(batch), disclosed
     finally:
         store.close()
+        keys.cleanup()
 
 
 @contextlib.contextmanager

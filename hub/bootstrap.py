@@ -15,17 +15,15 @@ import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from hub.adapters.avro import AvroCodec
 from hub.adapters.broker import EmbeddedBroker
 from hub.adapters.claims import KafkaClaimLog, ensure_claim_topic
 from hub.adapters.jws import sign_compact
 from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_topics
-from hub.adapters.keys import build_vault
+from hub.adapters.keyring import vault_for
 from hub.adapters.pseudonym_key import load_pseudonym_key
-from hub.adapters.secret_file import INDEX_KEY
-from hub.adapters.signing import FileSigner, create_key, public_key_check
+from hub.adapters.signing import FileSigner, public_key_check
 from hub.adapters.sql import SqlStore
 from hub.adapters.topics import read_topic, topic_lag
 from hub.audit.log import CheckpointPolicy, Notary
@@ -41,6 +39,7 @@ from hub.delivery.runner import ConnectorRunner
 from hub.delivery.status import ConnectorStatus, connector_status
 from hub.errors import ConfigError
 from hub.ports import SignatureCheck
+from hub.privacy.erasure import ErasureService
 from hub.privacy.vault import Vault
 from hub.processing.consent_events import ConsentIntake
 from hub.processing.fence import StoreFence
@@ -76,19 +75,10 @@ def embedded_broker(settings: Settings, port: int = 0) -> EmbeddedBroker:
 
 
 def upgrade_schema(settings: Settings) -> None:
-    """Create or migrate the configured store's schema to the latest version."""
-    SqlStore.open(settings.store.url, migrate_schema=True).close()
-
-
-def create_signing_key(path: Path) -> str:
-    """Write a new Ed25519 audit signing key to ``path`` (never over one); its key id."""
-    create_key(path)
-    return FileSigner(path).key_id
-
-
-def create_pseudonym_key(path: Path) -> None:
-    """Write a new pseudonym key to ``path``."""
-    load_pseudonym_key(path, create=True)
+    """Create or migrate the configured store's schema to the latest version (sealing, with
+    the hub's keys, personal data an older schema kept in plaintext)."""
+    vault = vault_for(settings, create=True)
+    SqlStore.open(settings.store.url, vault=vault, migrate_schema=True).close()
 
 
 # Longest span of a segment of a notify or dead-letter topic: how long a notice may outlive
@@ -134,12 +124,12 @@ class App:
     def store(self) -> SqlStore:
         """The configured store, opened (and migrated when the settings say so) on first use."""
         if self._store is None:
+            url, vault = self.settings.store.url, self.vault()
             if self.read_only:
-                self._store = SqlStore.open_existing(self.settings.store.url)
+                self._store = SqlStore.open_existing(url, vault=vault)
             else:
-                self._store = SqlStore.open(
-                    self.settings.store.url, migrate_schema=self.settings.store.auto_migrate
-                )
+                migrate = self.settings.store.auto_migrate
+                self._store = SqlStore.open(url, vault=vault, migrate_schema=migrate)
         return self._store
 
     # -- signing ---------------------------------------------------------------------------
@@ -172,15 +162,7 @@ class App:
         are read when first needed, and created then only when the settings allow it and the
         command may write (a reader never mints a key that could open nothing)."""
         if self._vault is None:
-            privacy, signing_key = self.settings.privacy, self.settings.audit.signing_key
-            create = privacy.create_keys and not self.read_only
-            index_path = privacy.index_key_path(signing_key)
-            self._vault = build_vault(
-                privacy,
-                privacy.kek_dir_path(signing_key),
-                lambda: INDEX_KEY.load(index_path, create=create),
-                create=create,
-            )
+            self._vault = vault_for(self.settings, create=not self.read_only)
         return self._vault
 
     def notary(self) -> Notary:
@@ -208,6 +190,17 @@ class App:
             clock=utc_now,
             issue=lambda claims: sign_compact(self.signer(), claims),
             issuer=self.settings.audit.issuer,
+        )
+
+    def erasure(self) -> ErasureService:
+        """Erasing persons (``tellonce person erase``, portal requests) on the store, their
+        cached data keys forgotten by this process's vault."""
+        return ErasureService(
+            self.store,
+            resolve=self.consent().resolve,
+            pseudonyms=self.pseudonyms(),
+            clock=utc_now,
+            vault=self.vault(),
         )
 
     # -- broker ------------------------------------------------------------------------------
@@ -343,6 +336,7 @@ class App:
                 clock=utc_now,
                 group_id=group,
                 service=self.consent(),
+                erasure=self.erasure(),
                 pseudonyms=pseudonyms,
                 clock_skew=self.settings.limits.clock_skew,
             ),

@@ -107,6 +107,9 @@ class MemoryStore:
     def link_count(self) -> int:
         return len(self._state.links)
 
+    def erasures(self) -> dict[str, datetime]:
+        return dict(self._state.erased)
+
     def outbox_backlog(self) -> int:
         state = self._state
         return sum(1 for m in state.outbox if m.message_id not in state.published)
@@ -241,7 +244,7 @@ class MemoryTransaction(MemoryOutbox):
 
     def add_link(self, link: IdentityLink) -> None:
         self._require(self.person_exists(link.person_id), "fk_identity_links_person_id_persons")
-        self._claim("uq_identity_links_program_local_id", (link.program, link.local_id))
+        self._claim("uq_identity_links_program_local_id_index", (link.program, link.local_id))
         self._claim("uq_identity_links_person_id_program", (link.person_id, link.program))
         self.state.links.append(link)
 

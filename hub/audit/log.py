@@ -43,6 +43,7 @@ LEAF_KINDS = (
     "consent_withdrawn",
     "identity_linked",
     "receipt_refused",
+    "erased",
 )
 
 

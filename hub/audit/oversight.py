@@ -134,9 +134,12 @@ def reconcile(store: Store, pseudonyms: Pseudonyms) -> Reconciliation:
     kinds: Counter[str] = Counter()
     announced: dict[str, int] = {}  # event -> recipients its accepted leaf announced
     decided_leaves: set[tuple[str, str, str]] = set()
+    erased_leaves: set[str] = set()  # persons an ``erased`` leaf names
     for record in store.audit_records():
         kinds[record.kind] += 1
-        if record.kind == "accepted":
+        if record.kind == "erased":
+            erased_leaves.add(str(record.data.get("person")))
+        elif record.kind == "accepted":
             announced[record.data["event"]] = int(record.data.get("recipients", 0))
         elif record.kind in ("disclosed", "withheld"):
             decided_leaves.add((record.data["event"], record.data["recipient"], record.kind))
@@ -148,6 +151,7 @@ def reconcile(store: Store, pseudonyms: Pseudonyms) -> Reconciliation:
     dead_letters = sum(1 for d in all_deliveries if d.dead_lettered_at is not None)
     consents = Counter(r.state.value for r in store.consents())
     rejections = store.rejections()
+    erasures = store.erasures()
     # Receipts the hub refused are kept with the rejections, under their own leaf kind.
     refused = sum(1 for r in rejections if r.topic == RECEIPTS_TOPIC)
     tallies = [
@@ -161,6 +165,7 @@ def reconcile(store: Store, pseudonyms: Pseudonyms) -> Reconciliation:
         Tally("consents given", kinds["consent_given"], consents["given"]),
         Tally("consents withdrawn", kinds["consent_withdrawn"], consents["withdrawn"]),
         Tally("identity links", kinds["identity_linked"], store.link_count()),
+        Tally("erased persons", kinds["erased"], len(erasures)),
     ]
     problems: list[str] = []
     refs = {(d.source, d.event_id): pseudonyms.event(d.source, d.event_id) for d in decisions}
@@ -175,6 +180,10 @@ def reconcile(store: Store, pseudonyms: Pseudonyms) -> Reconciliation:
     for event, recipient, outcome in sorted(stored ^ decided_leaves)[:20]:
         where = "the store" if (event, recipient, outcome) in stored else "the audit log"
         problems.append(f"event {event}, {recipient}: {outcome} only in {where}")
+    # Person ids are the hub's random ids, never a local id: they may be named.
+    for person in sorted(erased_leaves ^ erasures.keys())[:20]:
+        where = "the store" if person in erasures else "the audit log"
+        problems.append(f"person {person}: erased only in {where}")
     return Reconciliation(tallies, problems)
 
 
@@ -193,6 +202,7 @@ def disclosure_rows(
     """Every disclosure and withholding in scope, oldest first, with its proof reference."""
     events = {(e.source, e.event_id): e for e in store.events()}
     deliveries = {d.notification_id: d for d in store.deliveries()}
+    erased = store.erasures()
     checkpoints = store.checkpoints()
     leaf_of: dict[tuple[str, str], int] = {}
     for record in _decision_leaves(store):
@@ -230,6 +240,7 @@ def disclosure_rows(
                 delivered_at=delivery.recorded_at if delivery else None,
                 leaf_index=leaf,
                 checkpoint_size=covering.size if covering else None,
+                erased=event.person_id is not None and event.person_id in erased,
             )
         )
     # Leaves are in the order the hub decided (event refs are hashes: no order of their own).
@@ -298,8 +309,11 @@ def disclosure_report(
         store, pseudonyms, person_id=person_id, recipient=recipient, since=since, until=until
     )
     checkpoints = store.checkpoints()
+    handle = f"person {person_id[:8]}" if person_id else None
+    if person_id and person_id in store.erasures():
+        handle = f"{handle} (erased)"
     scope = ReportScope(
-        person=f"person {person_id[:8]}" if person_id else None,
+        person=handle,
         recipient=recipient,
         since=since,
         until=until,

@@ -46,6 +46,9 @@ class DisclosureRow:
     delivered_at: datetime | None
     leaf_index: int  # audit-log leaf recording this decision
     checkpoint_size: int | None  # smallest signed checkpoint covering the leaf; None: unsigned
+    # The event's person was erased since (``tellonce person erase``): the row is all that is
+    # left of the disclosure, and it never held a personal value.
+    erased: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ _HEADINGS = {
     "delivered_at": ("Delivered at", "Date de livraison"),
     "leaf_index": ("Leaf index", "Indice de la feuille"),
     "checkpoint_size": ("Checkpoint size", "Taille du point de contrôle"),
+    "erased": ("Person erased", "Personne effacée"),
     "proof": ("Inclusion proof", "Preuve d'inclusion"),
     "recipient_name": ("Program", "Programme"),
     "jurisdiction": ("Jurisdiction", "Administration"),
@@ -111,6 +115,7 @@ _LABELS = {
     "consent_expired": ("consent expired", "consentement expiré"),
     "no_identity_link": ("no identity link", "aucun lien d'identité"),
     "subject_not_linked": ("client not linked", "client non lié"),
+    "erased": ("client erased", "client effacé"),
     "delivered": ("delivered", "livré"),
     "pending": ("pending", "en attente"),
     "failed": ("failed", "échec"),
@@ -147,6 +152,7 @@ _TEXT = {
     ),
     "signed": ("leaf {leaf} @ checkpoint {size}", "feuille {leaf} @ point de contrôle {size}"),
     "unsigned": ("leaf {leaf} (not yet signed)", "feuille {leaf} (pas encore signée)"),
+    "yes": ("yes", "oui"),
 }
 
 
@@ -232,7 +238,10 @@ def _render(
     if not records:
         lines.append(_TEXT[f"no_{kind}"][i])
         return "\n".join(lines) + "\n"
-    shown_columns = [c for c in columns if c not in _TABLE_HIDDEN]
+    hidden = set(_TABLE_HIDDEN)
+    if not any(rec.get("erased") for rec in records):
+        hidden.add("erased")  # a column of dashes only widens the table
+    shown_columns = [c for c in columns if c not in hidden]
     header = [_HEADINGS[c][i] for c in shown_columns]
     cells = [[_display(c, rec[c], i) for c in shown_columns] for rec in records]
     widths = [max(len(row[n]) for row in [header, *cells]) for n in range(len(header))]
@@ -256,6 +265,8 @@ def _machine(value: object) -> object:
 def _csv_value(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, tuple):
         return ";".join(str(v) for v in value)
     return str(_machine(value))
@@ -263,8 +274,10 @@ def _csv_value(value: object) -> str:
 
 def _display(column: str, value: object, i: int) -> str:
     """Table cell: labels for codes, times to the second, short hashes, no control characters."""
-    if value is None or value == ():
+    if value is None or value == () or value is False:
         return "—"
+    if value is True:
+        return _TEXT["yes"][i]
     items = value if isinstance(value, tuple) else (value,)
     if isinstance(value, datetime):
         text = as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,10 +10,11 @@ message, which may quote personal data) and exits 1.
 
 Parsing and printing only: ``main`` reads the settings once and hands them to the command's
 handler, which calls one use-case (in ``hub.delivery``, ``hub.consents``, ``hub.audit``,
-``hub.wire``) through the composition root and prints its typed result. ``parser`` builds the
-argument parser from the command modules (``runtime``, ``connectors``, ``consent``, ``audit``,
-``wire``). It is argparse, not Typer: the standard library, no click underneath, and the exit
-codes, messages and ``--help`` behaviour the e2e tests pin stay as they are.
+``hub.privacy``, ``hub.wire``) through the composition root and prints its typed result.
+``parser`` builds the argument parser from the command modules (``runtime``, ``connectors``,
+``consent``, ``person``, ``audit``, ``wire``). It is argparse, not Typer: the standard library,
+no click underneath, and the exit codes, messages and ``--help`` behaviour the e2e tests pin
+stay as they are.
 
 May import: everything in the hub, adapters only through ``hub.bootstrap`` where it builds
 them; nothing imports the CLI.

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.bootstrap import create_pseudonym_key, create_signing_key
+    from hub.adapters.keyring import create_pseudonym_key, create_signing_key
 
     audit = settings.audit
     if args.path:

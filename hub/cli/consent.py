@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from hub.cli.common import Commands
     from hub.config.settings import Settings
 
+# What show and history say of an erased person (exit 0: the answer to the question asked).
+ERASED_NOTE = (
+    "erased: this person was erased ('tellonce person erase'); their local ids no longer open, "
+    "their consents cannot change and later events about them are withheld; the consent "
+    "revisions below stay as the record of what past disclosures relied on"
+)
+
 _DURATION = re.compile(r"^(\d{1,5})([hdw])$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
@@ -135,6 +142,7 @@ def cmd_consent_show(args: argparse.Namespace, settings: Settings) -> int:
             json.dumps(
                 {
                     "person": view.person_id,
+                    "erased": view.erased,
                     "links": view.links,
                     "consents": [
                         {
@@ -161,7 +169,11 @@ def cmd_consent_show(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
     print(f"person {view.person_id}")
+    if view.erased:
+        print(ERASED_NOTE)
     print("identity links:")
+    if view.erased:
+        print("  none that open: the local ids were destroyed with the person's data key")
     for program, local_id in sorted(view.links.items()):
         print(f"  {program:26} {local_id}")
     print("consents (latest state; history oldest first):")
@@ -224,6 +236,7 @@ def cmd_consent_history(args: argparse.Namespace, settings: Settings) -> int:
             json.dumps(
                 {
                     "person": history.person_id,
+                    "erased": history.erased,
                     "as_of": now.isoformat(),
                     "verified": history.verified,
                     "consents": consents,
@@ -235,6 +248,8 @@ def cmd_consent_history(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"person {history.person_id}: consent history, oldest first, as of {now:%Y-%m-%d %H:%M %Z}"
     )
+    if history.erased:
+        print(ERASED_NOTE)
     if not history.chains:
         print("  no consent recorded")
     for chain in history.chains:

@@ -1,7 +1,8 @@
 """The ``tellonce`` argument parser: the top-level options and every command group.
 
-Each group module (``runtime``, ``connectors``, ``consent``, ``audit``, ``wire``) registers its
-own commands, each with the handler it runs; this module only puts them in ``--help`` order.
+Each group module (``runtime``, ``connectors``, ``consent``, ``person``, ``audit``, ``wire``)
+registers its own commands, each with the handler it runs; this module only puts them in
+``--help`` order.
 Why argparse rather than Typer: see the module docstring of ``hub.cli``.
 """
 
@@ -11,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from hub.cli import audit, connectors, consent, runtime, wire
+from hub.cli import audit, connectors, consent, person, runtime, wire
 from hub.cli.common import Handler
 
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     runtime.register(commands)
     connectors.register(commands)
     consent.register(commands)
+    person.register(commands)
     audit.register(commands)
     wire.register(commands)
     runtime.register_db(commands)

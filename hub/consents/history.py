@@ -34,6 +34,7 @@ class ConsentHistory:
     person_id: str
     as_of: datetime
     chains: tuple[ConsentChain, ...]  # sorted by recipient, then event type
+    erased: bool = False  # the person was erased; their revisions are kept as evidence
 
     @property
     def verified(self) -> bool:
@@ -56,4 +57,4 @@ def consent_history(service: ConsentService, ref: str) -> ConsentHistory:
                 state_now=revisions[-1].state_at(now),
             )
         )
-    return ConsentHistory(view.person_id, now, tuple(chains))
+    return ConsentHistory(view.person_id, now, tuple(chains), view.erased)

@@ -52,8 +52,11 @@ def _check_recorder(evidence: Evidence) -> None:
 @dataclass(frozen=True, slots=True)
 class PersonView:
     person_id: str
-    links: dict[str, str]  # program -> local id
+    links: dict[str, str]  # program -> local id; empty once erased
     history: dict[tuple[str, str], list[ConsentRevision]]  # (recipient, event type) -> revisions
+    # Erased (``hub.privacy.erasure``): their local ids no longer open; the consent revisions
+    # stay as the record of what their disclosures relied on.
+    erased: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,16 @@ class ConsentService:
             )
         return ref
 
+    def living(self, tx: Transaction, person: str) -> str:
+        """``person``, unless they were erased: ConflictError then (nothing can be added to an
+        erased person: their data key is gone)."""
+        if tx.erased_persons([person]):
+            raise ConflictError(
+                "this person was erased: their identity links and consents can no longer "
+                "change; 'tellonce consent show' lists what is kept of them"
+            )
+        return person
+
     def link(self, program: str, local_id: str, evidence: Evidence, to: str | None = None) -> str:
         """Link ``(program, local_id)`` to the person ``to`` refers to (a new person if None)."""
         self._directory.program(program)
@@ -119,7 +132,7 @@ class ConsentService:
                 person = str(uuid.uuid4())
                 tx.add_person(person, evidence.recorded_at)
             else:
-                person = self.resolve(tx, to)
+                person = self.living(tx, self.resolve(tx, to))
                 if program in tx.links_of([person]).get(person, {}):
                     raise ConflictError(f"this person already has an id at program {program!r}")
             tx.add_link(IdentityLink(person, program, local_id, evidence))
@@ -294,7 +307,7 @@ class ConsentService:
         if receipt and self._issue is None:
             raise ConfigError("this hub is not set up to sign consent receipts")
         with self._store.transaction() as tx:
-            person = self.resolve(tx, ref)
+            person = self.living(tx, self.resolve(tx, ref))
             chain = AuditLog(tx.last_audit())
             revisions = self.apply(
                 tx, chain, person, recipient, event_types, state, evidence, terms
@@ -360,7 +373,8 @@ class ConsentService:
                 (recipient, event_type): revisions
                 for (_, recipient, event_type), revisions in tx.consent_history([person]).items()
             }
-        return PersonView(person, links, history)
+            erased = bool(tx.erased_persons([person]))
+        return PersonView(person, links, history, erased)
 
     def now(self) -> datetime:
         return self._clock()

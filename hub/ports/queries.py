@@ -4,6 +4,7 @@ outside any write transaction. Each read sees committed data only."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Protocol
 
 from consent.model import ConsentRevision
@@ -42,6 +43,10 @@ class StoreQueries(Protocol):
 
     def link_count(self) -> int:
         """How many identity links exist."""
+
+    def erasures(self) -> dict[str, datetime]:
+        """Erased person id to when it was erased, for every erased person (erasures are
+        few; reconcile counts them against ``erased`` leaves, reports mark their rows)."""
 
     def awaiting_receipt(self, recipient: str) -> int:
         """Notifications published to ``recipient`` that no receipt answered yet."""

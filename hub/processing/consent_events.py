@@ -17,6 +17,12 @@ reason ``unstorable``; see ``hub.processing.worker``).
 Idempotency: ``ce_source`` + ``ce_id`` is the key, kept in the ``consent_events`` table under a
 unique constraint and written with the revisions. A repeat is skipped; replays of the same
 offset never get here, because the offsets commit with the revisions.
+
+A portal also sends ``ca.tellonce.consent.ErasureRequested`` on this topic, in order with the
+client's consent changes: the client asked to be erased, so it is applied as ``tellonce person
+erase --force`` would (``hub.privacy.erasure``), notices still in flight dead-lettered, inside
+this batch's transaction and once per ``(ce_source, ce_id)``. Any later change or erasure
+request for an erased client is rejected with reason ``erased``.
 """
 
 from __future__ import annotations
@@ -37,18 +43,20 @@ from hub.config.directory import Directory
 from hub.consents.service import ConsentService, Histories
 from hub.errors import ConflictError, NotFoundError, RejectedEvent
 from hub.model import AppliedConsentEvent, Headers, InboundMessage, as_utc
-from hub.ports import Clock, Codec, Transaction
+from hub.ports import Clock, Codec, Decoded, Transaction
+from hub.privacy.erasure import ErasureService
 from hub.processing.rejections import Rejecter, rejection_for
 from hub.processing.rows import BatchRows, save_offsets
 from hub.wire.cloudevents import CE_TYPE, Envelope, cloudevent_headers, read_envelope
 from hub.wire.events import CLOCK_SKEW, EVENT_TYPES
-from hub.wire.schemas import CONSENT_SCHEMA
+from hub.wire.schemas import CONSENT_SCHEMA, ERASURE_SCHEMA
 from hub.wire.topics import CONSENT_TOPIC
 
 log = structlog.get_logger(__name__)
 
 CONSENT_CE_TYPE = CONSENT_SCHEMA
 MAX_PORTAL_ACTOR_CHARS = 64  # the actor column
+MAX_PORTAL_CHANNEL_CHARS = 32  # the channel column
 
 
 def consent_message(
@@ -60,18 +68,43 @@ def consent_message(
     event_id: str | None = None,
 ) -> tuple[bytes, bytes, Headers, str]:
     """(key, value, headers, event id) of one consent change, as a portal publishes it."""
+    return _portal_message(codec, CONSENT_SCHEMA, source, record, at, event_id)
+
+
+def erasure_message(
+    codec: Codec,
+    *,
+    source: str,
+    record: dict[str, Any],
+    at: datetime,
+    event_id: str | None = None,
+) -> tuple[bytes, bytes, Headers, str]:
+    """(key, value, headers, event id) of one erasure request, as a portal publishes it:
+    ``record`` holds ``subject_id``, ``channel``, ``actor`` and ``recorded_at``."""
+    return _portal_message(codec, ERASURE_SCHEMA, source, record, at, event_id)
+
+
+def _portal_message(
+    codec: Codec,
+    schema: str,
+    source: str,
+    record: dict[str, Any],
+    at: datetime,
+    event_id: str | None,
+) -> tuple[bytes, bytes, Headers, str]:
     subject = str(record["subject_id"])
     ce_id = event_id or str(uuid.uuid4())
-    value = codec.encode(CONSENT_SCHEMA, record)
-    headers = cloudevent_headers(ce_id, CONSENT_CE_TYPE, at, subject=subject, source=source)
+    value = codec.encode(schema, record)
+    headers = cloudevent_headers(ce_id, schema, at, subject=subject, source=source)
     return subject.encode(), value, headers, ce_id
 
 
 @dataclass(slots=True)
 class ConsentSummary:
-    applied: int = 0
+    applied: int = 0  # consent changes and erasures
     rejected: int = 0
     duplicates: int = 0
+    erased: int = 0  # of ``applied``, the erasure requests
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
@@ -83,6 +116,12 @@ class _Change:
     state: ConsentState
     evidence: Evidence
     terms: ConsentTerms | None
+
+
+@dataclass(frozen=True, slots=True)
+class _ErasureRequest:
+    envelope: Envelope
+    channel: str
 
 
 class ConsentIntake:
@@ -98,6 +137,7 @@ class ConsentIntake:
         clock: Clock,
         group_id: str,
         service: ConsentService,
+        erasure: ErasureService,
         pseudonyms: Pseudonyms,
         clock_skew: timedelta = CLOCK_SKEW,
     ) -> None:
@@ -105,6 +145,7 @@ class ConsentIntake:
         self._codec = codec
         self._clock = clock
         self._service = service
+        self._erasure = erasure
         self._ids = pseudonyms
         self._reject = Rejecter(codec, pseudonyms, directory)
         self._skew = clock_skew
@@ -114,7 +155,7 @@ class ConsentIntake:
         now = self._clock()
         summary = ConsentSummary()
         chain, rows = AuditLog(tx.last_audit()), BatchRows()
-        parsed: list[_Change | RejectedEvent] = []
+        parsed: list[_Change | _ErasureRequest | RejectedEvent] = []
         for message in messages:
             try:
                 parsed.append(self._parse(message, now))
@@ -123,7 +164,7 @@ class ConsentIntake:
         # One read per portal for the clients, one for their histories: batch the database work.
         subjects: dict[str, set[str]] = defaultdict(set)
         for item in parsed:
-            if isinstance(item, _Change):
+            if not isinstance(item, RejectedEvent):
                 subjects[item.envelope.source].add(item.envelope.subject)
         persons = {
             (source, subject): person
@@ -131,10 +172,11 @@ class ConsentIntake:
             for subject, person in tx.persons_for(source, wanted).items()
         }
         histories = tx.consent_history(set(persons.values()))
+        erased = tx.erased_persons(set(persons.values()))  # grows as the batch erases
         seen = tx.known_consent_events(
             (item.envelope.source, item.envelope.event_id)
             for item in parsed
-            if isinstance(item, _Change)
+            if not isinstance(item, RejectedEvent)
         )
 
         for message, item in zip(messages, parsed, strict=True):
@@ -157,10 +199,43 @@ class ConsentIntake:
                     summary.duplicates += 1
                     log.info("duplicate consent event ignored", event_ref=self._event(item))
                     continue
-                revisions = self._plan(person, item, histories)
+                if person in erased:
+                    raise RejectedEvent(
+                        "erased",
+                        "the client was erased: the hub no longer records consent changes or "
+                        "erasure requests for them",
+                    )
+                revisions: list[ConsentRevision] = []
+                if isinstance(item, _Change):
+                    revisions = self._plan(person, item, histories)
             except Exception as exc:
                 self._reject(rows, chain, message, rejection_for(exc), now)
                 summary.rejected += 1
+                continue
+            if isinstance(item, _ErasureRequest):
+                # The rows gathered so far are written first: whatever the batch recorded
+                # for this client before the request lands before their key is destroyed.
+                rows.write(tx)
+                rows = BatchRows()
+                done = self._erasure.apply(
+                    tx,
+                    chain,
+                    person,
+                    now,
+                    force=True,  # the client asked: notices still in flight are dead-lettered
+                    channel=item.channel,
+                    audit={"event": self._event(item)},
+                )
+                erased.add(person)
+                rows.consent_events.append(AppliedConsentEvent.of(key, person, message, now))
+                seen.add(key)
+                summary.applied += 1
+                summary.erased += 1
+                log.info(
+                    "erasure request applied",
+                    event_ref=self._event(item),
+                    dead_lettered=len(done.dead_lettered),
+                )
                 continue
             audit = {"event": self._event(item)}
             self._service.note(chain, revisions, histories, audit=audit)
@@ -195,21 +270,22 @@ class ConsentIntake:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _event(self, change: _Change) -> str:
+    def _event(self, change: _Change | _ErasureRequest) -> str:
         """The event as leaves and logs name it: the portal, and its ce_id hashed."""
         return self._ids.event(change.envelope.source, change.envelope.event_id)
 
-    def _parse(self, message: InboundMessage, now: datetime) -> _Change:
+    def _parse(self, message: InboundMessage, now: datetime) -> _Change | _ErasureRequest:
         envelope = read_envelope(message, self._directory, now, self._skew)
         decoded = self._codec.decode(message.value)
-        if decoded.entry.name != CONSENT_SCHEMA:
+        schema = decoded.entry.name
+        if schema not in (CONSENT_SCHEMA, ERASURE_SCHEMA):
             raise RejectedEvent(
                 "unexpected_schema",
-                f"schema {decoded.entry.name} is not {CONSENT_SCHEMA}; only consent changes "
-                f"belong on {CONSENT_TOPIC}",
+                f"schema {schema} is neither {CONSENT_SCHEMA} nor {ERASURE_SCHEMA}; only "
+                f"consent changes and erasure requests belong on {CONSENT_TOPIC}",
             )
-        if envelope.ce_type != CONSENT_CE_TYPE:
-            raise RejectedEvent("type_mismatch", f"{CE_TYPE} must be {CONSENT_CE_TYPE}")
+        if envelope.ce_type != schema:
+            raise RejectedEvent("type_mismatch", f"{CE_TYPE} must be {schema} for this schema id")
         if not envelope.program.consent_portal:
             raise RejectedEvent(
                 "not_authorized",
@@ -217,6 +293,8 @@ class ConsentIntake:
                 "(consent_portal = true)",
             )
         envelope.check_subject(decoded.text("subject_id"))
+        if schema == ERASURE_SCHEMA:
+            return self._erasure_request(envelope, decoded, now)
         event_types = decoded.texts("event_types")
         if not event_types:
             raise RejectedEvent("invalid_event", "event_types: name at least one event type")
@@ -255,6 +333,23 @@ class ConsentIntake:
         return _Change(
             envelope, decoded.text("recipient"), tuple(event_types), state, evidence, terms
         )
+
+    def _erasure_request(
+        self, envelope: Envelope, decoded: Decoded, now: datetime
+    ) -> _ErasureRequest:
+        """An erasure request's evidence, checked as a consent change's is."""
+        channel, actor = decoded.text("channel"), decoded.text("actor")
+        if not 1 <= len(channel) <= MAX_PORTAL_CHANNEL_CHARS:
+            raise RejectedEvent(
+                "invalid_event", f"channel: must be 1 to {MAX_PORTAL_CHANNEL_CHARS} characters"
+            )
+        if not 1 <= len(actor) <= MAX_PORTAL_ACTOR_CHARS:
+            raise RejectedEvent(
+                "invalid_event", f"actor: must be 1 to {MAX_PORTAL_ACTOR_CHARS} characters"
+            )
+        if as_utc(decoded.moment("recorded_at")) > now + self._skew:
+            raise RejectedEvent("invalid_event", "recorded_at: must not be in the future")
+        return _ErasureRequest(envelope, channel)
 
     def _plan(self, person: str, change: _Change, histories: Histories) -> list[ConsentRevision]:
         """Check each rule in turn so the rejection names it, then plan it through the service."""

@@ -13,6 +13,10 @@ reason ``unstorable``; see ``hub.processing.worker``).
 The checks of one record are ``hub.wire.inbound.parse_life_event``; a refused record goes through
 ``hub.processing.rejections``, as on every inbound topic.
 
+A person who was erased (``hub.privacy.erasure``) is still recognised through the blind index
+of the publisher's id: every recipient of their later events is withheld with reason
+``erased``, and no notice is queued.
+
 Leaves and rejection rows name an event by its program and the keyed hash of its ``ce_id``
 (``hub.audit.pseudonyms``), never by the id as the publisher sent it.
 """
@@ -120,6 +124,7 @@ class BatchProcessor:
             for subject, person_id in tx.persons_for(source, subjects).items():
                 persons[(source, subject)] = person_id
         person_ids = set(persons.values())
+        erased = tx.erased_persons(person_ids)
         links = tx.links_of(person_ids)
         histories = tx.consent_history(person_ids)
 
@@ -141,9 +146,9 @@ class BatchProcessor:
                 continue
             person = persons.get((item.source, item.subject))
             try:  # everything that can fail on this record's data, before anything is written
-                decisions = self._decide(item, person, links, histories, now)
+                decisions = self._decide(item, person, person in erased, links, histories, now)
                 notices = [
-                    self._notice(item, d, links[person or ""], now)
+                    self._notice(item, d, person, links[person or ""], now)
                     for d in decisions
                     if d.outcome is DecisionOutcome.DISCLOSED
                 ]
@@ -241,6 +246,7 @@ class BatchProcessor:
         self,
         item: ParsedEvent,
         person: str | None,
+        erased: bool,
         links: dict[str, dict[str, str]],
         histories: dict[tuple[str, str, str], list[Any]],
         now: datetime,
@@ -249,6 +255,10 @@ class BatchProcessor:
         for program in self._directory.recipients_of(item.event_type.name, origin=item.source):
             if person is None:
                 send, reason, revision = False, "subject_not_linked", None
+            elif erased:
+                # The blind index still knows the publisher's id, so the event is the erased
+                # person's: nobody is told, whatever consent they once gave.
+                send, reason, revision = False, "erased", None
             else:
                 verdict = decide_disclosure(
                     histories.get((person, program.id, item.event_type.name), []),
@@ -275,7 +285,12 @@ class BatchProcessor:
         return decisions
 
     def _notice(
-        self, item: ParsedEvent, decision: Decision, links: dict[str, str], now: datetime
+        self,
+        item: ParsedEvent,
+        decision: Decision,
+        person: str | None,
+        links: dict[str, str],
+        now: datetime,
     ) -> OutboxMessage:
         assert decision.notification_id is not None
         assert decision.consent_revision is not None
@@ -301,4 +316,5 @@ class BatchProcessor:
             value=self._codec.encode(schema, record),
             headers=cloudevent_headers(decision.notification_id, schema, now, subject=local_id),
             created_at=now,
+            person_id=person,  # sealed under their data key; erasing them deletes it
         )

@@ -216,6 +216,19 @@ class StoreContract:
             assert tx.link_records("p-1") == [IdentityLink("p-1", "bc-msp", "MSP-1", EVIDENCE)]
         assert store.link_count() == 1
 
+    def test_erasures_name_each_erased_person_once_with_its_time(self, store: Store) -> None:
+        """erasures() lists the erased persons with when they were erased; erasing again
+        changes nothing; a person not erased is not listed."""
+        self.seed(store)
+        assert store.erasures() == {}
+        with store.transaction() as tx:
+            tx.erase_person("p-1", T0 + MINUTE)
+        with store.transaction() as tx:
+            tx.erase_person("p-1", T0 + 2 * MINUTE)
+            assert tx.erased_persons(["p-1", "p-2", "p-9"]) == {"p-1"}
+        assert store.erasures() == {"p-1": T0 + MINUTE}
+        assert store.link_count() == 1  # the link stays: its blind index still resolves
+
     def test_consent_history_is_grouped_and_ordered_by_seq(self, store: Store) -> None:
         """Revisions come back whole, per (person, recipient, event type), oldest seq first."""
         given = consent()

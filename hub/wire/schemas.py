@@ -8,3 +8,4 @@ from __future__ import annotations
 REJECTION_SCHEMA = "ca.tellonce.lifeevents.Rejection"
 RECEIPT_SCHEMA = "ca.tellonce.receipts.Receipt"
 CONSENT_SCHEMA = "ca.tellonce.consent.ConsentChanged"
+ERASURE_SCHEMA = "ca.tellonce.consent.ErasureRequested"  # on the consent topic, from a portal

@@ -48,6 +48,7 @@ FRENCH_HEADINGS = [
     "Date de livraison",
     "Indice de la feuille",
     "Taille du point de contrôle",
+    "Personne effacée",
     "Preuve d'inclusion",
 ]
 

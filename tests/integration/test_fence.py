@@ -17,6 +17,7 @@ from hub.adapters.sql import SqlStore
 from hub.bootstrap import App
 from hub.errors import FenceError
 from hub.processing.fence import StoreFence
+from hub.testing.vaults import throwaway_vault
 from hub.wire.topics import HUB_TOPIC
 
 from .harness import RUN_LIMIT_S, settings_for, tuned, watchdog
@@ -51,11 +52,12 @@ def in_force(bootstrap: str) -> list[tuple[str, str]]:
 
 def test_store_id_is_made_once_with_the_schema(store_url: str, tmp_path: Path) -> None:
     """A database keeps its store id across openings; another database has another."""
-    first = SqlStore.open(store_url)
+    vault = throwaway_vault(tmp_path / "keks")
+    first = SqlStore.open(store_url, vault=vault)
     store_id = first.store_id()
     first.close()
-    again = SqlStore.open(store_url)
-    other = SqlStore.open(f"sqlite:///{tmp_path / 'other.db'}")
+    again = SqlStore.open(store_url, vault=vault)
+    other = SqlStore.open(f"sqlite:///{tmp_path / 'other.db'}", vault=vault)
     try:
         assert again.store_id() == store_id
         assert other.store_id() != store_id

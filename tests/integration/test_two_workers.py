@@ -159,7 +159,8 @@ def test_workers_queued_for_the_audit_head_stay_in_the_group(
     for i in range(PEOPLE):
         harness.client({PUBLISHER: f"SBC-{i}", "cra-individual": f"CRA-{i}"}, consents=SINKS[:1])
     payloads = [address_payload(f"SBC-{n % PEOPLE}") for n in range(200)]
-    other = SqlStore.open(harness.app.settings.store.url)  # another writer's connections
+    app = harness.app
+    other = SqlStore.open(app.settings.store.url, vault=app.vault())  # another writer's
     engine = other.engine
     # A worker whose batch transaction has been waiting on the head past the max poll interval.
     queued_long = text(

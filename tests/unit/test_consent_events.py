@@ -20,6 +20,7 @@ from hub.consents.service import ConsentService
 from hub.errors import StoreError
 from hub.model import InboundMessage
 from hub.ports import Codec
+from hub.privacy.erasure import ErasureService
 from hub.processing.consent_events import (
     CONSENT_SCHEMA,
     ConsentIntake,
@@ -105,7 +106,10 @@ def service(
 
 @pytest.fixture
 def intake_with(
-    directory: Directory, clock: Callable[[], datetime], service: ConsentService
+    store: MemoryStore,
+    directory: Directory,
+    clock: Callable[[], datetime],
+    service: ConsentService,
 ) -> Callable[[Codec], ConsentIntake]:
     """Builds the intake around a codec of the test's choosing (one that fails, say)."""
 
@@ -116,6 +120,9 @@ def intake_with(
             clock=clock,
             group_id=GROUP,
             service=service,
+            erasure=ErasureService(
+                store, resolve=service.resolve, pseudonyms=PSEUDONYMS, clock=clock
+            ),
             pseudonyms=PSEUDONYMS,
         )
 

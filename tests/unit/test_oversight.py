@@ -162,6 +162,7 @@ def test_reconcile_matches_every_leaf_kind_with_the_store(hub: Hub) -> None:
         "consents given": (3, 3),
         "consents withdrawn": (0, 0),
         "identity links": (5, 5),
+        "erased persons": (0, 0),
     }
     assert result.problems == []
 

@@ -52,10 +52,30 @@ def test_cloudevents_header_names() -> None:
 
 def test_schema_full_names_are_in_the_catalog() -> None:
     """The schemas the hub writes or reads by name exist in the shipped catalog."""
-    named = [schemas.REJECTION_SCHEMA, schemas.RECEIPT_SCHEMA, schemas.CONSENT_SCHEMA]
+    named = [
+        schemas.REJECTION_SCHEMA,
+        schemas.RECEIPT_SCHEMA,
+        schemas.CONSENT_SCHEMA,
+        schemas.ERASURE_SCHEMA,
+    ]
     assert named == [
         "ca.tellonce.lifeevents.Rejection",
         "ca.tellonce.receipts.Receipt",
         "ca.tellonce.consent.ConsentChanged",
+        "ca.tellonce.consent.ErasureRequested",
     ]
     assert set(named) <= set(load_catalog().names)
+
+
+def test_erasure_request_schema_fields() -> None:
+    """ErasureRequested (id 11) carries the client's portal id and the request's evidence,
+    nothing else: what a portal in any language must send on the consent topic."""
+    entry = load_catalog().latest(schemas.ERASURE_SCHEMA)
+    assert (entry.id, entry.version) == (11, 1)
+    assert [f["name"] for f in entry.schema["fields"]] == [
+        "subject_id",
+        "channel",
+        "actor",
+        "recorded_at",
+    ]
+    assert entry.fingerprint is not None  # published: it may never change

@@ -24,6 +24,7 @@ from hub.config.directory import Directory
 from hub.consents.service import ConsentService
 from hub.errors import RecordStoreError, StoreError
 from hub.model import AcceptedEvent, AppliedConsentEvent, Headers, InboundMessage, notification_id
+from hub.privacy.erasure import ErasureService
 from hub.processing import pacing
 from hub.processing import worker as worker_module
 from hub.processing.consent_events import ConsentIntake, consent_message
@@ -212,7 +213,14 @@ class World:
             clock=clock,
             notary=Notary(self.signer, CheckpointPolicy(every_leaves=1_000, every_seconds=3_600)),
             intakes=[
-                ConsentIntake(directory=self.directory, service=service, **common),
+                ConsentIntake(
+                    directory=self.directory,
+                    service=service,
+                    erasure=ErasureService(
+                        self.store, resolve=service.resolve, pseudonyms=PSEUDONYMS, clock=clock
+                    ),
+                    **common,
+                ),
                 DeliveryIntake(**common),
             ],
         )

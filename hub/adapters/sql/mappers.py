@@ -1,6 +1,7 @@
 """Rows to records and records to rows: the one place that knows how each hub record is laid
 out in the tables of ``hub.adapters.sql.tables`` (ISO strings for times that are hashed, base64
-for header bytes, JSON lists for tuples)."""
+for header bytes, JSON lists for tuples). Sealing personal values is ``sealing``'s job: these
+functions move bytes as they are given."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def outbox_from(r: Row[Any]) -> OutboxMessage:
         headers=[(k, binascii.a2b_base64(v)) for k, v in r.headers],
         created_at=as_utc(r.created_at),
         seq=r.seq,
+        person_id=r.person_id,
     )
 
 
@@ -146,11 +148,12 @@ def revision_from(r: Row[Any]) -> ConsentRevision:
     )
 
 
-def link_from(r: Row[Any]) -> IdentityLink:
+def link_from(r: Row[Any], local_id: str) -> IdentityLink:
+    """The link of row ``r``, whose sealed local id opened as ``local_id``."""
     return IdentityLink(
         person_id=r.person_id,
         program=r.program,
-        local_id=r.local_id,
+        local_id=local_id,
         evidence=Evidence(r.channel, r.actor, datetime.fromisoformat(r.recorded_at)),
     )
 
@@ -158,11 +161,13 @@ def link_from(r: Row[Any]) -> IdentityLink:
 # -- records to rows -------------------------------------------------------------------------
 
 
-def link_values(link: IdentityLink) -> Values:
+def link_values(link: IdentityLink, index: str, sealed: bytes | None) -> Values:
+    """The row of ``link``: its local id as its blind ``index`` and ``sealed``."""
     return {
         "person_id": link.person_id,
         "program": link.program,
-        "local_id": link.local_id,
+        "local_id_index": index,
+        "local_id_sealed": sealed,
         "channel": link.evidence.channel,
         "actor": link.evidence.actor,
         "recorded_at": link.evidence.recorded_at.isoformat(),
@@ -251,6 +256,7 @@ def outbox_values(message: OutboxMessage) -> Values:
         "value": message.value,
         "headers": [[k, base64.b64encode(v).decode()] for k, v in message.headers],
         "created_at": message.created_at,
+        "person_id": message.person_id,
     }
 
 

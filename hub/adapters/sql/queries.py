@@ -4,6 +4,7 @@ query on its own connection, outside any write transaction (``hub.ports.queries`
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Row, func, select
@@ -28,11 +29,20 @@ from hub.adapters.sql.tables import (
     events,
     identity_links,
     outbox,
+    persons,
     rejections,
     store_identity,
 )
 from hub.errors import StoreError
-from hub.model import AcceptedEvent, AuditRecord, Checkpoint, Decision, Delivery, RejectionRecord
+from hub.model import (
+    AcceptedEvent,
+    AuditRecord,
+    Checkpoint,
+    Decision,
+    Delivery,
+    RejectionRecord,
+    as_utc,
+)
 from hub.wire.topics import notify_topic
 
 
@@ -126,6 +136,12 @@ class SqlQueries:
 
     def link_count(self) -> int:
         return int(self._all(select(func.count()).select_from(identity_links))[0][0])
+
+    def erasures(self) -> dict[str, datetime]:
+        query = select(persons.c.person_id, persons.c.erased_at).where(
+            persons.c.erased_at.is_not(None)
+        )
+        return {str(r.person_id): as_utc(r.erased_at) for r in self._all(query)}
 
     def outbox_backlog(self) -> int:
         query = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))

@@ -30,6 +30,7 @@ from hub.adapters.sql import migrate
 from hub.adapters.sql.queries import SqlQueries
 from hub.adapters.sql.transaction import SqlTransaction
 from hub.errors import ConfigError, RecordStoreError, StoreError
+from hub.privacy.vault import Vault
 
 if TYPE_CHECKING:
     from hub.ports import Store, Transaction
@@ -77,10 +78,19 @@ def _cannot_open(url: URL, exc: DBAPIError) -> ConfigError | StoreError:
 
 
 class SqlStore(SqlQueries):
-    """Implements hub.ports.Store on an SQLAlchemy engine."""
+    """Implements hub.ports.Store on an SQLAlchemy engine; personal values are sealed with
+    ``vault`` (``hub.adapters.sql.sealing``)."""
+
+    def __init__(self, engine: Engine, vault: Vault) -> None:
+        super().__init__(engine)
+        self.vault = vault
+        # Rows whose sealed values did not open, warned about once per store (``role``).
+        self._unopened: set[str] = set()
 
     @classmethod
-    def open(cls, url: str, *, migrate_schema: bool = True) -> SqlStore:
+    def open(cls, url: str, *, vault: Vault, migrate_schema: bool = True) -> SqlStore:
+        """The store at ``url``, its schema migrated first when ``migrate_schema`` (migration
+        0004 seals existing personal data with ``vault``)."""
         try:
             parsed = make_url(normalise_url(url))
         except ArgumentError as exc:
@@ -107,20 +117,21 @@ class SqlStore(SqlQueries):
                     f"cannot use database driver for {parsed.drivername}: {exc}; "
                     "for PostgreSQL install tellonce[postgres]"
                 ) from None
-        store = cls(engine)
+        store = cls(engine, vault)
         if migrate_schema:
             try:
-                migrate.upgrade(engine)
+                migrate.upgrade(engine, vault)
             except DBAPIError as exc:
                 raise _cannot_open(parsed, exc) from exc
         return store
 
     @classmethod
-    def open_existing(cls, url: str) -> SqlStore:
+    def open_existing(cls, url: str, *, vault: Vault) -> SqlStore:
         """The store for commands that only read: it never creates the database (a missing
         SQLite file stays missing) and never migrates it. A missing database, or one without
         tellonce's current schema, is a ConfigError that names TELLONCE_STORE__URL."""
-        store = cls.open(url, migrate_schema=False)  # connects lazily: nothing created yet
+        # Connects lazily: nothing is created yet.
+        store = cls.open(url, vault=vault, migrate_schema=False)
         try:
             store._check_existing()
         except BaseException:
@@ -176,7 +187,7 @@ class SqlStore(SqlQueries):
     def transaction(self) -> Iterator[SqlTransaction]:
         try:
             with self.engine.begin() as connection:
-                yield SqlTransaction(connection)
+                yield SqlTransaction(connection, self.vault, self._unopened)
         except DBAPIError as exc:
             raise translated(exc) from exc
 

@@ -36,30 +36,40 @@ metadata = MetaData(
 
 ID = String(36)
 PROGRAM = String(63)
-LOCAL_ID = String(64)
+KEK_ID = String(64)
+BLIND_INDEX = String(64)  # hex HMAC-SHA-256
 EVENT_ID = String(256)
 HASH = String(64)
 # Times that are hashed (audit, consent) are kept as the exact ISO text that was hashed.
 HASHED_TIME = String(40)
 
+# A person's data key, wrapped under the KEK ``kek_id`` (migration 0004); erasing the person
+# destroys it (both NULL) and sets ``erased_at``. The row itself stays: links still resolve.
 persons = Table(
     "persons",
     metadata,
     Column("person_id", ID, primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("kek_id", KEK_ID, nullable=True),
+    Column("wrapped_key", LargeBinary, nullable=True),
+    Column("erased_at", DateTime(timezone=True), nullable=True),
+    Index(None, "kek_id"),
 )
 
+# The local id is kept sealed under its person's data key (NULL once erased) and found by its
+# blind index (``hub.privacy.blind_index``, migration 0004); no column holds it in plaintext.
 identity_links = Table(
     "identity_links",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("person_id", ID, ForeignKey("persons.person_id"), nullable=False),
     Column("program", PROGRAM, nullable=False),
-    Column("local_id", LOCAL_ID, nullable=False),
+    Column("local_id_index", BLIND_INDEX, nullable=False),
+    Column("local_id_sealed", LargeBinary, nullable=True),
     Column("channel", String(32), nullable=False),
     Column("actor", String(64), nullable=False),
     Column("recorded_at", HASHED_TIME, nullable=False),
-    UniqueConstraint("program", "local_id"),
+    UniqueConstraint("program", "local_id_index"),
     UniqueConstraint("person_id", "program"),
 )
 
@@ -147,7 +157,11 @@ outbox = Table(
     Column("published_at", DateTime(timezone=True), nullable=True),
     # times the relay published it again for want of a receipt (migration 0002)
     Column("republished", Integer, nullable=False, server_default="0"),
+    # whose data key seals key, value and the ce_subject header (migration 0004); NULL for a
+    # message without personal data (a rejection), whose columns stay readable
+    Column("person_id", ID, nullable=True),
     Index(None, "published_at"),
+    Index(None, "person_id"),
 )
 
 # Consent changes received on tellonce.consent.v1: (ce_source, ce_id) is applied once.

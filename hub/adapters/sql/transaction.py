@@ -1,30 +1,20 @@
 """The write side of the SQL store: ``SqlTransaction`` implements every write role of
-``hub.ports`` on one open connection; ``SqlStore.transaction`` commits or rolls it back."""
+``hub.ports`` on one open connection; ``SqlStore.transaction`` commits or rolls it back.
+
+Identity and data keys live in ``identity``, the outbox in ``outbox``; this module holds the
+rest: offsets, consents, processing results, the audit log and deliveries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
 
-from sqlalchemy import (
-    Connection,
-    Table,
-    Text,
-    any_,
-    bindparam,
-    func,
-    insert,
-    select,
-    tuple_,
-    update,
-)
+from sqlalchemy import Table, Text, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 
-from consent.model import ConsentRevision, IdentityLink
+from consent.model import ConsentRevision
 from hub.adapters.sql import tables
-from hub.adapters.sql.bulk import insert_rows
+from hub.adapters.sql.identity import SqlIdentity
 from hub.adapters.sql.mappers import (
     applied_values,
     audit_from,
@@ -36,14 +26,12 @@ from hub.adapters.sql.mappers import (
     delivery_from,
     delivery_values,
     event_values,
-    link_from,
-    link_values,
-    outbox_from,
-    outbox_values,
     rejection_values,
     revision_from,
     revision_values,
 )
+from hub.adapters.sql.outbox import SqlOutbox
+from hub.adapters.sql.role import chunks
 from hub.adapters.sql.tables import (
     audit_checkpoints,
     audit_leaves,
@@ -53,9 +41,6 @@ from hub.adapters.sql.tables import (
     decisions,
     deliveries,
     events,
-    identity_links,
-    outbox,
-    persons,
 )
 from hub.model import (
     AcceptedEvent,
@@ -64,37 +49,19 @@ from hub.model import (
     Checkpoint,
     Decision,
     Delivery,
-    OutboxMessage,
     RejectionRecord,
 )
-from hub.wire.topics import NOTIFY_PREFIX
 
-# PostgreSQL advisory locks (one 64-bit key space per database), held until the transaction
-# ends. On SQLite every transaction begins IMMEDIATE (one writer at a time), which holds both.
+# A PostgreSQL advisory lock (one 64-bit key space per database; the relay's is in ``outbox``),
+# held until the transaction ends. On SQLite every transaction begins IMMEDIATE (one writer at a
+# time), which holds it.
 AUDIT_HEAD_LOCK = 0x7E110_0A0D17  # appends to the audit log queue on it
-RELAY_LOCK = 0x7E110_0E1A7  # one outbox relay at a time
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock wait ended by lock_timeout
 
-# Bound IN lists; SQLite allows 32k parameters, PostgreSQL 65k, and plans stay small.
-CHUNK = 500
 
-T = TypeVar("T")
-
-
-def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
-
-
-class SqlTransaction:
-    """Implements hub.ports.Transaction on one open connection."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._c = connection
-
-    def _insert_all(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """One COPY (PostgreSQL) or executemany for ``rows``; none: no statement at all."""
-        insert_rows(self._c, table, rows)
+class SqlTransaction(SqlIdentity, SqlOutbox):
+    """Implements hub.ports.Transaction on one open connection, sealing personal values with
+    ``vault``."""
 
     def _known_pairs(self, table: Table, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of the (source, event_id) ``keys`` ``table`` holds, one query per chunk."""
@@ -118,7 +85,7 @@ class SqlTransaction:
             )
             return {(s, e) for s, e in rows}
         found: set[tuple[str, str]] = set()
-        for chunk in _chunks(pairs):
+        for chunk in chunks(pairs):
             rows = self._c.execute(
                 select(table.c.source, table.c.event_id).where(
                     tuple_(table.c.source, table.c.event_id).in_(chunk)
@@ -160,56 +127,13 @@ class SqlTransaction:
                     )
                 )
 
-    # -- identity and consent ----------------------------------------------------------------
-
-    def persons_for(self, program: str, local_ids: Iterable[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for chunk in _chunks(sorted(set(local_ids))):
-            rows = self._c.execute(
-                select(identity_links.c.local_id, identity_links.c.person_id).where(
-                    identity_links.c.program == program, identity_links.c.local_id.in_(chunk)
-                )
-            )
-            found.update((str(local), str(person)) for local, person in rows)
-        return found
-
-    def links_of(self, person_ids: Iterable[str]) -> dict[str, dict[str, str]]:
-        found: dict[str, dict[str, str]] = {}
-        for chunk in _chunks(sorted(set(person_ids))):
-            rows = self._c.execute(
-                select(
-                    identity_links.c.person_id,
-                    identity_links.c.program,
-                    identity_links.c.local_id,
-                ).where(identity_links.c.person_id.in_(chunk))
-            )
-            for person, program, local in rows:
-                found.setdefault(person, {})[program] = local
-        return found
-
-    def link_records(self, person_id: str) -> list[IdentityLink]:
-        rows = self._c.execute(
-            select(identity_links)
-            .where(identity_links.c.person_id == person_id)
-            .order_by(identity_links.c.id)
-        )
-        return [link_from(r) for r in rows]
-
-    def person_exists(self, person_id: str) -> bool:
-        query = select(persons.c.person_id).where(persons.c.person_id == person_id)
-        return self._c.execute(query).first() is not None
-
-    def add_person(self, person_id: str, at: datetime) -> None:
-        self._c.execute(insert(persons).values(person_id=person_id, created_at=at))
-
-    def add_link(self, link: IdentityLink) -> None:
-        self._c.execute(insert(identity_links).values(link_values(link)))
+    # -- consent ---------------------------------------------------------------------------
 
     def consent_history(
         self, person_ids: Iterable[str]
     ) -> dict[tuple[str, str, str], list[ConsentRevision]]:
         found: dict[tuple[str, str, str], list[ConsentRevision]] = {}
-        for chunk in _chunks(sorted(set(person_ids))):
+        for chunk in chunks(sorted(set(person_ids))):
             rows = self._c.execute(
                 select(consent_revisions)
                 .where(consent_revisions.c.person_id.in_(chunk))
@@ -246,9 +170,6 @@ class SqlTransaction:
 
     def add_rejections(self, rejections: Sequence[RejectionRecord]) -> None:
         self._insert_all(tables.rejections, [rejection_values(r) for r in rejections])
-
-    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
-        self._insert_all(outbox, [outbox_values(m) for m in messages])
 
     def lock_audit_head(self, wait_s: float | None = None) -> bool:
         if self._c.dialect.name != "postgresql":
@@ -301,19 +222,40 @@ class SqlTransaction:
 
     def decisions_by_notification(self, notification_ids: Iterable[str]) -> dict[str, Decision]:
         found: dict[str, Decision] = {}
-        for chunk in _chunks(sorted(set(notification_ids))):
+        for chunk in chunks(sorted(set(notification_ids))):
             rows = self._c.execute(select(decisions).where(decisions.c.notification_id.in_(chunk)))
             found.update((r.notification_id, decision_from(r)) for r in rows)
         return found
 
     def deliveries_of(self, notification_ids: Iterable[str]) -> dict[str, Delivery]:
         found: dict[str, Delivery] = {}
-        for chunk in _chunks(sorted(set(notification_ids))):
+        for chunk in chunks(sorted(set(notification_ids))):
             rows = self._c.execute(
                 select(deliveries).where(deliveries.c.notification_id.in_(chunk))
             )
             found.update((r.notification_id, delivery_from(r)) for r in rows)
         return found
+
+    def undelivered_notifications(self, person_id: str) -> list[str]:
+        settled = select(deliveries.c.notification_id).where(
+            deliveries.c.notification_id == decisions.c.notification_id,
+            deliveries.c.status != "failed",  # a failed attempt may still be retried
+        )
+        rows = self._c.execute(
+            select(decisions.c.notification_id)
+            .join(
+                events,
+                (events.c.source == decisions.c.source)
+                & (events.c.event_id == decisions.c.event_id),
+            )
+            .where(
+                events.c.person_id == person_id,
+                decisions.c.notification_id.is_not(None),
+                ~settled.exists(),
+            )
+            .order_by(decisions.c.id)
+        )
+        return [str(notification) for (notification,) in rows]
 
     def save_deliveries(self, deliveries: Sequence[Delivery], *, new: bool) -> None:
         if not deliveries:
@@ -326,61 +268,3 @@ class SqlTransaction:
             changed = update(table).where(table.c.notification_id == bindparam("notification"))
             rows = [{"notification": d.notification_id} | delivery_values(d) for d in deliveries]
             self._c.execute(changed, rows)
-
-    # -- relay -------------------------------------------------------------------------------
-
-    def claim_relay(self) -> bool:
-        if self._c.dialect.name != "postgresql":
-            return True
-        return bool(self._c.execute(select(func.pg_try_advisory_xact_lock(RELAY_LOCK))).scalar())
-
-    def pending_outbox(self, limit: int) -> list[OutboxMessage]:
-        rows = self._c.execute(
-            select(outbox)
-            .where(outbox.c.published_at.is_(None))
-            .order_by(outbox.c.seq)
-            .limit(limit)
-        )
-        return [outbox_from(r) for r in rows]
-
-    def unreceipted_outbox(
-        self, published_before: datetime, limit: int, max_republished: int
-    ) -> list[OutboxMessage]:
-        answered = select(deliveries.c.notification_id).where(
-            deliveries.c.notification_id == outbox.c.message_id
-        )
-        rows = self._c.execute(
-            select(outbox)
-            .where(
-                outbox.c.topic.like(f"{NOTIFY_PREFIX}%"),
-                outbox.c.published_at.is_not(None),
-                outbox.c.published_at < published_before,
-                outbox.c.republished < max_republished,
-                ~answered.exists(),
-            )
-            .order_by(outbox.c.seq)
-            .limit(limit)
-        )
-        return [outbox_from(r) for r in rows]
-
-    def mark_republished(self, message_ids: Sequence[str], at: datetime) -> None:
-        for ids in self._id_sets(outbox.c.message_id, message_ids):
-            self._c.execute(
-                update(outbox)
-                .where(ids)
-                .values(published_at=at, republished=outbox.c.republished + 1)
-            )
-
-    def mark_published(self, message_ids: Sequence[str], at: datetime) -> None:
-        for ids in self._id_sets(outbox.c.message_id, message_ids):
-            self._c.execute(update(outbox).where(ids).values(published_at=at))
-
-    def _id_sets(self, column: Any, ids: Sequence[str]) -> Iterator[Any]:
-        """Conditions ``column`` in ``ids``: on PostgreSQL one ``= ANY(array)`` (one parameter,
-        so psycopg can cache the statement: a 500-item IN list is re-parsed at every call),
-        elsewhere one IN list per chunk."""
-        if self._c.dialect.name == "postgresql":
-            yield column == any_(bindparam("ids", list(ids), type_=ARRAY(Text)))
-            return
-        for chunk in _chunks(list(ids)):
-            yield column.in_(chunk)
