@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 PG_DUMP = "/usr/bin/pg_dump"
+NULL = "\\N"  # how COPY data writes a NULL
 
 
 def forms(canary: str) -> tuple[str, ...]:

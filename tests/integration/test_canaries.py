@@ -33,9 +33,11 @@ from sqlalchemy import CheckConstraint, create_engine
 from connectors.sqltable import staging_table
 from consent.model import ConsentState, Evidence
 from hub.adapters.broker import EmbeddedBroker
+from hub.adapters.sql.sealing import link_aad, outbox_aad
 from hub.bootstrap import App
 from hub.config import logs
-from hub.errors import ConfigError
+from hub.errors import ConfigError, DecryptionError
+from hub.model import WrappedKey
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.publishing import event_message
 from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC
@@ -43,7 +45,7 @@ from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC
 from .conftest import POSTGRES_SERVER, fresh_postgres_database, unavailable
 from .harness import SIGNING_KEYS, Harness, read_topic, settings_for
 from .http_server import LocalHTTPServer, Reply, Request
-from .plaintext import Dump, byte_hits, hits, pg_dump
+from .plaintext import NULL, Dump, byte_hits, bytea, hits, pg_dump
 from .test_dead_letters import TELLONCE
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -348,6 +350,81 @@ def test_dlq_list_shows_ids_and_errors_but_no_canary(flow: Flow) -> None:
         assert text.returncode == 0, text.stderr
         shown += [listed.stdout, text.stdout]
     assert hits("".join(shown), CANARIES) == 0
+
+
+def sealed_of(dump: Dump, person: str) -> list[tuple[bytes, bytes]]:
+    """Every value the dump holds sealed for ``person``: (ciphertext, associated data)."""
+    found = [
+        (bytea(row["local_id_sealed"]), link_aad(person, row["program"]))
+        for row in dump.tables["identity_links"]
+        if row["person_id"] == person and row["local_id_sealed"] != NULL
+    ]
+    for row in dump.tables["outbox"]:
+        if row["person_id"] == person:
+            found.append((bytea(row["value"]), outbox_aad(row["message_id"], "value")))
+            found.append((bytea(row["key"]), outbox_aad(row["message_id"], "key")))
+    return found
+
+
+def data_keys(dump: Dump) -> dict[str, WrappedKey]:
+    """The wrapped data key of every person the dump still holds one for."""
+    return {
+        row["person_id"]: WrappedKey(row["kek_id"], bytea(row["wrapped_key"]))
+        for row in dump.tables["persons"]
+        if row["wrapped_key"] != NULL
+    }
+
+
+def test_erasure_leaves_nothing_of_the_person_that_opens_and_the_audit_whole(
+    flow: Flow,
+) -> None:
+    """Before `person erase`, the person's sealed local ids and notices in a dump open with the
+    hub's keys; after it, not one opens with any key the hub holds (a fresh vault, the KEKs,
+    every data key left in the store), the other client's still do, the dump still holds no
+    canary, and `audit verify` and `audit reconcile` pass with an `erased` leaf in the log."""
+    app = flow.harness.app
+    before = flow.dump()
+    sealed = sealed_of(before, flow.person)
+    assert len(sealed) == 5 + 2 * NOTICES  # five local ids; each notice's key and value
+    key = data_keys(before)[flow.person]
+    opened = b"".join(app.vault().open(flow.person, key, data, aad) for data, aad in sealed)
+    assert byte_hits(opened, CANARIES) > 0  # they were the canaries, and the keys opened them
+
+    erased = flow.cli("person", "erase", f"bc-service-bc:{SBC_ID}", "--force", "--json")
+    assert erased.returncode == 0, erased.stderr
+    assert json.loads(erased.stdout)["links"] == 5
+    assert hits(erased.stdout, CANARIES) == 0
+
+    after = flow.dump()
+    left = data_keys(after)
+    assert flow.person not in left
+    assert sealed_of(after, flow.person) == []  # blanked and deleted, not just unreadable
+    assert after.hits_by_table(CANARIES) == {}
+    fresh = App.from_settings(app.settings)  # nothing cached from before the erasure
+    try:
+        vault = fresh.vault()
+        for data, aad in sealed:
+            for candidate in [None, *left.values()]:
+                with pytest.raises(DecryptionError):
+                    vault.open(flow.person, candidate, data, aad)
+        bystander = sealed_of(after, flow.bystander)
+        assert [vault.open(flow.bystander, left[flow.bystander], d, a) for d, a in bystander] == [
+            b"SBC-BYSTANDER-1",
+            b"CRA-BYSTANDER-1",
+        ]
+    finally:
+        fresh.close()
+
+    verified = flow.cli("audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    reconciled = flow.cli("audit", "reconcile")
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    assert flow.cli("audit", "checkpoint").returncode == 0
+    bundle = flow.folder / "bundle-after-erasure.jsonl"
+    assert flow.cli("audit", "export", str(bundle)).returncode == 0
+    text = bundle.read_text()
+    assert "erased" in {json.loads(line).get("kind") for line in text.splitlines()}
+    assert hits(text, CANARIES) == 0
 
 
 def test_no_log_line_holds_a_canary(flow: Flow) -> None:
