@@ -11,6 +11,10 @@ canary (as text, hex or base64) may be found in a `pg_dump` of the hub's databas
 line (the hub's, the connectors', the commands'), in any record of the rejected topic, in the
 audit bundle, or in `tellonce dlq list`. The back offices' files, rows and request bodies hold
 them: that is delivery.
+
+Then `tellonce person erase` (forced): the person's ciphertexts in a dump taken before it no
+longer open with any key the hub holds, another client's still do, and `audit verify` and
+`audit reconcile` pass.
 """
 
 from __future__ import annotations
