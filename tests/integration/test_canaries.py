@@ -22,8 +22,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -49,10 +51,11 @@ from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC
 from .conftest import POSTGRES_SERVER, fresh_postgres_database, unavailable
 from .harness import SIGNING_KEYS, Harness, read_topic, settings_for
 from .http_server import LocalHTTPServer, Reply, Request
-from .plaintext import NULL, Dump, byte_hits, bytea, hits, pg_dump
-from .test_dead_letters import TELLONCE
+from .plaintext import NULL, PG_DUMP, Dump, byte_hits, bytea, hits, pg_dump
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+TELLONCE = shutil.which("tellonce", path=str(Path(sys.executable).parent)) or "tellonce"
 
 # The client's ids at five programs, and what the events say about them.
 SBC_ID = "SBC-CANARY-3141"  # Service BC (publishes the move and the name change)
@@ -144,6 +147,8 @@ def flow(tmp_path_factory: pytest.TempPathFactory, debug_logs: io.StringIO) -> I
     """The canaries' whole life: links and consents, six events, the hub, three connectors,
     the hub again for their receipts."""
     folder = tmp_path_factory.mktemp("canaries")
+    if not Path(PG_DUMP).exists():
+        unavailable(f"{PG_DUMP} is missing: install PostgreSQL's client (scripts/services.sh)")
     try:
         broker = EmbeddedBroker()
     except ConfigError as exc:
