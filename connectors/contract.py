@@ -29,7 +29,9 @@ class Outcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     outcome: Outcome
-    reason: str = ""  # what went wrong, for logs and dead-letter headers: never personal data
+    # What went wrong, for logs, the receipt's detail and the dead letter's headers: fixed words,
+    # never personal data nor the far side's own message (a database error quotes the row).
+    reason: str = ""
     error: str = ""  # a short error class, e.g. "HTTP503", "Timeout", "IntegrityError"
     retry_after: float | None = None  # seconds the far side asked us to wait (RETRY only)
 

@@ -14,7 +14,7 @@ import contextlib
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hub.adapters.avro import AvroCodec
 from hub.adapters.broker import EmbeddedBroker
@@ -79,6 +79,11 @@ def upgrade_schema(settings: Settings) -> None:
     the hub's keys, personal data an older schema kept in plaintext)."""
     vault = vault_for(settings, create=True)
     SqlStore.open(settings.store.url, vault=vault, migrate_schema=True).close()
+
+
+# Longest span of a segment of a notify or dead-letter topic: how long a notice may outlive
+# TELLONCE_BROKER__NOTICE_RETENTION on the broker.
+NOTICE_SEGMENT = timedelta(days=1)
 
 
 @dataclass
@@ -226,15 +231,24 @@ class App:
                 self._embedded_bootstrap = None
 
     def ensure_topics(self, bootstrap: str) -> None:
-        """Create the hub's topics and every subscriber's notify and dead-letter topics."""
-        topics = [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC, CONSENT_TOPIC]
-        topics += [notify_topic(p.id) for p in self.directory.subscribers()]
-        topics += [dlq_topic(p.id) for p in self.directory.subscribers()]
+        """Create the hub's topics and every subscriber's notify and dead-letter topics; those
+        hold notices (personal data), so the broker keeps them ``notice_retention`` only."""
+        broker = self.settings.broker
+        subscribers = [p.id for p in self.directory.subscribers()]
+        notices = [notify_topic(r) for r in subscribers] + [dlq_topic(r) for r in subscribers]
+        # Kafka deletes whole segments, once their newest record is past retention.ms: a record
+        # can outlive it by a segment's span (segment.ms, 7 days by default), so keep it short.
+        segment = min(broker.notice_retention, NOTICE_SEGMENT)
+        retention = {
+            "retention.ms": str(broker.notice_retention // timedelta(milliseconds=1)),
+            "segment.ms": str(segment // timedelta(milliseconds=1)),
+        }
         ensure_topics(
             bootstrap,
-            topics,
-            self.settings.broker.topic_partitions,
-            self.settings.broker.replication_factor,
+            [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC, CONSENT_TOPIC, *notices],
+            broker.topic_partitions,
+            broker.replication_factor,
+            configs=dict.fromkeys(notices, retention),
         )
 
     def _tuning(self) -> ConsumerTuning:
@@ -287,6 +301,7 @@ class App:
             hub.relay_batch,
             redeliver_after_s=hub.redeliver_after_s,
             redeliver_max=hub.redeliver_max,
+            retention=self.settings.privacy.outbox_retention,
         )
         return HubWorker(
             store=store,

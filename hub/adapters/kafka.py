@@ -9,7 +9,7 @@ so the settings pass a short interval and keep batches small enough to fit in it
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,9 +205,16 @@ class KafkaSource:
 
 
 def ensure_topics(
-    bootstrap: str, topics: Iterable[str], partitions: int = 3, replication: int = 1
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int = 3,
+    replication: int = 1,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create the topics that do not exist yet (idempotent)."""
+    """Create the topics that do not exist yet (idempotent), each with its ``configs`` entry as
+    topic configs (e.g. ``retention.ms``). A topic that exists already is left as it is: its
+    configs are its operator's."""
+    configs = configs or {}
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tellonce-admin")
     except KafkaError as exc:
@@ -223,7 +230,12 @@ def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(
                     [
-                        NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                        NewTopic(
+                            t,
+                            num_partitions=partitions,
+                            replication_factor=replication,
+                            topic_configs=dict(configs.get(t, {})),
+                        )
                         for t in missing
                     ]
                 )

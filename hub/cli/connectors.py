@@ -90,7 +90,7 @@ def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
                     {
                         "partition": d.partition,
                         "offset": d.offset,
-                        "notification": d.notification_id,
+                        "notification": d.shown_id,
                         "error": d.error,
                         "reason": d.reason,
                         "attempts": d.attempts,
@@ -110,7 +110,7 @@ def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
     for d in found.letters:
         mark = "replayed" if found.is_replayed(d) else "waiting"
         print(
-            f"{d.partition}/{d.offset:<6} {d.notification_id}  {mark:8} {d.error:14} "
+            f"{d.partition}/{d.offset:<6} {d.shown_id:36}  {mark:8} {d.error:14} "
             f"attempts {d.attempts:<3} from {d.original}  {d.reason}"
         )
     print(f"{len(found.letters)} dead letters, {found.replayed_count} replayed")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -56,8 +56,9 @@ OPAQUE_MODULES = ("kafka.protocol", "kafka.record", "kafka.consumer.fetcher", "k
 _handler: logging.Handler | None = None
 
 
-def configure(level: str = "info", fmt: str = "json") -> None:
-    """Send every log record, ours and the libraries', through one structlog formatter."""
+def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
+    """Send every log record, ours and the libraries', through one structlog formatter, to
+    ``stream`` (standard error by default)."""
     global _handler
     wanted = LEVELS[level]
     shared: list[structlog.types.Processor] = [
@@ -77,7 +78,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

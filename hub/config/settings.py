@@ -52,8 +52,9 @@ class BrokerSettings(BaseModel):
         timedelta(days=7),
         gt=timedelta(0),
         description="retention.ms of the notify and dead-letter topics tellonce creates: how "
-        "long the broker keeps notices (personal data) after they were written. Seconds or "
-        "ISO 8601 (P7D).",
+        "long the broker keeps notices (personal data) after they were written; their "
+        "segment.ms is this or a day, whichever is shorter, so a notice outlives it by a day "
+        "at most. Seconds or ISO 8601 (P7D).",
     )
 
     @field_validator("bootstrap_servers")

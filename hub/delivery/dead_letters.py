@@ -4,10 +4,16 @@ A dead letter is the original record (key, value and headers unchanged, so a rep
 exact notification) plus headers in the spirit of Kafka Connect's ``__connect.errors.*``: the
 error class, the sink's message, the attempt count and where the record came from. Sinks never
 put personal data in their messages, so none reaches these headers.
+
+``tellonce dlq list`` shows a dead letter by those headers and its notification id only, never
+its key or value (the notice itself: personal data). A ce_id that is not a UUID the hub minted
+is not shown either: whoever wrote such a record chose it, and it may hold anything.
 """
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,11 +47,21 @@ __all__ = [
     "DeadLetter",
     "dead_letter_headers",
     "dlq_topic",
+    "minted_id",
     "record_replays",
     "replayed",
 ]
 
 MAX_MESSAGE = 500
+
+
+def minted_id(raw: bytes | None) -> str | None:
+    """The notification id in a ``ce_id`` header when it is a UUID, as the hub mints them;
+    None for anything else (the header's text came from whoever wrote the record)."""
+    if raw is not None:
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            return str(uuid.UUID(raw.decode("ascii")))
+    return None
 
 
 def dead_letter_headers(
@@ -97,6 +113,11 @@ class DeadLetter:
             at=text(TIME),
             record=record,
         )
+
+    @property
+    def shown_id(self) -> str:
+        """The notification id as ``dlq list`` prints it: the hub's UUID, or "-"."""
+        return minted_id(self.record.header(CE_ID)) or "-"
 
     def replay_headers(self) -> Headers:
         """The original headers, without the error ones: a replay is the notification again."""

@@ -17,11 +17,8 @@ the first decision given wins, and the runner puts its own ``Retries`` and ``Dea
 
 from __future__ import annotations
 
-import contextlib
-import uuid
-
 from connectors.contract import DeliveryResult, Notification, Outcome
-from hub.delivery.dead_letters import dead_letter_headers
+from hub.delivery.dead_letters import dead_letter_headers, minted_id
 from hub.delivery.retries import RetryPolicy
 from hub.errors import ConnectorStopped, RejectedEvent, TellonceError
 from hub.model import InboundMessage
@@ -183,8 +180,4 @@ def unread_id(message: InboundMessage) -> str:
     """How logs and errors name a record that could not be read: its ce_id when that is a
     notification id the hub minted (a UUID), else its position. A record's other text came
     from whoever wrote it and may hold anything."""
-    raw = message.header(CE_ID)
-    if raw is not None:
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
-            return str(uuid.UUID(raw.decode("ascii")))
-    return message.position
+    return minted_id(message.header(CE_ID)) or message.position

@@ -17,19 +17,31 @@ the broker may have lost it (the embedded Tansu keeps nothing across a restart),
 idempotency absorbs the repeat when it had not. After ``redeliver_max`` tries the relay stops:
 a recipient whose connector is down for days should not find its topic flooded with copies;
 ``tellonce connector status`` shows those notifications as in flight.
+
+The outbox is not an archive: a notice holds personal data, and once its receipt is recorded
+the hub has no use for it. Given a ``retention``, the relay deletes what is past it: notices
+whose receipt was recorded that long ago, and rejections published that long ago (they answer
+no receipt). It looks once every ``purge_every_s`` and right after each publishing call, in its
+own transaction bounded by ``purge_batch`` rows; a full batch means more is waiting, so the
+next call looks again at once. So it keeps up with any rate while no call holds the consume
+loop for long (in a thread of its own, ``BackgroundRelay``, it does not hold it at all).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
+from hub.errors import TellonceError
 from hub.model import OutboxMessage
 from hub.ports import Clock, OutboxStore, Producer
 
 log = structlog.get_logger(__name__)
+
+PURGE_EVERY_S = 60.0
+PURGE_BATCH = 1000
 
 
 class Relay:
@@ -45,6 +57,9 @@ class Relay:
         redeliver_after_s: float = 300.0,
         redeliver_max: int = 12,
         budget_s: float = 1.0,
+        retention: timedelta | None = None,
+        purge_every_s: float = PURGE_EVERY_S,
+        purge_batch: int = PURGE_BATCH,
     ) -> None:
         self._store = store
         self._producer = producer
@@ -53,7 +68,12 @@ class Relay:
         self._redeliver_after = timedelta(seconds=redeliver_after_s)
         self._redeliver_max = redeliver_max
         self._budget_s = budget_s
+        self._retention = retention  # None: keep the outbox (tests of the relay alone)
+        self._purge_every = timedelta(seconds=purge_every_s)
+        self._purge_batch = purge_batch
+        self._purge_due: datetime | None = None  # None: at the first call
         self.republished = 0
+        self.purged = 0
 
     def republish_unreceipted(self) -> int:
         """Publish again notifications published long ago that no receipt answered."""
@@ -75,8 +95,40 @@ class Relay:
 
     def publish_pending(self) -> int:
         """Publish what is pending, in rounds of at most ``batch`` rows, until none is left or
-        ``budget_s`` is spent; returns how many rows went out (0 when another relay holds the
-        turn)."""
+        ``budget_s`` is spent, then purge the outbox if that is due; returns how many rows went
+        out (0 when another relay holds the turn)."""
+        published = self._publish_rounds()
+        self.purge_if_due()
+        return published
+
+    def purge_if_due(self) -> int:
+        """Delete up to ``purge_batch`` outbox rows past the retention, when due; how many.
+
+        A database that fails here is logged and tried again at the next due time: the purge
+        is a chore, and publishing must not stop for it."""
+        if self._retention is None:
+            return 0
+        now = self._clock()
+        if self._purge_due is not None and now < self._purge_due:
+            return 0
+        try:
+            with self._store.transaction() as tx:
+                if not tx.claim_relay():  # another worker's relay purges: look again next call
+                    return 0
+                gone = tx.purge_outbox(now - self._retention, self._purge_batch)
+        except TellonceError as exc:
+            if not exc.retriable:
+                raise
+            log.warning("outbox purge failed; will try again", error=str(exc))
+            gone = 0
+        # A full batch: more is waiting, so look again at the next call.
+        self._purge_due = now if gone >= self._purge_batch else now + self._purge_every
+        if gone:
+            self.purged += gone
+            log.info("outbox purged", count=gone)
+        return gone
+
+    def _publish_rounds(self) -> int:
         total = 0
         deadline = time.monotonic() + self._budget_s
         while True:

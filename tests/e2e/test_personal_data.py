@@ -6,6 +6,10 @@ publisher's ce_ids) go through `tellonce hub run` and `tellonce connector run` a
 on the real broker and a PostgreSQL store; the delivered file proves they did. Standard error
 is one JSON object per line, kafka-python's records among them, without a single canary; the
 exported audit bundle names events by the keyed hash `tellonce audit pseudonym` prints.
+
+A second recipient's staging table refuses the notice with a rule whose error message quotes
+the street: the connector dead-letters it, and neither `tellonce dlq list`, the receipt the hub
+recorded, nor any log repeats the database's words.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from sqlalchemy import CheckConstraint, create_engine
 
+from connectors.sqltable import staging_table
 from consent.model import ConsentState, Evidence
 from hub.adapters.broker import EmbeddedBroker
 from hub.bootstrap import App
@@ -79,9 +86,12 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
         }
         inbox = folder / "inbox"
         connector = ("connector", "run", "bc-msp", "--sink", "filedrop")
+        refusing = ("connector", "run", "esdc-cpp", "--sink", "sqltable")
+        staging = _refusing_staging_table(folder / "cpp.db")
         commands = [
             ("hub", "run", "--idle-exit", "2"),
             (*connector, "--option", f"directory={inbox}", "--idle-exit", "2"),
+            (*refusing, "--option", f"url={staging}", "--idle-exit", "2"),
             ("hub", "run", "--idle-exit", "2"),  # records the receipts
         ]
         stderr = []
@@ -90,6 +100,20 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
             assert result.returncode == 0, (command, result.stderr[-3000:])
             stderr.append(result.stderr)
         yield Flow(env, "".join(stderr), inbox)
+
+
+def _refusing_staging_table(path: Path) -> str:
+    """A staging table with a rule of the back office's own that refuses any row holding the
+    street; SQLite's error message quotes the rule, street included."""
+    url = f"sqlite:///{path}"
+    table = staging_table()
+    table.append_constraint(CheckConstraint(f"body NOT LIKE '%{STREET}%'"))
+    engine = create_engine(url)
+    try:
+        table.metadata.create_all(engine)
+    finally:
+        engine.dispose()
+    return url
 
 
 def _prepare(app: App, bootstrap: str) -> None:
@@ -101,6 +125,7 @@ def _prepare(app: App, bootstrap: str) -> None:
     service.link("bc-msp", LOCAL_ID, evidence, to=person)
     service.link("esdc-cpp", "CPP-7", evidence, to=person)
     service.record(person, "bc-msp", ["AddressChanged"], ConsentState.GIVEN, evidence)
+    service.record(person, "esdc-cpp", ["AddressChanged"], ConsentState.GIVEN, evidence)
     address = {
         "lines": [STREET],
         "municipality": "Victoria",
@@ -213,3 +238,25 @@ def test_the_audit_names_events_by_the_keyed_hash_the_pseudonym_command_prints(
     assert ref in accepted
     reconciled = run("audit", "reconcile", env=flow.env)
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+
+
+def test_a_sink_error_quoting_a_canary_goes_no_further(flow: Flow) -> None:
+    """The staging table's refusal quoted the street: `dlq list` shows the notice's id and the
+    error class only, the recorded receipt keeps the sink's fixed words, and no log repeats
+    the database's."""
+    listed = run("dlq", "list", "esdc-cpp", "--json", env=flow.env)
+    assert listed.returncode == 0, listed.stderr
+    (letter,) = json.loads(listed.stdout)
+    assert letter["error"] == "IntegrityError"
+    assert letter["reason"] == "a constraint of the staging table 'tellonce_inbox' refused the row"
+    text = run("dlq", "list", "esdc-cpp", env=flow.env)
+    assert text.returncode == 0, text.stderr
+    assert letter["notification"] in text.stdout
+    shown = listed.stdout + listed.stderr + text.stdout + text.stderr
+    assert [canary for canary in CANARIES if canary in shown] == []
+    with psycopg.connect(flow.env["TELLONCE_STORE__URL"]) as db:
+        recorded = db.execute("SELECT recipient, status, detail FROM deliveries").fetchall()
+    assert sorted(recorded) == [
+        ("bc-msp", "delivered", None),
+        ("esdc-cpp", "dead_lettered", letter["reason"]),
+    ]

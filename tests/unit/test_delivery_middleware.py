@@ -97,3 +97,18 @@ def test_the_base_middleware_has_no_opinion() -> None:
     base = Middleware()
     assert base.retry_delay(NOTICE, RETRY, 1, elapsed_s=0.0) is None
     assert base.dead_letter(RECORD, "n-1", FAILED, 1) is None
+
+
+def test_dlq_list_names_a_dead_letter_by_the_hubs_id_only() -> None:
+    """A dead letter whose ce_id is a UUID the hub minted is shown by it; any other ce_id (a
+    record written by someone else, which may hold anything) is shown as "-"."""
+    minted = "0190d6a4-7c1e-7000-8000-000000000001"
+    ours = InboundMessage(
+        dlq_topic(RECIPIENT), 0, 1, b"CRA-1", b"avro", [("ce_id", minted.encode())]
+    )
+    forged = InboundMessage(
+        dlq_topic(RECIPIENT), 0, 2, b"CRA-1", b"avro", [("ce_id", b"CRA-1 Jane Doe")]
+    )
+    unnamed = InboundMessage(dlq_topic(RECIPIENT), 0, 3, b"CRA-1", b"avro", [])
+    shown = [dead_letters.DeadLetter.from_record(r).shown_id for r in (ours, forged, unnamed)]
+    assert shown == [minted, "-", "-"]
