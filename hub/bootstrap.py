@@ -14,7 +14,7 @@ import contextlib
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from hub.adapters.avro import AvroCodec
 from hub.adapters.broker import EmbeddedBroker
@@ -56,6 +56,7 @@ from hub.wire.topics import (
     REJECTED_TOPIC,
     connector_group,
     dlq_topic,
+    notice_topic_config,
     notify_topic,
 )
 
@@ -79,11 +80,6 @@ def upgrade_schema(settings: Settings) -> None:
     the hub's keys, personal data an older schema kept in plaintext)."""
     vault = vault_for(settings, create=True)
     SqlStore.open(settings.store.url, vault=vault, migrate_schema=True).close()
-
-
-# Longest span of a segment of a notify or dead-letter topic: how long a notice may outlive
-# TELLONCE_BROKER__NOTICE_RETENTION on the broker.
-NOTICE_SEGMENT = timedelta(days=1)
 
 
 @dataclass
@@ -236,13 +232,7 @@ class App:
         broker = self.settings.broker
         subscribers = [p.id for p in self.directory.subscribers()]
         notices = [notify_topic(r) for r in subscribers] + [dlq_topic(r) for r in subscribers]
-        # Kafka deletes whole segments, once their newest record is past retention.ms: a record
-        # can outlive it by a segment's span (segment.ms, 7 days by default), so keep it short.
-        segment = min(broker.notice_retention, NOTICE_SEGMENT)
-        retention = {
-            "retention.ms": str(broker.notice_retention // timedelta(milliseconds=1)),
-            "segment.ms": str(segment // timedelta(milliseconds=1)),
-        }
+        retention = notice_topic_config(broker.notice_retention)
         ensure_topics(
             bootstrap,
             [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC, CONSENT_TOPIC, *notices],

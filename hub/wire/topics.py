@@ -7,6 +7,8 @@ the group's lag by it).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 LIFEEVENTS_TOPIC = "tellonce.lifeevents.v1"
 REJECTED_TOPIC = "tellonce.lifeevents.rejected.v1"
 RECEIPTS_TOPIC = "tellonce.receipts.v1"
@@ -20,6 +22,23 @@ NOTIFY_PREFIX = "tellonce.notify."
 def notify_topic(recipient: str) -> str:
     """The topic of ``recipient``'s notices: ``tellonce.notify.<id>.v1``."""
     return f"{NOTIFY_PREFIX}{recipient}.v1"
+
+
+# Longest span of a segment of a notify or dead-letter topic: how long a notice may outlive
+# TELLONCE_BROKER__NOTICE_RETENTION on the broker.
+NOTICE_SEGMENT = timedelta(days=1)
+
+
+def notice_topic_config(retention: timedelta) -> dict[str, str]:
+    """The topic configs of a notify or dead-letter topic: notices are personal data, so the
+    broker keeps them ``retention`` only."""
+    # Kafka deletes whole segments, once their newest record is past retention.ms: a record
+    # can outlive it by a segment's span (segment.ms, 7 days by default), so keep it short.
+    segment = min(retention, NOTICE_SEGMENT)
+    return {
+        "retention.ms": str(retention // timedelta(milliseconds=1)),
+        "segment.ms": str(segment // timedelta(milliseconds=1)),
+    }
 
 
 def dlq_topic(recipient: str) -> str:
