@@ -61,11 +61,13 @@ __all__ = [
     "HUB_SOURCE",
     "HUB_TOPIC",
     "LIFEEVENTS_TOPIC",
+    "NOTICE_SEGMENT",
     "NOTIFY_PREFIX",
     "RECEIPTS_TOPIC",
     "REJECTED_TOPIC",
     "connector_group",
     "connector_source",
     "dlq_topic",
+    "notice_topic_config",
     "notify_topic",
 ]
