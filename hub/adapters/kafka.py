@@ -26,6 +26,9 @@ from hub.ports import OffsetLookup
 
 log = structlog.get_logger(__name__)
 
+# Longest a flush waits for the broker to acknowledge what was sent, retries included.
+FLUSH_LIMIT_S = 30
+
 
 @dataclass(frozen=True, slots=True)
 class ConsumerTuning:
@@ -46,7 +49,11 @@ class KafkaSink:
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=5,
-                retries=5,
+                # Retry retriable errors (a leader moving, a partition not yet served just
+                # after its topic was created) for as long as flush() waits, not 5 times:
+                # Apache Kafka answered NotLeaderForPartition for longer than 5 quick retries.
+                delivery_timeout_ms=FLUSH_LIMIT_S * 1000,
+                request_timeout_ms=10_000,  # must stay under the delivery timeout
             )
         except KafkaError as exc:
             raise BrokerError(f"cannot connect a producer to {bootstrap}: {exc}") from exc
@@ -61,9 +68,9 @@ class KafkaSink:
     def flush(self) -> None:
         futures, self._futures = self._futures, []
         try:
-            self._producer.flush(timeout=30)
+            self._producer.flush(timeout=FLUSH_LIMIT_S)
             for future in futures:
-                future.get(timeout=30)
+                future.get(timeout=FLUSH_LIMIT_S)
         except KafkaError as exc:
             raise BrokerError(f"the broker did not acknowledge a publish: {exc}") from exc
 
