@@ -3,12 +3,13 @@
 # from Maven Central into a cache reused between runs on this machine, and prints the folder
 # holding the jars (one line on standard output; nothing else when all went well).
 #
-#   cache: ${TELLONCE_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tellonce/kafka}/<version>/
+#   cache: ${KAFKA_TIER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tellonce/kafka}/<version>/
 #
+# (Not TELLONCE_*: tellonce refuses variables of its prefix that name no setting.)
 # Idempotent: a complete cache (marked by .complete, which records the pom's checksum) is used
 # as it is, without Maven. Otherwise Maven copies the jars into a temporary folder that takes
 # the cache's place only once complete, under a lock, so concurrent callers never see half a
-# cache. Bounded: Maven gets TELLONCE_KAFKA_FETCH_TIMEOUT_S seconds (default 600). Only the test
+# cache. Bounded: Maven gets KAFKA_TIER_FETCH_TIMEOUT_S seconds (default 600). Only the test
 # suite and CI call this: the product never downloads anything at run time.
 set -euo pipefail
 
@@ -22,7 +23,7 @@ done
 
 version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom" | head -n1)"
 [ -n "$version" ] || { log "no <kafka.version> in $pom"; exit 3; }
-base="${TELLONCE_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tellonce/kafka}"
+base="${KAFKA_TIER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tellonce/kafka}"
 cache="$base/$version"
 stamp="$(sha256sum "$pom" | cut -d' ' -f1)"
 
@@ -35,7 +36,7 @@ fi
 
 mkdir -p "$base"
 exec 9>"$base/.lock"
-flock -w "${TELLONCE_KAFKA_FETCH_TIMEOUT_S:-600}" 9 || { log "another fetch holds $base/.lock"; exit 1; }
+flock -w "${KAFKA_TIER_FETCH_TIMEOUT_S:-600}" 9 || { log "another fetch holds $base/.lock"; exit 1; }
 if complete; then  # another caller finished it while this one waited for the lock
   echo "$cache"
   exit 0
@@ -44,7 +45,7 @@ fi
 work="$(mktemp -d "$base/.fetch.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 log "fetching Apache Kafka $version and its dependencies from Maven Central (once per machine)"
-if ! timeout "${TELLONCE_KAFKA_FETCH_TIMEOUT_S:-600}" mvn -q -B -f "$pom" \
+if ! timeout "${KAFKA_TIER_FETCH_TIMEOUT_S:-600}" mvn -q -B -f "$pom" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/jars" \
     >"$work/maven.log" 2>&1; then
   log "Maven could not fetch the jars; its last lines:"
