@@ -26,6 +26,8 @@ from hub.ports import OffsetLookup
 
 log = structlog.get_logger(__name__)
 
+# Longest topic creation waits for the brokers to serve every new partition.
+TOPIC_READY_MS = 15_000
 # Longest a flush waits for the broker to acknowledge what was sent, retries included.
 FLUSH_LIMIT_S = 30
 
@@ -234,6 +236,9 @@ def ensure_topics(
                         for t in missing
                     ]
                 )
+            # Apache Kafka accepts a creation before its brokers serve the new partitions;
+            # clients that come at once log errors and retry. Wait until each has a leader.
+            admin.wait_for_topics(missing, timeout_ms=TOPIC_READY_MS)
             log.info("topics created", topics=missing)
     except KafkaError as exc:
         raise BrokerError(f"cannot create topics on {bootstrap}: {exc}") from exc
