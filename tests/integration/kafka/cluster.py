@@ -36,42 +36,14 @@ from types import TracebackType
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-ROOT = Path(__file__).resolve().parents[3]
-JARS_SCRIPT = ROOT / "scripts" / "kafka-jars.sh"
+from .jars import KafkaUnavailable, jar_cache
 
 HOST = "127.0.0.1"
 HEAP = "-Xmx384m"
-FETCH_LIMIT_S = 900.0  # the first fetch of the jars on a machine (Maven Central)
 FORMAT_LIMIT_S = 60.0
 START_LIMIT_S = 120.0  # JVM start, KRaft election, first metadata on 2 busy cores
 STOP_LIMIT_S = 30.0  # controlled shutdown before SIGKILL
 LONE_NODE_S = 5.0  # the last node of a cluster being stopped, before SIGKILL (see stop)
-
-
-class KafkaUnavailable(Exception):
-    """Java, Maven or the jars are missing: the tier cannot run here (a skip, or a CI failure)."""
-
-
-def jar_cache(limit_s: float = FETCH_LIMIT_S) -> Path:
-    """The folder of Kafka's jars, fetched once per machine by scripts/kafka-jars.sh."""
-    for tool in ("java", "mvn"):
-        if shutil.which(tool) is None:
-            raise KafkaUnavailable(
-                f"{tool} is not installed (the Kafka tier needs Java 17+ and Maven)"
-            )
-    try:
-        done = subprocess.run(
-            ["bash", str(JARS_SCRIPT)],
-            capture_output=True,
-            text=True,
-            timeout=limit_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise KafkaUnavailable(f"{JARS_SCRIPT.name} took longer than {limit_s:.0f} s") from exc
-    if done.returncode != 0:
-        raise KafkaUnavailable(f"{JARS_SCRIPT.name} failed: {done.stderr.strip()[-1500:]}")
-    return Path(done.stdout.strip().splitlines()[-1])
 
 
 def free_port() -> int:

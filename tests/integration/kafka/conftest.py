@@ -22,7 +22,8 @@ from hub.bootstrap import App
 
 from ..conftest import unavailable
 from ..harness import SIGNING_KEYS, Harness, settings_for, tuned
-from .cluster import KafkaCluster, KafkaUnavailable, jar_cache
+from .cluster import KafkaCluster
+from .jars import KafkaUnavailable, jar_cache
 
 
 @pytest.fixture(scope="package")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub.adapters.claims import HUB_TOPIC, ensure_claim_topic
-from hub.wire.topics import LIFEEVENTS_TOPIC, notify_topic
+from hub.adapters.claims import ensure_claim_topic
+from hub.wire.topics import HUB_TOPIC, LIFEEVENTS_TOPIC, notify_topic
 from tests.watchdog import wait_until
 
 from ..harness import PUBLISHER, Harness, address, address_payload
@@ -24,9 +24,9 @@ def test_topics_have_the_configured_partitions_and_replication(
     ensure_claim_topic(kafka.bootstrap, broker.replication_factor)  # as a hub worker does
     required = {LIFEEVENTS_TOPIC, notify_topic("cra-individual"), HUB_TOPIC}
 
-    def shapes() -> dict[str, tuple[int, set[int]]] | None:
+    def shapes() -> dict[str, tuple[int, set[int]]]:
         """Topic -> (partitions, replica counts), once the broker lists every required topic
-        (a topic just created reaches the broker's metadata a moment later)."""
+        (a topic just created reaches the broker's metadata a moment later); empty before."""
         admin = kafka.admin()
         try:
             found = {
@@ -39,7 +39,7 @@ def test_topics_have_the_configured_partitions_and_replication(
             }
         finally:
             admin.close()
-        return found if required <= set(found) else None
+        return found if required <= set(found) else {}
 
     created = wait_until(shapes, 10, f"the broker does not list all of {sorted(required)}")
     expected = {t: (broker.topic_partitions, {broker.replication_factor}) for t in created}
