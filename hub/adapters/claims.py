@@ -25,6 +25,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from hub.adapters.kafka import TOPIC_READY_MS
 from hub.errors import BrokerError
 from hub.model import StoreClaim
 from hub.wire.topics import HUB_TOPIC
@@ -54,6 +55,7 @@ def ensure_claim_topic(bootstrap: str, replication: int = 1) -> None:
             )
             with contextlib.suppress(TopicAlreadyExistsError):  # another hub was quicker
                 admin.create_topics([topic])
+            admin.wait_for_topics([HUB_TOPIC], timeout_ms=TOPIC_READY_MS)  # see ensure_topics
             log.info("topics created", topics=[HUB_TOPIC])
     except KafkaError as exc:
         raise BrokerError(f"cannot create {HUB_TOPIC} on {bootstrap}: {exc}") from exc

@@ -26,6 +26,11 @@ from hub.ports import OffsetLookup
 
 log = structlog.get_logger(__name__)
 
+# Longest topic creation waits for the brokers to serve every new partition.
+TOPIC_READY_MS = 15_000
+# Longest a flush waits for the broker to acknowledge what was sent, retries included.
+FLUSH_LIMIT_S = 30
+
 
 @dataclass(frozen=True, slots=True)
 class ConsumerTuning:
@@ -46,7 +51,11 @@ class KafkaSink:
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=5,
-                retries=5,
+                # Retry retriable errors (a leader moving, a partition not yet served just
+                # after its topic was created) for as long as flush() waits, not 5 times:
+                # Apache Kafka answered NotLeaderForPartition for longer than 5 quick retries.
+                delivery_timeout_ms=FLUSH_LIMIT_S * 1000,
+                request_timeout_ms=10_000,  # must stay under the delivery timeout
             )
         except KafkaError as exc:
             raise BrokerError(f"cannot connect a producer to {bootstrap}: {exc}") from exc
@@ -61,9 +70,9 @@ class KafkaSink:
     def flush(self) -> None:
         futures, self._futures = self._futures, []
         try:
-            self._producer.flush(timeout=30)
+            self._producer.flush(timeout=FLUSH_LIMIT_S)
             for future in futures:
-                future.get(timeout=30)
+                future.get(timeout=FLUSH_LIMIT_S)
         except KafkaError as exc:
             raise BrokerError(f"the broker did not acknowledge a publish: {exc}") from exc
 
@@ -239,6 +248,9 @@ def ensure_topics(
                         for t in missing
                     ]
                 )
+            # Apache Kafka accepts a creation before its brokers serve the new partitions;
+            # clients that come at once log errors and retry. Wait until each has a leader.
+            admin.wait_for_topics(missing, timeout_ms=TOPIC_READY_MS)
             log.info("topics created", topics=missing)
     except KafkaError as exc:
         raise BrokerError(f"cannot create topics on {bootstrap}: {exc}") from exc

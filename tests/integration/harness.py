@@ -158,12 +158,18 @@ class Harness:
         return datetime.now(UTC)
 
     def env(self, **variables: str) -> dict[str, str]:
-        """The environment of a tellonce process on this store, broker and audit key, logging
-        warnings and worse: this process's without its TELLONCE_* variables, plus ``variables``."""
+        """The environment of a tellonce process on this store, broker (and its topics' shape)
+        and audit key, logging warnings and worse: this process's without its TELLONCE_*
+        variables, plus ``variables``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
+        broker = self.app.settings.broker
         return env | {
             "TELLONCE_STORE__URL": self.app.settings.store.url,
             "TELLONCE_BROKER__BOOTSTRAP_SERVERS": self.bootstrap,
+            # A topic the process creates (the fence's claim topic) must be replicated as the
+            # cluster requires: on 3 nodes with min.insync.replicas=2, one replica refuses acks=all.
+            "TELLONCE_BROKER__REPLICATION_FACTOR": str(broker.replication_factor),
+            "TELLONCE_BROKER__TOPIC_PARTITIONS": str(broker.topic_partitions),
             "TELLONCE_AUDIT__SIGNING_KEY": str(self.app.settings.audit.signing_key),
             "TELLONCE_LOG_LEVEL": "warning",
             **variables,

@@ -1,0 +1,63 @@
+"""The launcher's configuration, checked without starting a JVM: one node is its own quorum,
+three nodes are the production shape (replication factor 3, min.insync.replicas=2)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from .cluster import KafkaCluster, cluster_id
+
+
+def configs(cluster: KafkaCluster) -> list[dict[str, str]]:
+    """Each node's server.properties as a dict."""
+    return [
+        dict(line.split("=", 1) for line in cluster.properties(node).splitlines())
+        for node in cluster.nodes
+    ]
+
+
+def test_three_nodes_are_three_voters_replicating_three_ways(tmp_path: Path) -> None:
+    """With three nodes every node votes, topics replicate 3 ways and writes need 2 in sync."""
+    cluster = KafkaCluster(tmp_path / "jars", tmp_path, nodes=3)
+    nodes = configs(cluster)
+    voters = {f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in cluster.nodes}
+    assert [set(c["controller.quorum.voters"].split(",")) for c in nodes] == [voters] * 3
+    assert [c["node.id"] for c in nodes] == ["1", "2", "3"]
+    for key, value in {
+        "default.replication.factor": "3",
+        "offsets.topic.replication.factor": "3",
+        "transaction.state.log.replication.factor": "3",
+        "min.insync.replicas": "2",
+        "transaction.state.log.min.isr": "2",
+        "unclean.leader.election.enable": "false",
+        "auto.create.topics.enable": "false",
+    }.items():
+        assert {c[key] for c in nodes} == {value}, key
+    ports = [n.port for n in cluster.nodes] + [n.controller_port for n in cluster.nodes]
+    assert len(set(ports)) == 6
+    assert len({c["log.dirs"] for c in nodes}) == 3
+    assert all(c["log.dirs"].startswith(str(tmp_path)) for c in nodes)
+    assert cluster.bootstrap == ",".join(f"127.0.0.1:{n.port}" for n in cluster.nodes)
+
+
+def test_one_node_is_its_own_quorum_without_replication(tmp_path: Path) -> None:
+    """A single node votes for itself, and topics have one replica needing one in sync."""
+    cluster = KafkaCluster(tmp_path / "jars", tmp_path, nodes=1)
+    (config,) = configs(cluster)
+    (node,) = cluster.nodes
+    assert config["controller.quorum.voters"] == f"1@127.0.0.1:{node.controller_port}"
+    assert config["listeners"] == (
+        f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
+    )
+    assert (config["default.replication.factor"], config["min.insync.replicas"]) == ("1", "1")
+
+
+def test_cluster_ids_are_kafka_uuids() -> None:
+    """A cluster id is 16 random bytes in URL-safe base64 without padding, never led by '-'."""
+    ids = {cluster_id() for _ in range(200)}
+    assert len(ids) == 200
+    for text in ids:
+        assert len(text) == 22
+        assert not text.startswith("-")
+        assert len(base64.urlsafe_b64decode(text + "==")) == 16
