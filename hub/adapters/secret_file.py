@@ -1,4 +1,5 @@
-"""Key files of 32 random bytes as hex: the pseudonym key and the blind index key.
+"""Key files of 32 random bytes as hex: the pseudonym key and the blind index key; and
+``write_private``, how every key file of the hub is written (these, the signing key, KEKs).
 
 Created on first use when allowed: written to a temp file, mode 0600, then hard-linked into
 place, so two processes starting together end up with the same key and an existing key is
@@ -17,6 +18,39 @@ from pathlib import Path
 from hub.errors import ConfigError
 
 KEY_BYTES = 32
+
+
+class NoTempFile(OSError):
+    """``write_private`` could not create its temp file in the target's folder (missing, or
+    not writable): callers tell the user to create the folder or choose another path."""
+
+
+def write_private(path: Path, data: bytes, *, replace: bool = False) -> bool:
+    """Write ``data`` to ``path`` whole, mode 0600: a temp file beside it, fsynced, then
+    hard-linked into place, or renamed over what is there with ``replace`` (both atomic).
+    False when ``path`` existed and ``replace`` is not set: the file there is kept, so the
+    first of several processes creating one key wins. NoTempFile or OSError otherwise."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise NoTempFile(exc.errno, exc.strerror) from exc
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), 0o600)
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,25 +93,15 @@ class SecretFile:
 
     def _create(self, path: Path) -> None:
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        except OSError as exc:
+            # False: another process was first, and its key is kept.
+            write_private(path, (secrets.token_bytes(KEY_BYTES).hex() + "\n").encode())
+        except NoTempFile as exc:
             raise ConfigError(
                 f"cannot create the {self.what} in {path.parent} ({exc.strerror}); "
                 f"create the directory or set {self.setting} to another path"
             ) from None
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as out:
-                os.fchmod(out.fileno(), 0o600)
-                out.write(secrets.token_bytes(KEY_BYTES).hex() + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            with contextlib.suppress(FileExistsError):  # another process was first: keep its key
-                os.link(tmp, path)
         except OSError as exc:
             raise ConfigError(f"cannot write the {self.what} {path} ({exc.strerror})") from None
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 PSEUDONYM_KEY = SecretFile(

@@ -11,16 +11,14 @@ Error messages name the file and the fix, never key material.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from hub.adapters.secret_file import NoTempFile, write_private
 from hub.errors import ConfigError, SignerError, VerificationError
 from hub.ports import SignatureCheck
 
@@ -87,30 +85,19 @@ def create_key(path: Path, *, exist_ok: bool = False) -> None:
         serialization.NoEncryption(),
     )
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
+        written = write_private(path, pem)
+    except NoTempFile as exc:
         raise ConfigError(
             f"cannot create the signing key in {path.parent} ({exc.strerror}); "
             "create the directory or choose another path"
         ) from exc
-    try:
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), 0o600)
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
-        os.link(tmp, path)
-    except FileExistsError:
-        if not exist_ok:  # created between the check above and the link
-            raise ConfigError(
-                f"signing key file {path} already exists; refusing to overwrite it. "
-                "Remove it yourself if you really mean to retire that key."
-            ) from None
     except OSError as exc:
         raise ConfigError(f"cannot write the signing key {path} ({exc.strerror})") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    if not written and not exist_ok:  # created between the check above and the link
+        raise ConfigError(
+            f"signing key file {path} already exists; refusing to overwrite it. "
+            "Remove it yourself if you really mean to retire that key."
+        )
 
 
 def public_key_check(public_key_pem: str) -> SignatureCheck:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.adapters import secret_file
 from hub.adapters.keys import aesgcm, keyfile
 from hub.adapters.keys.aesgcm import AesGcmSealer
 from hub.adapters.keys.keyfile import FileKeyWrapper
@@ -133,7 +134,7 @@ def test_two_wrappers_creating_the_first_kek_together_end_up_with_one(
             both_ready.wait()  # both have written their KEK file and not yet named it current
         real_link(src, dst)
 
-    monkeypatch.setattr(keyfile.os, "link", link_together)
+    monkeypatch.setattr(secret_file.os, "link", link_together)  # every key file is linked there
     wrappers = [FileKeyWrapper(folder, create=True) for _ in range(2)]
     ids: list[str] = []
     errors: list[BaseException] = []

@@ -14,13 +14,11 @@ race removes the KEK file it made, which wraps nothing.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import tempfile
 from pathlib import Path
 
 from hub.adapters.keys.aesgcm import KEY_BYTES, AesGcmSealer
+from hub.adapters.secret_file import NoTempFile, write_private
 from hub.errors import DecryptionError, KeyStoreError
 from hub.model import WrappedKey
 
@@ -67,22 +65,25 @@ class FileKeyWrapper:
             ) from None
 
     def new_kek(self) -> str:
-        self._folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        kek_id = secrets.token_hex(8)
-        self._write(self._folder / f"{kek_id}{SUFFIX}", secrets.token_bytes(KEY_BYTES).hex())
+        kek_id, _ = self._make_kek()
         # Replacing ``current`` is atomic (rename), so a reader sees the old or the new id.
         self._write(self._folder / CURRENT, kek_id, replace=True)
         return kek_id
 
     def _first_kek(self) -> None:
-        self._folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        kek_id = secrets.token_hex(8)
-        kek = self._folder / f"{kek_id}{SUFFIX}"
-        self._write(kek, secrets.token_bytes(KEY_BYTES).hex())
+        kek_id, kek = self._make_kek()
         if not self._write(self._folder / CURRENT, kek_id):
             # Another process made the first KEK at the same time and named it current:
             # keep its, drop ours (nothing was wrapped under it).
             kek.unlink(missing_ok=True)
+
+    def _make_kek(self) -> tuple[str, Path]:
+        """A new KEK file in the folder (made if missing), not yet current: its id and path."""
+        self._folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        kek_id = secrets.token_hex(8)
+        kek = self._folder / f"{kek_id}{SUFFIX}"
+        self._write(kek, secrets.token_bytes(KEY_BYTES).hex())
+        return kek_id, kek
 
     def _kek(self, kek_id: str) -> bytes:
         key = self._keks.get(kek_id)
@@ -106,31 +107,14 @@ class FileKeyWrapper:
         return key
 
     def _write(self, path: Path, text: str, *, replace: bool = False) -> bool:
-        """Write ``path`` whole (temp file, fsync, then link or rename); False when it
-        existed already and ``replace`` is not set (the file there is kept)."""
+        """Write ``path`` whole (``write_private``); False when it existed already and
+        ``replace`` is not set (the file there is kept)."""
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        except OSError as exc:
+            return write_private(path, (text + "\n").encode("ascii"), replace=replace)
+        except NoTempFile as exc:
             raise KeyStoreError(
                 f"cannot write in the KEK folder {path.parent} ({exc.strerror}); create it or "
                 f"set {SETTING} to another folder"
             ) from None
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as out:
-                os.fchmod(out.fileno(), 0o600)
-                out.write(text + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            if replace:
-                os.replace(tmp, path)
-            else:
-                try:
-                    os.link(tmp, path)
-                except FileExistsError:
-                    return False
         except OSError as exc:
             raise KeyStoreError(f"cannot write {path} ({exc.strerror})") from None
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        return True
