@@ -37,6 +37,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from .jars import KafkaUnavailable, jar_cache
+from .security import ADMIN, ClusterSecurity
 
 HOST = "127.0.0.1"
 HEAP = "-Xmx384m"
@@ -94,6 +95,7 @@ class Node:
     port: int
     controller_port: int
     folder: Path
+    tls_port: int = 0  # the mutual-TLS listener of a secured cluster (``port``: SASL_SSL)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -126,21 +128,45 @@ class KafkaCluster:
         nodes: int = 1,
         heap: str = HEAP,
         start_limit_s: float = START_LIMIT_S,
+        security: ClusterSecurity | None = None,
     ) -> None:
         self.jars = jars
         self.workdir = workdir
         self.heap = heap
         self.start_limit_s = start_limit_s
+        self.security = security  # None: PLAINTEXT, no authorizer (see security.py)
         self.cluster_id = cluster_id()
         self.nodes = [
-            Node(i, free_port(), free_port(), workdir / f"node-{i}") for i in range(1, nodes + 1)
+            Node(
+                i,
+                free_port(),
+                free_port(),
+                workdir / f"node-{i}",
+                tls_port=free_port() if security else 0,
+            )
+            for i in range(1, nodes + 1)
         ]
         self.replication_factor = min(nodes, 3)
         self.min_insync_replicas = 2 if nodes >= 3 else 1
 
     @property
     def bootstrap(self) -> str:
+        """Where clients connect: PLAINTEXT, or SASL_SSL on a secured cluster."""
         return ",".join(n.address for n in self.nodes)
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        return self._secured().bootstrap
+
+    @property
+    def mtls_bootstrap(self) -> str:
+        self._secured()
+        return ",".join(f"{HOST}:{n.tls_port}" for n in self.nodes)
+
+    def _secured(self) -> KafkaCluster:
+        if self.security is None:
+            raise RuntimeError("a plain cluster: start it with security=ClusterSecurity(...)")
+        return self
 
     def properties(self, node: Node) -> str:
         voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in self.nodes)
@@ -173,6 +199,10 @@ class KafkaCluster:
             "num.io.threads": 2,
             "num.recovery.threads.per.data.dir": 1,
         }
+        if self.security is not None:
+            settings.update(
+                self.security.broker_properties(node.port, node.tls_port, node.controller_port)
+            )
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
     def _java(self, node: Node, main: str, *args: str) -> list[str]:
@@ -202,7 +232,11 @@ class KafkaCluster:
         )
         done = subprocess.run(
             self._java(
-                node, "kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(config)
+                node,
+                "kafka.tools.StorageTool",
+                "format",
+                *("-t", self.cluster_id, "-c", str(config)),
+                *(self.security.format_args() if self.security else ()),
             ),
             capture_output=True,
             text=True,
@@ -292,10 +326,13 @@ class KafkaCluster:
         return True
 
     def admin(self) -> KafkaAdminClient:
+        """An admin client; on a secured cluster, the super user ``admin`` over SASL_SSL."""
+        secured = self.security.sasl_client(ADMIN) if self.security else {}
         return KafkaAdminClient(
             bootstrap_servers=self.bootstrap,
             client_id="tellonce-kafka-tier",
             request_timeout_ms=10000,
+            **secured,
         )
 
     def reset(self, limit_s: float = 30.0) -> None:

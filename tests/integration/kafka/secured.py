@@ -1,0 +1,105 @@
+"""A secured cluster ready for tellonce's roles: TLS and SCRAM listeners (``security.py``),
+every role's ACLs applied (``acls.py``), and the settings a tellonce process of a role needs.
+
+    with secured_cluster(jars, folder, roles) as cluster:
+        env = tellonce_env(cluster, "hub")                # SASL_SSL, SCRAM-SHA-512
+        env = tellonce_env(cluster, "hub", mutual_tls=True)  # SSL with the hub's certificate
+
+The ``TELLONCE_BROKER__*`` names are those of the broker settings for secured clusters
+(issue 13, item 1).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kafka.admin import (
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ResourcePatternFilter,
+    ResourceType,
+)
+
+from . import acls
+from .cluster import KafkaCluster
+from .security import MECHANISM, ClusterSecurity
+
+ACL_LIMIT_S = 10.0
+
+EVERY_ACL = ACLFilter(
+    principal=None,
+    host="*",
+    operation=ACLOperation.ANY,
+    permission_type=ACLPermissionType.ANY,
+    resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+)
+
+
+@contextmanager
+def secured_cluster(
+    jars: Path, folder: Path, roles: list[acls.Role], *, nodes: int = 1
+) -> Iterator[KafkaCluster]:
+    """Nodes with SASL_SSL and mutual-TLS listeners only, a SCRAM user and a certificate per
+    role under ``folder``, and the roles' ACLs in force."""
+    security = ClusterSecurity.create(folder / "pki", [role.principal for role in roles])
+    with KafkaCluster(jars, folder, nodes=nodes, security=security) as cluster:
+        expected = apply_acls(cluster, roles)
+        wait_for_acls(cluster, expected)
+        yield cluster
+
+
+def apply_acls(cluster: KafkaCluster, roles: list[acls.Role]) -> int:
+    admin = cluster.admin()
+    try:
+        return acls.apply(admin, roles)
+    finally:
+        admin.close()
+
+
+def wait_for_acls(cluster: KafkaCluster, count: int, limit_s: float = ACL_LIMIT_S) -> None:
+    """Until the brokers' authorizer lists ``count`` bindings (a new binding takes effect once
+    the node has applied the metadata record that carries it)."""
+    deadline = time.monotonic() + limit_s
+    admin = cluster.admin()
+    try:
+        while True:
+            found, _error = admin.describe_acls(EVERY_ACL)
+            if len(found) >= count:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(found)} of {count} ACL bindings after {limit_s:.0f} s")
+            time.sleep(0.1)
+    finally:
+        admin.close()
+
+
+def tellonce_env(
+    cluster: KafkaCluster, principal: str, *, mutual_tls: bool = False
+) -> dict[str, str]:
+    """The environment a tellonce process needs to reach ``cluster`` as ``principal``."""
+    security = cluster.security
+    if security is None:
+        return {"TELLONCE_BROKER__BOOTSTRAP_SERVERS": cluster.bootstrap}
+    common = {"TELLONCE_BROKER__SSL_CAFILE": str(security.ca_file)}
+    if mutual_tls:
+        cert, key = security.client_files(principal)
+        return {
+            "TELLONCE_BROKER__BOOTSTRAP_SERVERS": cluster.mtls_bootstrap,
+            "TELLONCE_BROKER__SECURITY_PROTOCOL": "SSL",
+            **common,
+            "TELLONCE_BROKER__SSL_CERTFILE": str(cert),
+            "TELLONCE_BROKER__SSL_KEYFILE": str(key),
+        }
+    return {
+        "TELLONCE_BROKER__BOOTSTRAP_SERVERS": cluster.sasl_ssl_bootstrap,
+        "TELLONCE_BROKER__SECURITY_PROTOCOL": "SASL_SSL",
+        **common,
+        "TELLONCE_BROKER__SASL_MECHANISM": MECHANISM,
+        "TELLONCE_BROKER__SASL_USERNAME": principal,
+        "TELLONCE_BROKER__SASL_PASSWORD": security.password(principal),
+    }
