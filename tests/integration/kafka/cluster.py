@@ -137,13 +137,7 @@ class KafkaCluster:
         self.security = security  # None: PLAINTEXT, no authorizer (see security.py)
         self.cluster_id = cluster_id()
         self.nodes = [
-            Node(
-                i,
-                free_port(),
-                free_port(),
-                workdir / f"node-{i}",
-                tls_port=free_port() if security else 0,
-            )
+            Node(i, free_port(), free_port(), workdir / f"node-{i}", free_port() if security else 0)
             for i in range(1, nodes + 1)
         ]
         self.replication_factor = min(nodes, 3)
@@ -156,17 +150,13 @@ class KafkaCluster:
 
     @property
     def sasl_ssl_bootstrap(self) -> str:
-        return self._secured().bootstrap
+        assert self.security is not None, "a plain cluster has no SASL_SSL listener"
+        return self.bootstrap
 
     @property
     def mtls_bootstrap(self) -> str:
-        self._secured()
+        assert self.security is not None, "a plain cluster has no mutual-TLS listener"
         return ",".join(f"{HOST}:{n.tls_port}" for n in self.nodes)
-
-    def _secured(self) -> KafkaCluster:
-        if self.security is None:
-            raise RuntimeError("a plain cluster: start it with security=ClusterSecurity(...)")
-        return self
 
     def properties(self, node: Node) -> str:
         voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in self.nodes)

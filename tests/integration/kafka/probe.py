@@ -76,7 +76,7 @@ class Probe:
             acks="all", enable_idempotence=True, max_block_ms=5_000, **self._settings, **TIMEOUTS
         )
         try:
-            return producer.send(topic, b"probe").get(timeout=10).offset >= 0
+            return bool(producer.send(topic, b"probe").get(timeout=10).offset >= 0)
         except AuthorizationError:
             raise
         except KafkaError as exc:
@@ -117,7 +117,7 @@ class Probe:
             partition = TopicPartition(topic, 0)
             consumer.assign([partition])
             consumer.commit({partition: OffsetAndMetadata(1, "", -1)})
-            return consumer.committed(partition) == 1
+            return bool(consumer.committed(partition) == 1)
         finally:
             consumer.close(autocommit=False)
 
@@ -130,7 +130,7 @@ class Probe:
         try:
             partition = TopicPartition(topic, 0)
             consumer.committed(partition)
-            return consumer.end_offsets([partition])[partition] >= 1
+            return bool(consumer.end_offsets([partition])[partition] >= 1)
         finally:
             consumer.close(autocommit=False)
 

@@ -1,9 +1,13 @@
 """A secured cluster ready for tellonce's roles: TLS and SCRAM listeners (``security.py``),
 every role's ACLs applied (``acls.py``), and the settings a tellonce process of a role needs.
 
-    with secured_cluster(jars, folder, roles) as cluster:
-        env = tellonce_env(cluster, "hub")                # SASL_SSL, SCRAM-SHA-512
+    with secured_cluster(jars, folder, tier_roles()) as cluster:
+        env = tellonce_env(cluster, "hub")                   # SASL_SSL, SCRAM-SHA-512
         env = tellonce_env(cluster, "hub", mutual_tls=True)  # SSL with the hub's certificate
+
+or, in a test module of the tier, the module-scoped fixture (imported, pytest finds it)::
+
+    from .secured import secured_kafka  # noqa: F401
 
 The ``TELLONCE_BROKER__*`` names are those of the broker settings for secured clusters
 (issue 13, item 1).
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from kafka.admin import (
     ACLFilter,
     ACLOperation,
@@ -25,8 +30,12 @@ from kafka.admin import (
     ResourceType,
 )
 
+from hub.config.directory import load_directory
+
+from ..conftest import unavailable
 from . import acls
 from .cluster import KafkaCluster
+from .jars import KafkaUnavailable, jar_cache
 from .security import MECHANISM, ClusterSecurity
 
 ACL_LIMIT_S = 10.0
@@ -38,6 +47,31 @@ EVERY_ACL = ACLFilter(
     permission_type=ACLPermissionType.ANY,
     resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
 )
+
+
+def tier_roles() -> list[acls.Role]:
+    """A principal per role of the shipped directory: the hub, each publisher, each
+    subscriber's connector, each consent portal, and an operator."""
+    programs = load_directory().programs
+    recipients = [p.id for p in programs if p.subscriptions]
+    return [
+        acls.hub(),
+        *(acls.publisher(p.id) for p in programs if p.publishes),
+        *(acls.connector(r) for r in recipients),
+        *(acls.portal(p.id) for p in programs if p.consent_portal),
+        acls.operator(recipients),
+    ]
+
+
+@pytest.fixture(scope="module")
+def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """A secured node with the ACLs of ``tier_roles()``, for one test module."""
+    try:
+        jars = jar_cache()
+    except KafkaUnavailable as exc:
+        unavailable(f"no Apache Kafka for the Kafka tier: {exc}")
+    with secured_cluster(jars, tmp_path_factory.mktemp("kafka-secured"), tier_roles()) as cluster:
+        yield cluster
 
 
 @contextmanager

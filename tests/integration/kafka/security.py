@@ -14,7 +14,8 @@ No PLAINTEXT listener is left. The authorizer is KRaft's ``StandardAuthorizer`` 
 (a SCRAM user the tier uses to apply ACLs, create and empty topics). A certificate's CN is its
 principal (``ssl.principal.mapping.rules``), so ``CN=hub`` and the SCRAM user ``hub`` are the
 same ``User:hub``. SCRAM users are written at format time (``StorageTool --add-scram``), one
-per principal, with random passwords that live only in this object and the node's storage.
+per principal, with random passwords kept in this object (and, for the seconds the format
+takes, on StorageTool's command line: test-only, on a loopback cluster that lives one run).
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ derived from ``acls.py``, so a wrong binding there fails here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,24 +29,23 @@ from hub.wire.topics import (
     notify_topic,
 )
 
-from ..conftest import unavailable
-from . import acls
 from .cluster import KafkaCluster
-from .jars import KafkaUnavailable, jar_cache
 from .pki import TestCA, write_client
 from .probe import Check, Probe
-from .secured import secured_cluster
+from .secured import secured_kafka, tier_roles  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 R, S = "cra-individual", "bc-msp"  # the connector under test, and another recipient
+# The roles under test, among those of the tier's secured cluster (tier_roles()).
+_BY_PRINCIPAL = {role.principal: role for role in tier_roles()}
 ROLES = {
-    "hub": acls.hub(),
-    "publisher": acls.publisher("bc-service-bc"),
-    "connector": acls.connector(R),
-    "other connector": acls.connector(S),
-    "portal": acls.portal("canada-ca-portal"),
-    "operator": acls.operator([R, S]),
+    "hub": _BY_PRINCIPAL["hub"],
+    "publisher": _BY_PRINCIPAL["publisher-bc-service-bc"],
+    "connector": _BY_PRINCIPAL[f"connector-{R}"],
+    "other connector": _BY_PRINCIPAL[f"connector-{S}"],
+    "portal": _BY_PRINCIPAL["portal-canada-ca-portal"],
+    "operator": _BY_PRINCIPAL["operator"],
 }
 PUBLISHER_GROUP = "publisher-bc-service-bc-rejections"
 PORTAL_GROUP = "portal-canada-ca-portal-rejections"
@@ -122,30 +120,25 @@ ALLOWED: dict[str, set[Check]] = {
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    """A secured node with every role's ACLs, each topic of the wire holding one record
-    (created and written by the admin, a super user)."""
+def secured(request: pytest.FixtureRequest) -> KafkaCluster:
+    """The secured node of the tier's roles (``secured_kafka``), each topic of the wire
+    holding one record (created and written by the admin, a super user)."""
+    cluster: KafkaCluster = request.getfixturevalue("secured_kafka")
+    assert cluster.security is not None
+    admin = cluster.admin()
     try:
-        jars = jar_cache()
-    except KafkaUnavailable as exc:
-        unavailable(f"no Apache Kafka for the Kafka tier: {exc}")
-    folder = tmp_path_factory.mktemp("kafka-secured")
-    with secured_cluster(jars, folder, list(ROLES.values())) as cluster:
-        admin = cluster.admin()
-        try:
-            admin.create_topics([NewTopic(t, 1, 1) for t in TOPICS])
-        finally:
-            admin.close()
-        assert cluster.security is not None
-        producer = KafkaProducer(
-            bootstrap_servers=cluster.bootstrap, acks="all", **cluster.security.sasl_client("admin")
-        )
-        try:
-            for topic in TOPICS:
-                producer.send(topic, b"seed").get(timeout=30)
-        finally:
-            producer.close(timeout=5)
-        yield cluster
+        admin.create_topics([NewTopic(t, 1, 1) for t in TOPICS])
+    finally:
+        admin.close()
+    producer = KafkaProducer(
+        bootstrap_servers=cluster.bootstrap, acks="all", **cluster.security.sasl_client("admin")
+    )
+    try:
+        for topic in TOPICS:
+            producer.send(topic, b"seed").get(timeout=30)
+    finally:
+        producer.close(timeout=5)
+    return cluster
 
 
 def outcomes(

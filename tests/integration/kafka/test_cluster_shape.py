@@ -4,9 +4,11 @@ three nodes are the production shape (replication factor 3, min.insync.replicas=
 from __future__ import annotations
 
 import base64
+import stat
 from pathlib import Path
 
 from .cluster import KafkaCluster, cluster_id
+from .security import ClusterSecurity
 
 
 def configs(cluster: KafkaCluster) -> list[dict[str, str]]:
@@ -61,3 +63,28 @@ def test_cluster_ids_are_kafka_uuids() -> None:
         assert len(text) == 22
         assert not text.startswith("-")
         assert len(base64.urlsafe_b64decode(text + "==")) == 16
+
+
+def test_a_secured_cluster_has_no_plaintext_listener_and_denies_by_default(
+    tmp_path: Path,
+) -> None:
+    """Secured nodes listen with SASL_SSL and mutual TLS only, talk to each other and to the
+    quorum over mutual TLS, refuse what no ACL allows, and keep their private key 0600."""
+    security = ClusterSecurity.create(tmp_path / "pki", ["hub"])
+    cluster = KafkaCluster(tmp_path / "jars", tmp_path, nodes=3, security=security)
+    for config, node in zip(configs(cluster), cluster.nodes, strict=True):
+        assert config["listener.security.protocol.map"] == "SCRAM:SASL_SSL,MTLS:SSL,CONTROLLER:SSL"
+        assert config["listeners"] == (
+            f"SCRAM://127.0.0.1:{node.port},MTLS://127.0.0.1:{node.tls_port},"
+            f"CONTROLLER://127.0.0.1:{node.controller_port}"
+        )
+        assert config["inter.broker.listener.name"] == "MTLS"
+        assert config["ssl.client.auth"] == "required"
+        assert config["allow.everyone.if.no.acl.found"] == "false"
+        assert config["super.users"] == "User:broker;User:admin"
+    assert cluster.sasl_ssl_bootstrap == cluster.bootstrap
+    assert len({n.tls_port for n in cluster.nodes} | {n.port for n in cluster.nodes}) == 6
+    keys = [security.pki.broker_keystore, security.client_files("hub")[1]]
+    assert {stat.S_IMODE(k.stat().st_mode) for k in keys} == {0o600}
+    users = security.format_args()[1::2]
+    assert [u.split("=[name=")[1].split(",")[0] for u in users] == ["admin", "hub"]
