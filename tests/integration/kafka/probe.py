@@ -8,6 +8,7 @@ error is raised: a check never reads a broken cluster as a refusal.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -25,6 +26,7 @@ from .cluster import KafkaCluster
 # Short bounds: the cluster is on loopback and every answer here comes at once.
 TIMEOUTS: dict[str, Any] = {"request_timeout_ms": 5_000, "bootstrap_timeout_ms": 10_000}
 READ_WAIT_MS = 5_000
+JOIN_LIMIT_S = 15.0  # a join takes a second or two on this cluster (no initial delay)
 
 Check = tuple[str, ...]  # ("write", topic), ("read", topic), ("commit", group, topic), ...
 
@@ -118,6 +120,22 @@ class Probe:
             consumer.assign([partition])
             consumer.commit({partition: OffsetAndMetadata(1, "", -1)})
             return bool(consumer.committed(partition) == 1)
+        finally:
+            consumer.close(autocommit=False)
+
+    def join(self, group: str, topic: str) -> bool:
+        """Join ``group`` subscribed to ``topic`` and get its partition, as the hub and the
+        connectors do."""
+        consumer = KafkaConsumer(
+            topic, group_id=group, enable_auto_commit=False, **self._settings, **TIMEOUTS
+        )
+        try:
+            deadline = time.monotonic() + JOIN_LIMIT_S
+            while not consumer.assignment():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{self.principal} got no partition of {topic}")
+                consumer.poll(timeout_ms=200)
+            return True
         finally:
             consumer.close(autocommit=False)
 

@@ -9,12 +9,22 @@ or, in a test module of the tier, the module-scoped fixture (imported, pytest fi
 
     from .secured import secured_kafka  # noqa: F401
 
+By hand (prints each role's environment; Ctrl-C stops the nodes and keeps their logs)::
+
+    .venv/bin/python -m tests.integration.kafka.secured [--nodes 3] [--role hub] [--mtls]
+
 The ``TELLONCE_BROKER__*`` names are those of the broker settings for secured clusters
 (issue 13, item 1).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import shlex
+import signal
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,3 +147,36 @@ def tellonce_env(
         "TELLONCE_BROKER__SASL_USERNAME": principal,
         "TELLONCE_BROKER__SASL_PASSWORD": security.password(principal),
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--role", action="append", help="principal(s) to print (default: all)")
+    parser.add_argument("--mtls", action="store_true", help="print mutual-TLS settings")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="tellonce-kafka-secured-"))
+    try:
+        jars = jar_cache()
+    except KafkaUnavailable as exc:
+        print(f"kafka tier: {exc}", file=sys.stderr)
+        return 2
+    roles = tier_roles()
+    started = time.monotonic()
+    with secured_cluster(jars, folder, roles, nodes=args.nodes) as cluster:
+        print(f"# {args.nodes} secured node(s) ready in {time.monotonic() - started:.1f} s")
+        print(f"# logs, certificates and keys in {folder}")
+        for role in roles:
+            if args.role and role.principal not in args.role:
+                continue
+            env = tellonce_env(cluster, role.principal, mutual_tls=args.mtls)
+            print(f"# {role.kind} {role.principal}")
+            print("\n".join(f"export {k}={shlex.quote(v)}" for k, v in env.items()), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    return 0
+
+
+if __name__ == "__main__":
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    raise SystemExit(main())

@@ -170,7 +170,10 @@ MTLS_CHECKS: list[Check] = [
     ("write", notify_topic(R)),
     ("write", LIFEEVENTS_TOPIC),
     ("commit", connector_group(R), notify_topic(R)),
+    ("join", connector_group(R), notify_topic(R)),
+    ("join", connector_group(S), notify_topic(S)),
 ]
+JOINED = {("join", connector_group(R), notify_topic(R))}  # a connector joins its own group
 
 
 @pytest.mark.parametrize("role", ["connector", "publisher"])
@@ -178,9 +181,10 @@ def test_a_certificate_is_the_same_principal_as_its_scram_user(
     secured: KafkaCluster, role: str
 ) -> None:
     """Over mutual TLS, a client certificate whose CN is a role's name gets exactly that
-    role's rights (``ssl.principal.mapping.rules``)."""
+    role's rights (``ssl.principal.mapping.rules``), down to joining its consumer group."""
+    allowed = ALLOWED[role] | (JOINED if role == "connector" else set())
     found = outcomes(secured, role, MTLS_CHECKS, mutual_tls=True)
-    assert found == {check: check in ALLOWED[role] for check in MTLS_CHECKS}
+    assert found == {check: check in allowed for check in MTLS_CHECKS}
 
 
 def test_each_role_sees_only_the_topics_it_may_use(secured: KafkaCluster) -> None:
