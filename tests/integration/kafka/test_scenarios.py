@@ -5,7 +5,7 @@ its fixtures from this folder, so ``harness``, ``app`` and ``broker`` run on the
 cluster (see conftest.py) while the stores are the integration tier's. A scenario changed there
 is changed here too.
 
-Left on Tansu only, on purpose:
+Not collected here, on purpose:
 
 - ``test_dead_letters``' lost-broker test stops a memory-only broker and starts an empty one:
   a Kafka cluster keeps its records on disk, and what it does when brokers die is the fault
@@ -13,7 +13,8 @@ Left on Tansu only, on purpose:
 - ``test_sqltable_sink`` and ``test_webhook_sink`` test the sinks against their far side only;
   no broker takes part. The demo on Kafka (``test_demo_on_kafka``) runs both shipped sinks of
   the demo (staging table, file drop) end to end with receipts.
-- The two-worker race needs its own store fixture (PostgreSQL only): ``test_two_workers_on_kafka``.
+- The two-worker race needs its own store fixture (PostgreSQL only), so it has its own module
+  here: ``test_two_workers_on_kafka``.
 """
 
 from __future__ import annotations
