@@ -41,7 +41,9 @@ from ..test_idempotency import (
     test_exact_duplicate_has_one_effect,
     test_new_worker_resumes_from_the_stored_offsets,
 )
-from ..test_poison_corpus import test_poison_records_are_refused_by_code_and_the_good_ones_still_flow
+from ..test_poison_corpus import (
+    test_poison_records_are_refused_by_code_and_the_good_ones_still_flow,
+)
 from ..test_untrusted_input import test_malformed_records_are_rejected_and_do_not_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
