@@ -9,10 +9,16 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from kafka.errors import KafkaError
 
+from hub.wire.topics import connector_group
+from tests.watchdog import wait_until
+
+from ..harness import Harness
 from .cluster import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -54,3 +60,39 @@ def test_demo_runs_twice_on_one_cluster_and_every_outcome_matches(kafka: KafkaCl
     assert summary["matched"] is True, summary["mismatches"]
     counted = ["published", "delivered", "withheld", "rejected", "duplicates_ignored"]
     assert [summary[c] for c in counted] == [int(n) for n in totals.groups()]
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_demo_refuses_a_cluster_where_a_connector_of_its_recipients_runs(
+    harness: Harness, kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    """With a connector of one of its recipients in its group, the demo stops with one line
+    naming the group, exit 1: moving that group's offsets would skip its notices."""
+    group = connector_group("cra-individual")
+    runner = harness.app.connector(
+        harness.bootstrap, "cra-individual", "filedrop", {"directory": str(tmp_path / "drop")}
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    thread.start()
+    admin = kafka.admin()
+    try:
+
+        def joined() -> bool:
+            try:
+                return bool(admin.describe_groups([group])[group]["members"])
+            except KafkaError:  # the group's coordinator may not be there yet
+                return False
+
+        wait_until(joined, 60, f"the connector never joined {group}")
+        done = demo(kafka)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        runner.close()
+        admin.close()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"tellonce: cannot set where consumer group {group} starts (CommitFailedError); is one "
+        "of its members running on this cluster?"
+    ]
