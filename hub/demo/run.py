@@ -58,10 +58,10 @@ def run_demo(
         # The demo checks every outcome itself; kafka-python's connection errors are noise
         # here (a terminal's Ctrl-C stops the embedded broker before the clients).
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    hub: dict[str, Any] = {"poll_timeout_ms": 200}
+    hub_update: dict[str, Any] = {"poll_timeout_ms": 200}
     if bootstrap:
         positions.probe(bootstrap)  # a cluster that does not answer: one line, before any file
-        hub["group_id"] = f"tellonce-demo-{uuid.uuid4().hex[:12]}"
+        hub_update["group_id"] = f"tellonce-demo-{uuid.uuid4().hex[:12]}"
     workdir = keep or Path(tempfile.mkdtemp(prefix="tellonce-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     base = Settings()
@@ -69,7 +69,7 @@ def run_demo(
         update={
             "store": base.store.model_copy(update={"url": f"sqlite:///{workdir / 'tellonce.db'}"}),
             "broker": base.broker.model_copy(update={"bootstrap_servers": bootstrap}),
-            "hub": base.hub.model_copy(update=hub),
+            "hub": base.hub.model_copy(update=hub_update),
             "audit": base.audit.model_copy(
                 update={"signing_key": workdir / "audit-key.pem", "create_key": True}
             ),
