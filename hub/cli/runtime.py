@@ -23,7 +23,26 @@ if TYPE_CHECKING:
 def cmd_demo(args: argparse.Namespace, _settings: Settings) -> int:
     from hub.demo.run import run_demo
 
-    return run_demo(as_json=args.json, keep=args.keep, verbose=args.verbose)
+    return run_demo(
+        as_json=args.json, keep=args.keep, verbose=args.verbose, bootstrap=args.bootstrap
+    )
+
+
+def bootstrap_servers(text: str) -> str:
+    """``HOST:PORT[,HOST:PORT...]`` as the broker settings accept it, or argparse's own
+    one-line error (exit 2)."""
+    from pydantic import ValidationError
+
+    from hub.config.settings import BrokerSettings
+
+    try:
+        servers = BrokerSettings.model_validate({"bootstrap_servers": text}).bootstrap_servers
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise argparse.ArgumentTypeError(message) from None
+    if not servers:
+        raise argparse.ArgumentTypeError("give at least one HOST:PORT")
+    return servers
 
 
 def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
@@ -75,7 +94,20 @@ def cmd_db_id(_args: argparse.Namespace, settings: Settings) -> int:
 
 def register(commands: Commands) -> None:
     demo = command(
-        commands, "demo", cmd_demo, "run the whole flow on an embedded broker and SQLite"
+        commands,
+        "demo",
+        cmd_demo,
+        "run the whole flow on an embedded broker (or an existing Kafka cluster) and SQLite",
+    )
+    demo.add_argument(
+        "--bootstrap",
+        type=bootstrap_servers,
+        metavar="HOST:PORT[,...]",
+        help="run on this Kafka cluster instead of an embedded Tansu: a test cluster no "
+        "tellonce hub or connector uses (the demo publishes to the real topic names). Topics "
+        "missing are created with TELLONCE_BROKER__TOPIC_PARTITIONS and "
+        "TELLONCE_BROKER__REPLICATION_FACTOR (a cluster with min.insync.replicas=2 needs 2 or "
+        "more). Each run starts at the topics' current end, so runs do not see each other",
     )
     demo.add_argument("--json", action="store_true", help="print one JSON object of counts")
     demo.add_argument("--keep", type=Path, help="keep the demo's files in this folder")

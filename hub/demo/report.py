@@ -99,6 +99,9 @@ def build_report(
         "rows": rows,
         "summary": summary,
         "bootstrap": bootstrap,
+        "broker": "Kafka cluster"
+        if app.settings.broker.bootstrap_servers
+        else "embedded Tansu broker",
         "workdir": str(workdir),
         "sinks": {
             r.id: ("staging table" if r.jurisdiction in TABLE_JURISDICTIONS else "file drop")
@@ -112,7 +115,7 @@ def print_report(report: dict[str, Any]) -> None:
     s = report["summary"]
     sinks = report["sinks"]
     print(
-        f"tellonce demo: embedded Tansu broker at {report['bootstrap']}, "
+        f"tellonce demo: {report['broker']} at {report['bootstrap']}, "
         f"SQLite store in {report['workdir']}\n"
     )
     for row in report["rows"]:

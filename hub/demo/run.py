@@ -3,6 +3,12 @@
 The scenario (``hub.demo.scenario``) links synthetic people and records their consents; three
 publishers report its events. The hub and one connector per recipient run in threads; at the end
 ``hub.demo.report`` compares every outcome with what the scenario expects and prints it.
+
+With ``--bootstrap`` it runs on an existing Kafka cluster instead of an embedded Tansu. That
+cluster's topics may hold earlier runs' records, which this run's new store knows nothing of, so
+the run starts every consumer where the topics end before it publishes (``_start_at_the_end``),
+and its hub joins a consumer group of its own: the fence keeps a group to the one store that
+first claimed it, and an earlier run's store is gone.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +29,7 @@ from typing import Any
 import structlog
 
 from consent.model import ConsentState, Evidence
+from hub.adapters import positions
 from hub.bootstrap import App, utc_now
 from hub.config import logs
 from hub.config.settings import Settings
@@ -32,28 +40,36 @@ from hub.errors import TellonceError
 from hub.ports import Producer
 from hub.processing.worker import HubWorker
 from hub.wire.publishing import event_message
-from hub.wire.topics import LIFEEVENTS_TOPIC
+from hub.wire.topics import LIFEEVENTS_TOPIC, connector_group
 
 DEADLINE_S = 50.0
 SHUTDOWN_S = 5.0  # after Ctrl-C, how long clients may take to close before the demo exits
 
 
-def run_demo(*, as_json: bool, keep: Path | None, verbose: bool) -> int:
+def run_demo(
+    *, as_json: bool, keep: Path | None, verbose: bool, bootstrap: str | None = None
+) -> int:
     """Play the scenario in a fresh folder (``keep`` keeps it), print what happened (its JSON
-    summary with ``as_json``), and return 0 when every outcome matched the scenario."""
+    summary with ``as_json``), and return 0 when every outcome matched the scenario. On an
+    embedded Tansu, or on the Kafka cluster at ``bootstrap`` (topics made with the broker
+    settings' partitions and replication factor)."""
     logs.configure("info" if verbose else "error", "console")
     if not verbose:
         # The demo checks every outcome itself; kafka-python's connection errors are noise
         # here (a terminal's Ctrl-C stops the embedded broker before the clients).
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    hub_update: dict[str, Any] = {"poll_timeout_ms": 200}
+    if bootstrap:
+        positions.probe(bootstrap)  # a cluster that does not answer: one line, before any file
+        hub_update["group_id"] = f"tellonce-demo-{uuid.uuid4().hex[:12]}"
     workdir = keep or Path(tempfile.mkdtemp(prefix="tellonce-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     base = Settings()
     settings = base.model_copy(
         update={
             "store": base.store.model_copy(update={"url": f"sqlite:///{workdir / 'tellonce.db'}"}),
-            "broker": base.broker.model_copy(update={"bootstrap_servers": None}),
-            "hub": base.hub.model_copy(update={"poll_timeout_ms": 200}),
+            "broker": base.broker.model_copy(update={"bootstrap_servers": bootstrap}),
+            "hub": base.hub.model_copy(update=hub_update),
             "audit": base.audit.model_copy(
                 update={"signing_key": workdir / "audit-key.pem", "create_key": True}
             ),
@@ -126,6 +142,8 @@ def _run(
     app: App, bootstrap: str, workdir: Path, started: float, stop: threading.Event
 ) -> dict[str, Any]:
     app.ensure_topics(bootstrap)
+    if app.settings.broker.bootstrap_servers:
+        _start_at_the_end(app, bootstrap)
     service = app.consent()
     seeded = utc_now() - timedelta(days=30)
     for person in PEOPLE.values():
@@ -192,6 +210,21 @@ def _run(
     with app.store.transaction() as tx:  # sign whatever the last batches left unsigned
         app.notary().maybe_checkpoint(tx, utc_now(), force=True)
     return build_report(app, steps, receipts, bootstrap, workdir, started)
+
+
+def _start_at_the_end(app: App, bootstrap: str) -> None:
+    """Start this run's hub and connectors where the topics end now, before it publishes: the
+    records already there are earlier runs' (or another hub's), unknown to this new store. The
+    hub's positions live in its store, so they are saved there; the connectors' are committed
+    to their groups, which Kafka refuses while a connector of the same recipient runs."""
+    group = app.settings.hub.group_id
+    hub_topics = [LIFEEVENTS_TOPIC, *(intake.topic for intake in app.intakes())]
+    with app.store.transaction() as tx:
+        for topic, hub_ends in positions.end_offsets(bootstrap, hub_topics).items():
+            tx.save_offsets(group, topic, hub_ends)
+    for subscriber in app.directory.subscribers():
+        notify_ends = positions.end_offsets(bootstrap, [subscriber.notify_topic])
+        positions.commit_start(bootstrap, connector_group(subscriber.id), notify_ends)
 
 
 def _delivered(app: App) -> set[str]:

@@ -80,6 +80,16 @@ def test_unparsable_bootstrap_address_is_a_settings_error(
     assert "is not host:port with a port from 1 to 65535" in message
 
 
+def test_demo_on_a_cluster_that_does_not_answer_says_so_in_one_line(tmp_path: Path) -> None:
+    """`tellonce demo --bootstrap` with nothing listening there exits 1 with one line naming
+    the address, within the demo's bound, and leaves no demo folder behind."""
+    result = run("demo", "--bootstrap", "127.0.0.1:9", env={"TMPDIR": str(tmp_path)}, timeout=60)
+    message = one_message(result, 1)
+    assert "no Kafka broker answered at 127.0.0.1:9 within" in message
+    assert "check the address and that the cluster is up" in message
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.postgres
 def test_missing_postgres_database_keeps_the_drivers_cause(sqlite_env: dict[str, str]) -> None:
     """A store URL naming a database that does not exist exits 2 with PostgreSQL's own words

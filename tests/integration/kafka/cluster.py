@@ -185,6 +185,9 @@ class KafkaCluster:
             "offsets.topic.num.partitions": 5,
             "transaction.state.log.num.partitions": 5,
             "group.initial.rebalance.delay.ms": 0,
+            # Tests that kill -9 a member keep its session short (2 s) so that its partitions
+            # move on quickly; Kafka's floor is 6 s, Tansu has none.
+            "group.min.session.timeout.ms": 1000,
             "num.network.threads": 2,
             "num.io.threads": 2,
             "num.recovery.threads.per.data.dir": 1,

@@ -68,3 +68,11 @@ def app(store_url: str, kafka: KafkaCluster, tmp_path: Path) -> Iterator[App]:
 @pytest.fixture
 def harness(app: App, kafka: KafkaCluster) -> Harness:
     return Harness(app, kafka.bootstrap)
+
+
+@pytest.fixture
+def broker(kafka: KafkaCluster) -> KafkaCluster:
+    """The Kafka cluster where a Tansu scenario asks for the integration tier's ``broker``; such
+    scenarios read only its ``bootstrap`` (one that stops it stays on Tansu, see
+    test_scenarios.py)."""
+    return kafka
