@@ -13,32 +13,32 @@ import time
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from hub.adapters.kafka_client import KafkaConnection, broker_error, open_client
 from hub.errors import BrokerError
 from hub.model import InboundMessage
 
 READ_LIMIT_S = 30.0
 
 
-def _consumer(bootstrap: str, group: str | None = None) -> KafkaConsumer:
-    try:
-        return KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            client_id="tellonce-ops",
-            isolation_level="read_committed",
-        )
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach the broker at {bootstrap}: {exc}") from exc
+def _consumer(kafka: KafkaConnection, group: str | None = None) -> KafkaConsumer:
+    return open_client(
+        KafkaConsumer,
+        kafka,
+        "a reader",
+        group_id=group,
+        enable_auto_commit=False,
+        client_id="tellonce-ops",
+        isolation_level="read_committed",
+    )
 
 
 def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
 
 
-def read_topic(bootstrap: str, topic: str) -> list[InboundMessage]:
+def read_topic(kafka: KafkaConnection, topic: str) -> list[InboundMessage]:
     """Every record of ``topic`` up to its current end, in partition then offset order."""
-    consumer = _consumer(bootstrap)
+    consumer = _consumer(kafka)
     try:
         partitions = _partitions(consumer, topic)
         if not partitions:
@@ -61,14 +61,14 @@ def read_topic(bootstrap: str, topic: str) -> list[InboundMessage]:
                         )
         return sorted(found, key=lambda m: (m.partition, m.offset))
     except KafkaError as exc:
-        raise BrokerError(f"cannot read {topic}: {exc}") from exc
+        raise broker_error(exc, kafka, f"cannot read {topic}") from exc
     finally:
         consumer.close(autocommit=False)
 
 
-def topic_lag(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+def topic_lag(kafka: KafkaConnection, group: str, topic: str) -> tuple[int, int]:
     """(records not yet committed by ``group``, records in the topic), over all partitions."""
-    consumer = _consumer(bootstrap, group)
+    consumer = _consumer(kafka, group)
     try:
         partitions = _partitions(consumer, topic)
         if not partitions:
@@ -81,6 +81,6 @@ def topic_lag(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
             lag += ends[tp] - (committed if committed is not None else starts[tp])
         return lag, sum(ends[tp] - starts[tp] for tp in partitions)
     except KafkaError as exc:
-        raise BrokerError(f"cannot read the offsets of {topic}: {exc}") from exc
+        raise broker_error(exc, kafka, f"cannot read the offsets of {topic}") from exc
     finally:
         consumer.close(autocommit=False)

@@ -57,6 +57,53 @@ class BrokerSettings(BaseModel):
         "at most. Seconds or ISO 8601 (P7D).",
     )
 
+    # -- transport security (the embedded Tansu speaks PLAINTEXT only) ----------------------
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every Kafka client of tellonce talks to the cluster: PLAINTEXT, SSL "
+        "(TLS; with ssl_certfile and ssl_keyfile, mutual TLS), SASL_PLAINTEXT or SASL_SSL "
+        "(SASL login, over TLS for the latter). Anything but PLAINTEXT needs "
+        "bootstrap_servers: the embedded Tansu speaks PLAINTEXT only.",
+    )
+    ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CA certificates that signed the brokers' certificates "
+        "(SSL, SASL_SSL); unset: the system's trusted CAs.",
+    )
+    ssl_certfile: Path | None = Field(
+        None,
+        description="PEM file of this client's certificate, for mutual TLS; needs ssl_keyfile.",
+    )
+    ssl_keyfile: Path | None = Field(
+        None,
+        description="PEM file of this client's private key, for mutual TLS; needs "
+        "ssl_certfile. Keep it secret.",
+    )
+    ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted ssl_keyfile; secret."
+    )
+    ssl_check_hostname: bool = Field(
+        True,
+        description="Check that a broker's certificate names the host it was reached at. "
+        "Turn off only for a test cluster whose certificates name other hosts.",
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None,
+        description="SASL mechanism for SASL_PLAINTEXT and SASL_SSL: PLAIN (use it over TLS "
+        "only), SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    sasl_username: str | None = Field(
+        None, min_length=1, description="SASL user name (SASL_PLAINTEXT, SASL_SSL)."
+    )
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password; secret. Or give sasl_password_file instead."
+    )
+    sasl_password_file: Path | None = Field(
+        None,
+        description="File holding the SASL password (a trailing newline is ignored), e.g. a "
+        "mounted Kubernetes secret; instead of sasl_password.",
+    )
+
     @field_validator("bootstrap_servers")
     @classmethod
     def _host_port_list(cls, value: str | None) -> str | None:
@@ -71,6 +118,77 @@ class BrokerSettings(BaseModel):
                     "kafka-1.example.ca:9093,kafka-2.example.ca:9093 (IPv6 as [::1]:9092)"
                 )
         return value.strip()
+
+    @model_validator(mode="after")
+    def _security_fits_together(self) -> BrokerSettings:
+        """Refuse settings that cannot work together, saying which to set or unset. Files are
+        read when the connection is built (``hub.adapters.kafka_client``)."""
+        problems = _security_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _security_problems(broker: BrokerSettings) -> list[str]:
+    env = "TELLONCE_BROKER__"
+    protocol = broker.security_protocol
+    sasl = protocol.startswith("SASL_")
+    tls = protocol.endswith("SSL")
+    problems = []
+    if protocol != "PLAINTEXT" and broker.bootstrap_servers is None:
+        problems.append(
+            f"security_protocol {protocol} needs {env}BOOTSTRAP_SERVERS: the embedded Tansu "
+            "broker speaks PLAINTEXT only; give your cluster's address or unset "
+            f"{env}SECURITY_PROTOCOL"
+        )
+    sasl_set = [
+        name
+        for name in ("sasl_mechanism", "sasl_username", "sasl_password", "sasl_password_file")
+        if getattr(broker, name) is not None
+    ]
+    if sasl:
+        missing = [
+            f"{env}{name.upper()}"
+            for name in ("sasl_mechanism", "sasl_username")
+            if getattr(broker, name) is None
+        ]
+        if broker.sasl_password is None and broker.sasl_password_file is None:
+            missing.append(f"{env}SASL_PASSWORD or {env}SASL_PASSWORD_FILE")
+        if missing:
+            problems.append(f"security_protocol {protocol} needs {', '.join(missing)}")
+    elif sasl_set:
+        problems.append(
+            f"{', '.join(env + n.upper() for n in sasl_set)} need(s) security_protocol "
+            f"SASL_SSL or SASL_PLAINTEXT (it is {protocol}): set {env}SECURITY_PROTOCOL or "
+            "unset them"
+        )
+    if broker.sasl_password is not None and broker.sasl_password_file is not None:
+        problems.append(f"give {env}SASL_PASSWORD or {env}SASL_PASSWORD_FILE, not both")
+    ssl_set = [
+        name
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_key_password")
+        if getattr(broker, name) is not None
+    ]
+    if not broker.ssl_check_hostname:
+        ssl_set.append("ssl_check_hostname")
+    if not tls and ssl_set:
+        problems.append(
+            f"{', '.join(env + n.upper() for n in ssl_set)} need(s) security_protocol SSL or "
+            f"SASL_SSL (it is {protocol}): set {env}SECURITY_PROTOCOL or unset them"
+        )
+    if (broker.ssl_certfile is None) != (broker.ssl_keyfile is None):
+        given, other = (
+            ("SSL_CERTFILE", "SSL_KEYFILE")
+            if broker.ssl_keyfile is None
+            else ("SSL_KEYFILE", "SSL_CERTFILE")
+        )
+        problems.append(
+            f"mutual TLS needs both the client certificate and its key: {env}{given} is set, "
+            f"set {env}{other} too"
+        )
+    if broker.ssl_key_password is not None and broker.ssl_keyfile is None:
+        problems.append(f"{env}SSL_KEY_PASSWORD is set but {env}SSL_KEYFILE is not")
+    return problems
 
 
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?)$")

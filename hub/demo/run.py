@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from consent.model import ConsentState, Evidence
-from hub.bootstrap import App, utc_now
+from hub.bootstrap import App, KafkaConnection, utc_now
 from hub.config import logs
 from hub.config.settings import Settings
 from hub.delivery.runner import ConnectorRunner
@@ -65,9 +65,9 @@ def run_demo(*, as_json: bool, keep: Path | None, verbose: bool) -> int:
     done = threading.Event()
     outcome: dict[str, Any] = {}
 
-    def body(bootstrap: str) -> None:
+    def body(kafka: KafkaConnection) -> None:
         try:
-            outcome["report"] = _run(app, bootstrap, workdir, started, stop)
+            outcome["report"] = _run(app, kafka, workdir, started, stop)
         except _Interrupted:
             pass
         except BaseException as exc:
@@ -76,12 +76,12 @@ def run_demo(*, as_json: bool, keep: Path | None, verbose: bool) -> int:
             done.set()
 
     try:
-        with app.broker() as bootstrap:
+        with app.broker() as kafka:
             # The flow runs in a thread so that Ctrl-C always reaches this one: kafka-python
             # swallows a KeyboardInterrupt raised inside its own calls and would go on. Wait on
             # an Event, not Thread.join: a join that Ctrl-C interrupts marks the thread as
             # ended while it still runs (CPython 3.11).
-            threading.Thread(target=body, args=(bootstrap,), name="demo", daemon=True).start()
+            threading.Thread(target=body, args=(kafka,), name="demo", daemon=True).start()
             try:
                 while not done.wait(0.2):
                     pass
@@ -123,9 +123,9 @@ def _drop(_logger: Any, _method: str, _event: Any) -> Any:
 
 
 def _run(
-    app: App, bootstrap: str, workdir: Path, started: float, stop: threading.Event
+    app: App, kafka: KafkaConnection, workdir: Path, started: float, stop: threading.Event
 ) -> dict[str, Any]:
-    app.ensure_topics(bootstrap)
+    app.ensure_topics(kafka)
     service = app.consent()
     seeded = utc_now() - timedelta(days=30)
     for person in PEOPLE.values():
@@ -138,14 +138,12 @@ def _run(
             service.record(person_id, recipient, list(event_types), ConsentState.GIVEN, evidence)
 
     _check(stop)
-    worker = app.hub_worker(bootstrap)
+    worker = app.hub_worker(kafka)
     runners = []
     try:
         for subscriber in app.directory.subscribers():
             _check(stop)
-            runners.append(
-                _connector(app, bootstrap, subscriber.id, subscriber.jurisdiction, workdir)
-            )
+            runners.append(_connector(app, kafka, subscriber.id, subscriber.jurisdiction, workdir))
     except BaseException:
         worker.close()
         for runner in runners:
@@ -157,7 +155,7 @@ def _run(
         thread.start()
 
     first, second = scenario(utc_now().date())
-    producer = app.producer(bootstrap)
+    producer = app.producer(kafka)
     wait = functools.partial(_wait, started=started, stop=stop)
     try:
         _publish(app, producer, first, stop)
@@ -191,7 +189,7 @@ def _run(
         producer.close()
     with app.store.transaction() as tx:  # sign whatever the last batches left unsigned
         app.notary().maybe_checkpoint(tx, utc_now(), force=True)
-    return build_report(app, steps, receipts, bootstrap, workdir, started)
+    return build_report(app, steps, receipts, kafka.bootstrap, workdir, started)
 
 
 def _delivered(app: App) -> set[str]:
@@ -199,13 +197,13 @@ def _delivered(app: App) -> set[str]:
 
 
 def _connector(
-    app: App, bootstrap: str, recipient: str, jurisdiction: str, workdir: Path
+    app: App, kafka: KafkaConnection, recipient: str, jurisdiction: str, workdir: Path
 ) -> ConnectorRunner:
     if jurisdiction in TABLE_JURISDICTIONS:
         url = f"sqlite:///{workdir / f'backoffice-{recipient}.db'}"
-        return app.connector(bootstrap, recipient, "sqltable", {"url": url})
+        return app.connector(kafka, recipient, "sqltable", {"url": url})
     return app.connector(
-        bootstrap, recipient, "filedrop", {"directory": str(workdir / "dropbox" / recipient)}
+        kafka, recipient, "filedrop", {"directory": str(workdir / "dropbox" / recipient)}
     )
 
 
