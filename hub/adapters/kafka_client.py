@@ -35,6 +35,7 @@ from kafka.errors import (
     AuthorizationError,
     IllegalSaslStateError,
     KafkaError,
+    KafkaTimeoutError,
     SaslAuthenticationFailedError,
     UnsupportedSaslMechanismError,
 )
@@ -176,18 +177,21 @@ def _connect_error(
     exc: KafkaError, causes: list[BaseException], connection: KafkaConnection, what: str
 ) -> BrokerError:
     cause: BaseException = exc
-    if causes and not isinstance(exc, SaslAuthenticationFailedError | AuthorizationError):
-        cause = causes[-1]  # kafka-python timed out; the cause is the last connection failure
+    if isinstance(exc, KafkaTimeoutError):  # the cause is the last failed attempt, if any
+        cause = next((c for c in reversed(causes) if not isinstance(c, KafkaTimeoutError)), exc)
     where = f"cannot connect {what} to {connection.describe()}"
     security = _security_problem(cause, connection)
     if security is not None:
         return BrokerSecurityError(f"{where}: {security}")
-    reason = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
-    return BrokerError(
-        f"{where} within {connection.connect_limit_s:.0f} s ({reason}); is it running, and does "
-        f"its listener at that address speak {connection.security_protocol}? ('tellonce "
-        f"broker' starts an embedded one; a secured cluster needs {ENV}SECURITY_PROTOCOL)"
-    )
+    reason = str(cause) if isinstance(cause, KafkaError) else f"{type(cause).__name__}: {cause}"
+    if connection.security_protocol == "PLAINTEXT":
+        hint = (
+            f"is it running? ('tellonce broker' starts one; a secured cluster needs "
+            f"{ENV}SECURITY_PROTOCOL and its credentials)"
+        )
+    else:
+        hint = f"is it running, and does its listener there take {connection.security_protocol}?"
+    return BrokerError(f"{where} within {connection.connect_limit_s:.0f} s ({reason}); {hint}")
 
 
 def _security_problem(exc: BaseException, connection: KafkaConnection) -> str | None:

@@ -68,15 +68,16 @@ def check_tls(connection: KafkaConnection) -> None:
         if connection in _passed:
             return
     context = tls_context(connection)
-    for address in connection.bootstrap.split(","):
+    addresses = connection.bootstrap.split(",")
+    for address in addresses:
         host, port = _host_port(address)
         problem = _handshake(context, host, port)
         if problem == "unreachable":
             continue
         if problem is not None:
-            raise BrokerSecurityError(
-                f"cannot connect to {connection.describe()}: at {host}:{port} {problem}"
-            )
+            where = f"at {host}:{port} " if len(addresses) > 1 else ""
+            failed = f"cannot connect to {connection.describe()}"
+            raise BrokerSecurityError(f"{failed}: {where}{problem}")
         with _lock:
             _passed.add(connection)
         return
@@ -103,17 +104,9 @@ def _handshake(context: ssl.SSLContext, host: str, port: int) -> str | None:
                 )
             return None
     except ssl.SSLCertVerificationError as exc:
-        return (
-            f"the broker's certificate was not accepted ({exc.verify_message}); check "
-            f"{ENV}SSL_CAFILE (the CA that signed it) and that the address is a name the "
-            f"certificate holds ({ENV}SSL_CHECK_HOSTNAME turns that check off for tests)"
-        )
+        return _not_verified(str(exc.verify_message), host)
     except ssl.SSLError as exc:
-        return (
-            f"the TLS handshake failed ({_reason(exc)}): the broker refused this client's "
-            f"certificate ({ENV}SSL_CERTFILE), or its listener does not speak TLS (check "
-            f"{ENV}SECURITY_PROTOCOL)"
-        )
+        return _refused(_reason(exc))
     except TimeoutError:
         return (
             f"no TLS answer within {HANDSHAKE_LIMIT_S:.0f} s: its listener does not seem to "
@@ -126,6 +119,35 @@ def _handshake(context: ssl.SSLContext, host: str, port: int) -> str | None:
         )
     finally:
         raw.close()
+
+
+def _not_verified(why: str, host: str) -> str:
+    if "mismatch" in why:
+        return (
+            f"the broker's certificate does not name {host} ({why}); reach the broker by a name "
+            f"its certificate holds, or for a test cluster set {ENV}SSL_CHECK_HOSTNAME=false"
+        )
+    return (
+        f"the broker's certificate was not accepted ({why}); check {ENV}SSL_CAFILE: it must "
+        "hold the CA that signed the brokers' certificates"
+    )
+
+
+def _refused(why: str) -> str:
+    if "CERTIFICATE_REQUIRED" in why.upper():
+        return (
+            f"the broker wants a client certificate ({why}); set {ENV}SSL_CERTFILE and "
+            f"{ENV}SSL_KEYFILE (mutual TLS)"
+        )
+    if any(word in why.upper() for word in ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_")):
+        return (
+            f"the broker refused this client's certificate ({why}); check that "
+            f"{ENV}SSL_CERTFILE is signed by a CA the broker trusts and is still valid"
+        )
+    return (
+        f"the TLS handshake failed ({why}): its listener does not seem to speak TLS; check "
+        f"{ENV}SECURITY_PROTOCOL"
+    )
 
 
 def _host_port(address: str) -> tuple[str, int]:

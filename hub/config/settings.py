@@ -24,7 +24,8 @@ from hub.wire.limits import EARLIEST_DATE, LATEST_DATE, DecodeLimits
 
 
 class BrokerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Passwords are fields here: a validation error must not quote what it was given.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     bootstrap_servers: str | None = Field(
         None,
@@ -402,7 +403,11 @@ class LimitSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="TELLONCE_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix="TELLONCE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,  # the broker's and the HSM's passwords are settings
     )
 
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
