@@ -50,7 +50,12 @@ ENV = "TELLONCE_BROKER__"
 # How long a client's constructor may try to reach the cluster (kafka-python's default).
 CONNECT_LIMIT_S = 30.0
 # kafka-python loggers that report a failed connection, once per retry.
-_CONNECTION_LOGGERS = ("kafka.net.manager", "kafka.net.connection", "kafka.net.transport")
+_CONNECTION_LOGGERS = (
+    "kafka.net.manager",
+    "kafka.net.connection",
+    "kafka.net.transport",
+    "kafka.cluster",
+)
 
 Client = TypeVar("Client")
 
@@ -176,13 +181,22 @@ def broker_error(exc: KafkaError, connection: KafkaConnection, failed: str) -> B
 def _connect_error(
     exc: KafkaError, causes: list[BaseException], connection: KafkaConnection, what: str
 ) -> BrokerError:
-    cause: BaseException = exc
-    if isinstance(exc, KafkaTimeoutError):  # the cause is the last failed attempt, if any
-        cause = next((c for c in reversed(causes) if not isinstance(c, KafkaTimeoutError)), exc)
     where = f"cannot connect {what} to {connection.describe()}"
-    security = _security_problem(cause, connection)
-    if security is not None:
-        return BrokerSecurityError(f"{where}: {security}")
+    # kafka-python timed out: the cause is among the failed attempts. A broker that refuses a
+    # login or a mechanism answers so and then hangs up: the answer says more than the hang-up.
+    for cause in [exc, *reversed(causes)]:
+        security = _security_problem(cause, connection)
+        if security is not None:
+            return BrokerSecurityError(f"{where}: {security}")
+    cause = next((c for c in reversed(causes) if not isinstance(c, KafkaTimeoutError)), exc)
+    if connection.uses_sasl and "disconnected" in str(cause):
+        # Apache Kafka 4.4 hangs up on a SCRAM login it refuses; kafka-python sees no answer.
+        return BrokerSecurityError(
+            f"{where}: the broker hung up during every login within "
+            f"{connection.connect_limit_s:.0f} s, as Kafka does when it refuses a SCRAM login; "
+            f"check {ENV}SASL_USERNAME, {ENV}SASL_PASSWORD (or {ENV}SASL_PASSWORD_FILE) and "
+            f"{ENV}SASL_MECHANISM, and {ENV}SECURITY_PROTOCOL against the listener"
+        )
     reason = str(cause) if isinstance(cause, KafkaError) else f"{type(cause).__name__}: {cause}"
     if connection.security_protocol == "PLAINTEXT":
         hint = (

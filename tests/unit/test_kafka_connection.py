@@ -283,6 +283,25 @@ def test_a_timeout_reports_the_last_connection_failure_kafka_python_logged() -> 
         open_client(factory, sasl_connection(), "the topic admin")
 
 
+def test_a_broker_that_hangs_up_on_every_sasl_login_is_a_login_problem() -> None:
+    """Apache Kafka 4.4 may hang up on a SCRAM login it refuses instead of answering (measured):
+    after a bootstrap of hang-ups only, the error says to check the login settings."""
+    import logging
+
+    def factory(**_options: Any) -> None:
+        logging.getLogger("kafka.net.connection").error(
+            "%s: Connection lost: %s", "conn", KafkaConnectionError("socket disconnected")
+        )
+        raise KafkaTimeoutError("Unable to bootstrap from kafka-1.example.ca:9093")
+
+    with pytest.raises(BrokerSecurityError) as refused:
+        open_client(factory, sasl_connection(), "a consumer")
+    assert "hung up during every login within 30 s" in str(refused.value)
+    assert "check TELLONCE_BROKER__SASL_USERNAME, TELLONCE_BROKER__SASL_PASSWORD" in str(
+        refused.value
+    )
+
+
 def test_an_unreachable_broker_stays_a_retriable_broker_error() -> None:
     """A refused TCP connection is not a security problem: BrokerError, retriable, with cause."""
     import logging
