@@ -344,3 +344,15 @@ def test_every_kafka_client_of_the_product_is_built_through_open_client() -> Non
         if built.search(line)
     ]
     assert found == []
+
+
+def test_the_readme_settings_table_lists_every_security_setting() -> None:
+    """Each transport-security setting has its row in the README's Settings table."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Settings") : readme.index("### Connecting to a secured")]
+    rows = " ".join(line for line in table.splitlines() if line.startswith("| `TELLONCE_"))
+    security = [
+        n for n in BrokerSettings.model_fields if n.startswith(("ssl_", "sasl_", "security"))
+    ]
+    missing = [n for n in security if f"__{n.upper()}`" not in rows]
+    assert missing == []
