@@ -41,7 +41,7 @@ from kafka.errors import (
 )
 from pydantic import SecretStr
 
-from hub.config.settings import BrokerSettings
+from hub.config.broker import BrokerSettings
 from hub.errors import BrokerError, BrokerSecurityError, ConfigError
 
 __all__ = ["KafkaConnection", "broker_error", "open_client"]
