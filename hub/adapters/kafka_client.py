@@ -301,7 +301,12 @@ def _readable(path: Path | None, setting: str) -> None:
 
 
 def _password_in(path: Path) -> str:
-    text = path.read_text(encoding="utf-8").rstrip("\r\n")
+    try:
+        text = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path} ({ENV}SASL_PASSWORD_FILE) is not UTF-8 text; put the password in it"
+        ) from None
     if not text:
         raise ConfigError(f"{path} ({ENV}SASL_PASSWORD_FILE) is empty; put the password in it")
     return text
