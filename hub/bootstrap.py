@@ -21,6 +21,7 @@ from hub.adapters.broker import EmbeddedBroker
 from hub.adapters.claims import KafkaClaimLog, ensure_claim_topic
 from hub.adapters.jws import sign_compact
 from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_topics
+from hub.adapters.kafka_client import KafkaConnection as KafkaConnection  # for the CLI and demo
 from hub.adapters.keyring import vault_for
 from hub.adapters.pseudonym_key import load_pseudonym_key
 from hub.adapters.signing import FileSigner, public_key_check
@@ -100,6 +101,8 @@ class App:
     _vault: Vault | None = field(default=None, repr=False)
     # The embedded broker's address while ``broker()`` runs one; never written into settings.
     _embedded_bootstrap: str | None = field(default=None, repr=False)
+    # How every Kafka client reaches the broker, built on first use (see ``kafka``).
+    _kafka: KafkaConnection | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, read_only: bool = False) -> App:
@@ -201,32 +204,38 @@ class App:
 
     # -- broker ------------------------------------------------------------------------------
 
-    def bootstrap_servers(self) -> str:
-        """The broker address: the configured one, else the embedded broker ``broker()`` runs;
-        ConfigError when there is neither."""
-        address = self.settings.broker.bootstrap_servers or self._embedded_bootstrap
-        if not address:
-            raise ConfigError(
-                "no broker configured: start one with 'tellonce broker' and set "
-                "TELLONCE_BROKER__BOOTSTRAP_SERVERS to the address it prints"
-            )
-        return address
+    def kafka(self) -> KafkaConnection:
+        """How every Kafka client of this run reaches the broker: the configured cluster with
+        the security settings, else the embedded broker ``broker()`` runs (PLAINTEXT, the only
+        protocol Tansu speaks). Built once; ConfigError when there is no broker, or a file the
+        security settings name cannot be read."""
+        if self._kafka is None:
+            broker = self.settings.broker
+            if broker.bootstrap_servers:
+                self._kafka = KafkaConnection.from_settings(broker, broker.bootstrap_servers)
+            elif self._embedded_bootstrap:
+                self._kafka = KafkaConnection.plaintext(self._embedded_bootstrap)
+            else:
+                raise ConfigError(
+                    "no broker configured: start one with 'tellonce broker' and set "
+                    "TELLONCE_BROKER__BOOTSTRAP_SERVERS to the address it prints"
+                )
+        return self._kafka
 
     @contextlib.contextmanager
-    def broker(self) -> Iterator[str]:
+    def broker(self) -> Iterator[KafkaConnection]:
         """The configured Kafka cluster, or an embedded Tansu for as long as the block runs."""
-        configured = self.settings.broker.bootstrap_servers
-        if configured:
-            yield configured
+        if self.settings.broker.bootstrap_servers:
+            yield self.kafka()
             return
         with embedded_broker(self.settings) as embedded:
-            self._embedded_bootstrap = embedded.bootstrap
+            self._embedded_bootstrap, self._kafka = embedded.bootstrap, None
             try:
-                yield embedded.bootstrap
+                yield self.kafka()
             finally:
-                self._embedded_bootstrap = None
+                self._embedded_bootstrap, self._kafka = None, None
 
-    def ensure_topics(self, bootstrap: str) -> None:
+    def ensure_topics(self, kafka: KafkaConnection) -> None:
         """Create the hub's topics and every subscriber's notify and dead-letter topics; those
         hold notices (personal data), so the broker keeps them ``notice_retention`` only."""
         broker = self.settings.broker
@@ -234,7 +243,7 @@ class App:
         notices = [notify_topic(r) for r in subscribers] + [dlq_topic(r) for r in subscribers]
         retention = notice_topic_config(broker.notice_retention)
         ensure_topics(
-            bootstrap,
+            kafka,
             [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC, CONSENT_TOPIC, *notices],
             broker.topic_partitions,
             broker.replication_factor,
@@ -251,11 +260,11 @@ class App:
 
     # -- workers -----------------------------------------------------------------------------
 
-    def store_fence(self, bootstrap: str) -> StoreFence:
+    def store_fence(self, kafka: KafkaConnection) -> StoreFence:
         """The fence that keeps this hub out of a group working with another store."""
-        ensure_claim_topic(bootstrap, self.settings.broker.replication_factor)
+        ensure_claim_topic(kafka, self.settings.broker.replication_factor)
         return StoreFence(
-            KafkaClaimLog(bootstrap),
+            KafkaClaimLog(kafka),
             group_id=self.settings.hub.group_id,
             store_id=self.store.store_id(),
             audit_key_id=self.signer().key_id,
@@ -263,18 +272,18 @@ class App:
             clock=utc_now,
         )
 
-    def hub_worker(self, bootstrap: str) -> HubWorker:
+    def hub_worker(self, kafka: KafkaConnection) -> HubWorker:
         """The hub worker, its fence entered: it may take partitions for this store only."""
         hub = self.settings.hub
         store = self.store
-        self.ensure_topics(bootstrap)
+        self.ensure_topics(kafka)
         notary = self.notary()  # a missing signing key stops the hub here, before the fence
-        fence = self.store_fence(bootstrap)
+        fence = self.store_fence(kafka)
         try:
             fence.enter()  # before the group join: never take partitions for another store
             intakes = self.intakes()
             source = KafkaSource(
-                bootstrap,
+                kafka,
                 [LIFEEVENTS_TOPIC, *(intake.topic for intake in intakes)],
                 group_id=hub.group_id,
                 offset_lookup=stored_offsets(store, hub.group_id),
@@ -286,7 +295,7 @@ class App:
             raise
         relay = Relay(
             store,
-            KafkaSink(bootstrap, client_id="tellonce-hub"),
+            KafkaSink(kafka, client_id="tellonce-hub"),
             utc_now,
             hub.relay_batch,
             redeliver_after_s=hub.redeliver_after_s,
@@ -333,7 +342,7 @@ class App:
         ]
 
     def connector(
-        self, bootstrap: str, recipient: str, sink_name: str, options: dict[str, str]
+        self, kafka: KafkaConnection, recipient: str, sink_name: str, options: dict[str, str]
     ) -> ConnectorRunner:
         """The connector for ``recipient``: its notify topic into the sink named ``sink_name``
         (built with ``options``); ConfigError for an unknown sink or options it refuses."""
@@ -354,9 +363,9 @@ class App:
                 f"sink {sink_name!r} has a name of {len(sink.name)} characters; receipts carry "
                 f"it and the hub keeps names of 1 to {MAX_SINK_CHARS}: shorten its name attribute"
             )
-        self.ensure_topics(bootstrap)
+        self.ensure_topics(kafka)
         source = KafkaSource(
-            bootstrap,
+            kafka,
             [program.notify_topic],
             group_id=connector_group(recipient),
             tuning=self._tuning(),
@@ -367,7 +376,7 @@ class App:
             source=source,
             codec=self.codec,
             sink=sink,
-            producer=KafkaSink(bootstrap, client_id=connector_group(recipient)),
+            producer=KafkaSink(kafka, client_id=connector_group(recipient)),
             clock=utc_now,
             batch_size=self.settings.hub.batch_size,
             poll_timeout_ms=self.settings.hub.poll_timeout_ms,
@@ -388,28 +397,28 @@ class App:
     def dead_letter_office(self) -> DeadLetterOffice:
         """``tellonce dlq``: dead letters read off the broker without joining a group, replays
         published by a producer opened only when one is sent."""
-        bootstrap = self.bootstrap_servers()
+        kafka = self.kafka()
         return DeadLetterOffice(
             store=self.store,  # a missing database is reported before the broker is asked
-            read=lambda topic: read_topic(bootstrap, topic),
-            open_producer=lambda: self.producer(bootstrap),
+            read=lambda topic: read_topic(kafka, topic),
+            open_producer=lambda: self.producer(kafka),
             pseudonyms=self.pseudonyms(),
             clock=utc_now,
         )
 
     def connector_status(self, recipients: Sequence[str] = ()) -> list[ConnectorStatus]:
         """``tellonce connector status``: lag read without joining the connectors' groups."""
-        bootstrap = self.bootstrap_servers()
+        kafka = self.kafka()
         return connector_status(
             self.directory,
             lambda: self.store,
-            lambda group, topic: topic_lag(bootstrap, group, topic),
+            lambda group, topic: topic_lag(kafka, group, topic),
             recipients,
         )
 
-    def producer(self, bootstrap: str) -> KafkaSink:
+    def producer(self, kafka: KafkaConnection) -> KafkaSink:
         """A producer for commands that publish (replay, test events)."""
-        return KafkaSink(bootstrap, client_id="tellonce-cli")
+        return KafkaSink(kafka, client_id="tellonce-cli")
 
     def close(self) -> None:
         """Close the store if it was opened; the app may open it again."""

@@ -15,6 +15,8 @@ The tree::
     ├── PayloadError              a payload to send does not fit its schema or the hub's rules
     ├── SchemaCompatibilityError  a published schema changed incompatibly
     ├── BrokerError               the Kafka broker failed or cannot be reached (retriable)
+    │   └── BrokerSecurityError   TLS or SASL failed: credentials, certificates or the security
+    │                             protocol do not fit the broker's listener (not retriable)
     ├── StoreError                the database failed (retriable unless said otherwise)
     │   └── RecordStoreError      the database refused a write because of one record's data
     ├── SignerError               the audit signing key cannot be used (retriable: fail closed)
@@ -119,6 +121,17 @@ class BrokerError(TellonceError):
     retriable = True
 
 
+class BrokerSecurityError(BrokerError):
+    """The broker and this client could not agree on a secure connection: a SASL login was
+    refused, a TLS handshake failed (a CA the client does not trust, a certificate for another
+    host, a client certificate the broker refused), or the client's security protocol is not
+    the one of the listener it reached. Retrying with the same settings fails the same way, so
+    it is not retriable; the message names the setting to check and the user and mechanism,
+    never a password or key."""
+
+    retriable = False
+
+
 class StoreError(TellonceError):
     """The database failed."""
 
@@ -176,6 +189,7 @@ class ConnectorStopped(TellonceError):
 
 __all__ = [
     "BrokerError",
+    "BrokerSecurityError",
     "ConfigError",
     "ConflictError",
     "ConnectorStopped",

@@ -26,6 +26,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.adapters.kafka import TOPIC_READY_MS
+from hub.adapters.kafka_client import KafkaConnection, broker_error, open_client
 from hub.errors import BrokerError
 from hub.model import StoreClaim
 from hub.wire.topics import HUB_TOPIC
@@ -39,12 +40,9 @@ MAX_VALUE_BYTES = 4096
 _TEXT_LIMIT = 255
 
 
-def ensure_claim_topic(bootstrap: str, replication: int = 1) -> None:
+def ensure_claim_topic(kafka: KafkaConnection, replication: int = 1) -> None:
     """Create ``tellonce.hub.v1`` (one partition, compacted) unless it exists."""
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tellonce-admin")
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach the broker at {bootstrap}: {exc}") from exc
+    admin = open_client(KafkaAdminClient, kafka, "the topic admin", client_id="tellonce-admin")
     try:
         if HUB_TOPIC not in set(admin.list_topics()):
             topic = NewTopic(
@@ -58,7 +56,7 @@ def ensure_claim_topic(bootstrap: str, replication: int = 1) -> None:
             admin.wait_for_topics([HUB_TOPIC], timeout_ms=TOPIC_READY_MS)  # see ensure_topics
             log.info("topics created", topics=[HUB_TOPIC])
     except KafkaError as exc:
-        raise BrokerError(f"cannot create {HUB_TOPIC} on {bootstrap}: {exc}") from exc
+        raise broker_error(exc, kafka, f"cannot create {HUB_TOPIC} on {kafka.bootstrap}") from exc
     finally:
         admin.close()
 
@@ -109,9 +107,13 @@ class KafkaClaimLog:
     """hub.ports.ClaimLog on ``tellonce.hub.v1`` (see module doc)."""
 
     def __init__(
-        self, bootstrap: str, *, client_id: str = "tellonce-hub-fence", quiet_s: float = QUIET_S
+        self,
+        kafka: KafkaConnection,
+        *,
+        client_id: str = "tellonce-hub-fence",
+        quiet_s: float = QUIET_S,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._client_id = client_id
         self._quiet_s = quiet_s
         self._consumer: KafkaConsumer | None = None
@@ -121,7 +123,7 @@ class KafkaClaimLog:
         try:
             return self._read(through)
         except KafkaError as exc:
-            raise BrokerError(f"cannot read {HUB_TOPIC}: {exc}") from exc
+            raise broker_error(exc, self._kafka, f"cannot read {HUB_TOPIC}") from exc
 
     def _read(self, through: int | None) -> list[tuple[int, StoreClaim]]:
         consumer = self._reader()
@@ -172,32 +174,32 @@ class KafkaClaimLog:
             )
             return int(future.get(timeout=30).offset)
         except KafkaError as exc:
-            raise BrokerError(f"cannot write to {HUB_TOPIC}: {exc}") from exc
+            raise broker_error(exc, self._kafka, f"cannot write to {HUB_TOPIC}") from exc
 
     def _reader(self) -> KafkaConsumer:
         if self._consumer is None:
-            try:
-                self._consumer = KafkaConsumer(
-                    bootstrap_servers=self._bootstrap,
-                    client_id=self._client_id,
-                    group_id=None,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    isolation_level="read_committed",
-                )
-            except KafkaError as exc:
-                raise BrokerError(f"cannot reach the broker at {self._bootstrap}: {exc}") from exc
+            self._consumer = open_client(
+                KafkaConsumer,
+                self._kafka,
+                f"the reader of {HUB_TOPIC}",
+                client_id=self._client_id,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+            )
             self._consumer.assign([PARTITION])
         return self._consumer
 
     def _writer(self) -> KafkaProducer:
         if self._producer is None:
-            try:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self._bootstrap, client_id=self._client_id, acks="all"
-                )
-            except KafkaError as exc:
-                raise BrokerError(f"cannot reach the broker at {self._bootstrap}: {exc}") from exc
+            self._producer = open_client(
+                KafkaProducer,
+                self._kafka,
+                f"the writer of {HUB_TOPIC}",
+                client_id=self._client_id,
+                acks="all",
+            )
         return self._producer
 
     def close(self) -> None:

@@ -19,8 +19,8 @@ from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from hub.adapters.kafka_client import KafkaConnection, broker_error, open_client
 from hub.adapters.kafka_headers import tolerate_bad_header_names
-from hub.errors import BrokerError
 from hub.model import Headers, InboundMessage
 from hub.ports import OffsetLookup
 
@@ -43,29 +43,29 @@ class ConsumerTuning:
 class KafkaSink:
     """hub.ports.Producer on kafka-python: idempotent, acks=all, ordered per key."""
 
-    def __init__(self, bootstrap: str, *, client_id: str = "tellonce") -> None:
-        try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap,
-                client_id=client_id,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                # Retry retriable errors (a leader moving, a partition not yet served just
-                # after its topic was created) for as long as flush() waits, not 5 times:
-                # Apache Kafka answered NotLeaderForPartition for longer than 5 quick retries.
-                delivery_timeout_ms=FLUSH_LIMIT_S * 1000,
-                request_timeout_ms=10_000,  # must stay under the delivery timeout
-            )
-        except KafkaError as exc:
-            raise BrokerError(f"cannot connect a producer to {bootstrap}: {exc}") from exc
+    def __init__(self, kafka: KafkaConnection, *, client_id: str = "tellonce") -> None:
+        self._kafka = kafka
+        self._producer = open_client(
+            KafkaProducer,
+            kafka,
+            "a producer",
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            # Retry retriable errors (a leader moving, a partition not yet served just
+            # after its topic was created) for as long as flush() waits, not 5 times:
+            # Apache Kafka answered NotLeaderForPartition for longer than 5 quick retries.
+            delivery_timeout_ms=FLUSH_LIMIT_S * 1000,
+            request_timeout_ms=10_000,  # must stay under the delivery timeout
+        )
         self._futures: list[Any] = []
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
         try:
             self._futures.append(self._producer.send(topic, key=key, value=value, headers=headers))
         except KafkaError as exc:
-            raise BrokerError(f"cannot publish to {topic}: {exc}") from exc
+            raise broker_error(exc, self._kafka, f"cannot publish to {topic}") from exc
 
     def flush(self) -> None:
         futures, self._futures = self._futures, []
@@ -74,7 +74,8 @@ class KafkaSink:
             for future in futures:
                 future.get(timeout=FLUSH_LIMIT_S)
         except KafkaError as exc:
-            raise BrokerError(f"the broker did not acknowledge a publish: {exc}") from exc
+            failed = "the broker did not acknowledge a publish"
+            raise broker_error(exc, self._kafka, failed) from exc
 
     def close(self) -> None:
         try:
@@ -109,7 +110,7 @@ class KafkaSource:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         topics: Iterable[str],
         *,
         group_id: str,
@@ -120,22 +121,26 @@ class KafkaSource:
         tuning = tuning or ConsumerTuning()
         self._lookup = offset_lookup
         tolerate_bad_header_names()  # one record must not stop the consumer (see the module)
+        self._kafka = kafka
+        self._consumer = open_client(
+            KafkaConsumer,
+            kafka,
+            "a consumer",
+            client_id=client_id,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_interval_ms=tuning.max_poll_interval_ms,
+            session_timeout_ms=tuning.session_timeout_ms,
+            heartbeat_interval_ms=tuning.heartbeat_interval_ms,
+            request_timeout_ms=tuning.request_timeout_ms,
+        )
         try:
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap,
-                client_id=client_id,
-                group_id=group_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-                max_poll_interval_ms=tuning.max_poll_interval_ms,
-                session_timeout_ms=tuning.session_timeout_ms,
-                heartbeat_interval_ms=tuning.heartbeat_interval_ms,
-                request_timeout_ms=tuning.request_timeout_ms,
-            )
             self._consumer.subscribe(list(topics), listener=_SeekToStored(self))
         except KafkaError as exc:
-            raise BrokerError(f"cannot connect a consumer to {bootstrap}: {exc}") from exc
+            self._consumer.close(autocommit=False)
+            raise broker_error(exc, kafka, "cannot subscribe a consumer") from exc
 
     def seek_stored(self, partitions: Iterable[TopicPartition]) -> None:
         if self._lookup is None:
@@ -152,7 +157,7 @@ class KafkaSource:
         try:
             batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as exc:
-            raise BrokerError(f"polling failed: {exc}") from exc
+            raise broker_error(exc, self._kafka, "polling failed") from exc
         out = [
             InboundMessage(
                 topic=r.topic,
@@ -196,7 +201,7 @@ class KafkaSource:
         try:
             taken = self._consumer.poll(timeout_ms=0)
         except KafkaError as exc:
-            raise BrokerError(f"lost contact with the consumer group: {exc}") from exc
+            raise broker_error(exc, self._kafka, "lost contact with the consumer group") from exc
         finally:  # a partition revoked meanwhile is no longer there to resume
             self._consumer.resume(*(assignment & self._consumer.assignment()))
         for tp, records in taken.items():
@@ -207,14 +212,14 @@ class KafkaSource:
         try:
             self._consumer.commit()
         except KafkaError as exc:
-            raise BrokerError(f"offset commit failed: {exc}") from exc
+            raise broker_error(exc, self._kafka, "offset commit failed") from exc
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
 
 
 def ensure_topics(
-    bootstrap: str,
+    kafka: KafkaConnection,
     topics: Iterable[str],
     partitions: int = 3,
     replication: int = 1,
@@ -224,13 +229,7 @@ def ensure_topics(
     topic configs (e.g. ``retention.ms``). A topic that exists already is left as it is: its
     configs are its operator's."""
     configs = configs or {}
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tellonce-admin")
-    except KafkaError as exc:
-        raise BrokerError(
-            f"cannot reach the broker at {bootstrap}: {exc}; is it running? "
-            "('tellonce broker' starts one)"
-        ) from exc
+    admin = open_client(KafkaAdminClient, kafka, "the topic admin", client_id="tellonce-admin")
     try:
         existing = set(admin.list_topics())
         missing = [t for t in topics if t not in existing]
@@ -253,6 +252,6 @@ def ensure_topics(
             admin.wait_for_topics(missing, timeout_ms=TOPIC_READY_MS)
             log.info("topics created", topics=missing)
     except KafkaError as exc:
-        raise BrokerError(f"cannot create topics on {bootstrap}: {exc}") from exc
+        raise broker_error(exc, kafka, f"cannot create topics on {kafka.bootstrap}") from exc
     finally:
         admin.close()

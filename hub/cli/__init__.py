@@ -1,8 +1,9 @@
 """The ``tellonce`` command.
 
 Exit codes: 0 success; 1 the work failed (a broker or database error, a demo outcome that did not
-match); 2 the request was wrong (usage, settings, unknown program, person or event type, a file
-that cannot be read, a payload the hub would refuse); 130 interrupted (Ctrl-C).
+match); 2 the request was wrong (usage, settings, the broker refusing this client's TLS or SASL
+credentials, unknown program, person or event type, a file that cannot be read, a payload the hub
+would refuse); 130 interrupted (Ctrl-C).
 
 Every failure is one ``tellonce: ...`` line saying what was wrong and what to do, never a
 traceback. An error nobody foresaw is logged as one JSON line naming its class (never its
@@ -34,6 +35,7 @@ from hub.cli.common import Handler
 from hub.cli.parser import build_parser, command_words
 from hub.config import logs
 from hub.errors import (
+    BrokerSecurityError,
     ConfigError,
     ConflictError,
     NotFoundError,
@@ -81,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     except (
         ConfigError,
+        BrokerSecurityError,
         NotFoundError,
         ConflictError,
         SchemaCompatibilityError,

@@ -29,9 +29,8 @@ if TYPE_CHECKING:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     app = app_from_settings(settings)
-    bootstrap = app.bootstrap_servers()
     options = dict(_option(o) for o in args.option)
-    runner = app.connector(bootstrap, args.recipient, args.sink, options)
+    runner = app.connector(app.kafka(), args.recipient, args.sink, options)
     stop = stop_on_signals()
     try:
         totals = runner.run(stop, idle_exit_s=args.idle_exit)

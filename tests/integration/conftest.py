@@ -94,7 +94,7 @@ def app(store_url: str, broker: EmbeddedBroker, tmp_path: Path) -> Iterator[App]
     SIGNING_KEYS[store_url] = tmp_path / "audit-key.pem"
     application = App.from_settings(settings_for(store_url, broker.bootstrap))
     try:
-        application.ensure_topics(broker.bootstrap)
+        application.ensure_topics(application.kafka())
         yield application
     finally:
         application.close()
@@ -103,4 +103,4 @@ def app(store_url: str, broker: EmbeddedBroker, tmp_path: Path) -> Iterator[App]
 
 @pytest.fixture
 def harness(app: App, broker: EmbeddedBroker) -> Harness:
-    return Harness(app, broker.bootstrap)
+    return Harness(app, app.kafka())

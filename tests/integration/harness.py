@@ -21,9 +21,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from pydantic import SecretStr
 
 from consent.model import ConsentState, Evidence
-from hub.bootstrap import App
+from hub.bootstrap import App, KafkaConnection
 from hub.config.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
 from hub.delivery.runner import DeliveryTotals
 from hub.model import Checkpoint, Headers
@@ -90,6 +91,32 @@ def address_payload(subject: str, **changes: Any) -> dict[str, Any]:
     return payload
 
 
+def security_variables(broker: BrokerSettings) -> dict[str, str]:
+    """The TELLONCE_BROKER__* variables of the security settings that are set, secrets
+    revealed: a tellonce process started by a test reaches the broker as the test's App does."""
+    found = {}
+    for name, value in broker.model_dump(include=SECURITY_SETTINGS).items():
+        if value is None or value == "PLAINTEXT" or value is True:  # defaults: nothing to say
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        found[f"TELLONCE_BROKER__{name.upper()}"] = "false" if value is False else str(value)
+    return found
+
+
+SECURITY_SETTINGS = {
+    "security_protocol",
+    "ssl_cafile",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_key_password",
+    "ssl_check_hostname",
+    "sasl_mechanism",
+    "sasl_username",
+    "sasl_password",
+    "sasl_password_file",
+}
+
 Record = tuple[bytes | None, bytes | None, Headers]  # key, value, headers as sent
 
 
@@ -97,7 +124,7 @@ def send_all(
     harness: Harness, topic: str, records: list[Record], partition: int | None = 0
 ) -> list[int]:
     """Publish raw records in order (on one partition unless told otherwise); their offsets."""
-    producer = KafkaProducer(bootstrap_servers=harness.bootstrap, max_request_size=1_048_576)
+    producer = KafkaProducer(**harness.kafka.client_options(), max_request_size=1_048_576)
     try:
         futures = [
             producer.send(topic, key=key, value=value, headers=headers, partition=partition)
@@ -114,10 +141,10 @@ def watchdog(stop: threading.Event, what: str) -> AbstractContextManager[None]:
     return bounded(stop, what, RUN_LIMIT_S)
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[ConsumerRecord]:
+def read_topic(kafka: KafkaConnection, topic: str, timeout_s: float = 15.0) -> list[ConsumerRecord]:
     """Every record of ``topic`` up to its current end, without joining a group."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
@@ -128,7 +155,7 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[Cons
         partitions = wait_until(
             lambda: consumer.partitions_for_topic(topic),
             timeout_s,
-            f"topic {topic} does not exist on {bootstrap}",
+            f"topic {topic} does not exist on {kafka.bootstrap}",
             every_s=0.1,
         )
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -148,10 +175,15 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[Cons
 
 @dataclass
 class Harness:
-    """One App on one store and one broker, with the steps tests are made of."""
+    """One App on one store and one broker, with the steps tests are made of; ``kafka`` is
+    how the App reaches the broker (``app.kafka()``), and every client here uses it too."""
 
     app: App
-    bootstrap: str
+    kafka: KafkaConnection
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap
 
     @property
     def now(self) -> datetime:
@@ -172,6 +204,7 @@ class Harness:
             "TELLONCE_BROKER__TOPIC_PARTITIONS": str(broker.topic_partitions),
             "TELLONCE_AUDIT__SIGNING_KEY": str(self.app.settings.audit.signing_key),
             "TELLONCE_LOG_LEVEL": "warning",
+            **security_variables(broker),
             **variables,
         }
 
@@ -212,7 +245,7 @@ class Harness:
 
     def publish(self, payloads: Iterable[dict[str, Any]], event_id: str | None = None) -> list[str]:
         """Publish AddressChanged events from the publisher; returns their ce_ids."""
-        producer = self.app.producer(self.bootstrap)
+        producer = self.app.producer(self.kafka)
         try:
             ids = [
                 publish_event(
@@ -233,7 +266,7 @@ class Harness:
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
         """Publish one record as it is, e.g. a broken event or a connector's receipt."""
-        producer = self.app.producer(self.bootstrap)
+        producer = self.app.producer(self.kafka)
         try:
             producer.send(topic, key, value, headers)
             producer.flush()
@@ -253,7 +286,7 @@ class Harness:
     def run_worker_until(self, done: Callable[[], bool]) -> Totals:
         """One hub worker run until ``done()`` holds after a batch (receipts, say, which the
         totals do not count); bounded by the idle exit when it never does."""
-        worker = self.app.hub_worker(self.bootstrap)
+        worker = self.app.hub_worker(self.kafka)
         stop = threading.Event()
 
         def on_batch(_totals: Totals) -> None:
@@ -269,7 +302,7 @@ class Harness:
     def run_worker(self, records: int | None) -> Totals:
         """One hub worker run: until it handled ``records`` inbound records, or (None) until
         it was idle for QUIET_IDLE_S after the join and its last batch."""
-        worker = self.app.hub_worker(self.bootstrap)
+        worker = self.app.hub_worker(self.kafka)
         stop = threading.Event()
 
         def on_batch(totals: Totals) -> None:
@@ -288,9 +321,9 @@ class Harness:
         self, sinks: dict[str, tuple[str, dict[str, str]]]
     ) -> dict[str, DeliveryTotals]:
         """Run one connector per recipient, side by side, until each handled its whole topic."""
-        expected = {r: len(read_topic(self.bootstrap, notify_topic(r))) for r in sinks}
+        expected = {r: len(read_topic(self.kafka, notify_topic(r))) for r in sinks}
         runners = {
-            r: self.app.connector(self.bootstrap, r, name, options)
+            r: self.app.connector(self.kafka, r, name, options)
             for r, (name, options) in sinks.items()
         }
 
@@ -316,7 +349,7 @@ class Harness:
                 runner.close()
 
     def read(self, topic: str) -> list[ConsumerRecord]:
-        return read_topic(self.bootstrap, topic)
+        return read_topic(self.kafka, topic)
 
     def decode(self, value: bytes) -> dict[str, Any]:
         record: dict[str, Any] = self.app.codec.decode(value).record

@@ -93,7 +93,7 @@ def run_worker_beside(
 ) -> tuple[Totals, Logs]:
     """Run the hub worker until it accepted ``records`` events while ``control`` (another
     thread, given the captured logs) breaks and repairs what it depends on."""
-    worker = harness.app.hub_worker(harness.bootstrap)
+    worker = harness.app.hub_worker(harness.kafka)
     stop = threading.Event()
     failures: list[BaseException] = []
 

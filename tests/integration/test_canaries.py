@@ -157,8 +157,8 @@ def flow(tmp_path_factory: pytest.TempPathFactory, debug_logs: io.StringIO) -> I
         SIGNING_KEYS[url] = folder / "audit-key.pem"
         app = App.from_settings(settings_for(url, broker.bootstrap))
         try:
-            app.ensure_topics(broker.bootstrap)
-            harness = Harness(app, broker.bootstrap)
+            app.ensure_topics(app.kafka())
+            harness = Harness(app, app.kafka())
             person = _client(harness)
             bystander = harness.client(
                 {"bc-service-bc": "SBC-BYSTANDER-1", "cra-individual": "CRA-BYSTANDER-1"}
@@ -323,7 +323,7 @@ def test_the_hub_database_holds_no_canary(flow: Flow) -> None:
 def test_the_rejected_topic_holds_no_canary(flow: Flow) -> None:
     """The three refusals went out on the rejected topic without a canary in key, value or
     headers."""
-    records = read_topic(flow.harness.bootstrap, REJECTED_TOPIC)
+    records = read_topic(flow.harness.kafka, REJECTED_TOPIC)
     assert len(records) == 3
     found = sum(
         byte_hits(r.key, CANARIES)

@@ -75,7 +75,7 @@ def portal_record(
 
 def publish_consent(harness: Harness, messages: list[ConsentMessage]) -> None:
     """Send portal consent changes in order through one kafka-python producer."""
-    producer = harness.app.producer(harness.bootstrap)
+    producer = harness.app.producer(harness.kafka)
     try:
         for key, value, headers, _ in messages:
             producer.send(CONSENT_TOPIC, key, value, headers)
@@ -280,7 +280,7 @@ def test_disclosure_report_lists_decisions_with_proofs(harness: Harness) -> None
             address_payload("SBC-Q", new_address=address("99 Elsewhere Rd")),
         ]
     )
-    producer = app.producer(harness.bootstrap)
+    producer = app.producer(harness.kafka)
     try:
         renamed = publish_event(
             producer,

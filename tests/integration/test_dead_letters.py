@@ -127,7 +127,7 @@ def run_connector(
 ) -> DeliveryTotals:
     """One connector run until it handled ``records`` notifications (from where its group
     committed), bounded by the idle exit."""
-    runner = harness.app.connector(harness.bootstrap, RECIPIENT, sink, options)
+    runner = harness.app.connector(harness.kafka, RECIPIENT, sink, options)
     stop = threading.Event()
 
     def on_batch(totals: DeliveryTotals) -> None:
@@ -337,8 +337,8 @@ def test_notifications_a_lost_broker_took_are_published_again_and_delivered_once
         )
         app = App.from_settings(settings)
         try:
-            app.ensure_topics(replacement.bootstrap)
-            after = Harness(app, replacement.bootstrap)
+            app.ensure_topics(app.kafka())
+            after = Harness(app, app.kafka())
             assert after.read(notify_topic(RECIPIENT)) == []
             # The point is that time passes: the hub republishes only what has waited longer
             # than redeliver_after_s for its receipt, and nothing else marks that moment.
@@ -382,8 +382,8 @@ def test_a_retry_wait_longer_than_the_poll_interval_keeps_the_group_membership(
     settings = settings.model_copy(update={"connector": connector})
     app = App.from_settings(settings)
     try:
-        app.ensure_topics(broker.bootstrap)
-        harness = Harness(app, broker.bootstrap)
+        app.ensure_topics(app.kafka())
+        harness = Harness(app, app.kafka())
         harness.client({PUBLISHER: "SBC-1", RECIPIENT: KEPT["subject"]}, consents=[RECIPIENT])
         harness.publish([address_payload("SBC-1")])
         assert harness.run_worker(records=1).accepted == 1
@@ -393,6 +393,6 @@ def test_a_retry_wait_longer_than_the_poll_interval_keeps_the_group_membership(
         assert (totals.failed, totals.retries) == (1, 1)
         assert len(harness.read(dlq_topic(RECIPIENT))) == 1
         group = f"tellonce-connector-{RECIPIENT}"
-        assert topic_lag(broker.bootstrap, group, notify_topic(RECIPIENT)) == (0, 1)
+        assert topic_lag(app.kafka(), group, notify_topic(RECIPIENT)) == (0, 1)
     finally:
         app.close()

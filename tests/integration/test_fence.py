@@ -14,7 +14,7 @@ from kafka import KafkaProducer
 from hub.adapters.broker import EmbeddedBroker
 from hub.adapters.claims import KafkaClaimLog, ensure_claim_topic
 from hub.adapters.sql import SqlStore
-from hub.bootstrap import App
+from hub.bootstrap import App, KafkaConnection
 from hub.errors import FenceError
 from hub.processing.fence import StoreFence
 from hub.testing.vaults import throwaway_vault
@@ -33,7 +33,7 @@ def now() -> datetime:
 
 def fence(bootstrap: str, store_id: str) -> StoreFence:
     return StoreFence(
-        KafkaClaimLog(bootstrap),
+        KafkaClaimLog(KafkaConnection.plaintext(bootstrap)),
         group_id=GROUP,
         store_id=store_id,
         audit_key_id=None,
@@ -43,7 +43,7 @@ def fence(bootstrap: str, store_id: str) -> StoreFence:
 
 
 def in_force(bootstrap: str) -> list[tuple[str, str]]:
-    claims = KafkaClaimLog(bootstrap)
+    claims = KafkaClaimLog(KafkaConnection.plaintext(bootstrap))
     try:
         return [(c.group_id, c.store_id) for _, c in claims.read()]
     finally:
@@ -71,7 +71,7 @@ def test_hubs_starting_at_once_on_different_stores_let_exactly_one_in(
 ) -> None:
     """Four hubs on four stores enter at the same moment: one passes, three are refused, and
     only the winner's claim stays in force."""
-    ensure_claim_topic(broker.bootstrap)
+    ensure_claim_topic(KafkaConnection.plaintext(broker.bootstrap))
     fences = [fence(broker.bootstrap, f"store-{n}") for n in range(4)]
     start = threading.Barrier(len(fences))
 
@@ -95,7 +95,7 @@ def test_hubs_starting_at_once_on_different_stores_let_exactly_one_in(
 def test_records_that_are_not_claims_do_not_stop_the_fence(broker: EmbeddedBroker) -> None:
     """Garbage on tellonce.hub.v1 (no key, not JSON, a forged key) is skipped: the group is
     claimed by the first real claim, and a hub on another store is still refused."""
-    ensure_claim_topic(broker.bootstrap)
+    ensure_claim_topic(KafkaConnection.plaintext(broker.bootstrap))
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
     try:
         for key, value in [
@@ -129,9 +129,9 @@ def test_running_hub_stops_when_another_store_takes_its_group(
     )
     app = App.from_settings(settings)
     try:
-        worker = app.hub_worker(broker.bootstrap)
+        worker = app.hub_worker(app.kafka())
         mine = app.store.store_id()
-        claims = KafkaClaimLog(broker.bootstrap)
+        claims = KafkaClaimLog(app.kafka())
         try:
             ((_, claim),) = claims.read()
             claims.withdraw(claim)  # as if the broker had lost the topic

@@ -43,7 +43,7 @@ def produce(harness: Harness, count: int) -> list[str]:
     """Put ``count`` AddressChanged notices on the recipient's topic, as the hub's relay does."""
     schema = EVENT_TYPES[EVENT_TYPE].notice_schema
     now = datetime.now(UTC)
-    producer = harness.app.producer(harness.bootstrap)
+    producer = harness.app.producer(harness.kafka)
     ids: list[str] = []
     try:
         for n in range(count):

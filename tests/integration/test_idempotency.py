@@ -60,7 +60,7 @@ def test_new_worker_resumes_from_the_stored_offsets(harness: Harness) -> None:
 
     fresh = App.from_settings(settings_for(harness.app.settings.store.url, harness.bootstrap))
     try:
-        rerun = Harness(fresh, harness.bootstrap)
+        rerun = Harness(fresh, harness.kafka)
         (later,) = rerun.publish([address_payload("SBC-4")])
         totals = rerun.run_worker(records=None)
         # Only the new event: a re-read of the old ones would count as duplicates.

@@ -34,7 +34,7 @@ def test_answered_notices_and_published_rejections_leave_the_outbox(
     are in, every notice (a hub started after them, at its first call), logging counts only."""
     app = App.from_settings(tuned(harness.app.settings, privacy={"outbox_retention": timedelta(0)}))
     try:
-        hub = Harness(app, harness.bootstrap)
+        hub = Harness(app, harness.kafka)
         hub.publish(hub.address_stream(people=2, events=2))  # 2 + 1 notices
         hub.send(LIFEEVENTS_TOPIC, b"SBC-0", b"not avro", [])  # rejected: missing headers
         hub.run_worker(3)

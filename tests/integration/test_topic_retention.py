@@ -59,7 +59,7 @@ def test_notify_and_dead_letter_topics_keep_notices_for_the_retention_only(
     settings = tuned(settings, broker={"notice_retention": timedelta(days=2, hours=1)})
     app = App.from_settings(settings)
     try:
-        app.ensure_topics(broker.bootstrap)
+        app.ensure_topics(app.kafka())
         recipients = [p.id for p in app.directory.subscribers()]
     finally:
         app.close()
@@ -79,7 +79,7 @@ def test_a_retention_shorter_than_a_day_is_the_segment_span_too(
     settings = tuned(settings, broker={"notice_retention": timedelta(hours=6)})
     app = App.from_settings(settings)
     try:
-        app.ensure_topics(broker.bootstrap)
+        app.ensure_topics(app.kafka())
     finally:
         app.close()
     six_hours = str(6 * 3600 * 1000)

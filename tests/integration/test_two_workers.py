@@ -51,7 +51,7 @@ def workers(harness: Harness) -> Iterator[list[HubWorker]]:
         App.from_settings(settings_for(harness.app.settings.store.url, harness.bootstrap))
         for _ in range(WORKERS)
     ]
-    made = [app.hub_worker(harness.bootstrap) for app in apps]
+    made = [app.hub_worker(harness.kafka) for app in apps]
     try:
         yield made
     finally:

@@ -24,7 +24,7 @@ from connectors.contract import Outcome, Sink, SinkFactory
 from connectors.filedrop import FileDropSink
 from connectors.sqltable import MissingDriverError
 from connectors.testing import SinkContract, crash, sample_notification
-from hub.bootstrap import App
+from hub.bootstrap import App, KafkaConnection
 from hub.config.settings import AuditSettings, Settings, StoreSettings
 from hub.errors import ConfigError
 
@@ -234,4 +234,9 @@ def test_a_sink_whose_name_no_receipt_can_carry_is_refused_at_start(
     )
     app = App.from_settings(settings)
     with pytest.raises(ConfigError, match=r"name of 65 characters.*1 to 64: shorten"):
-        app.connector("127.0.0.1:1", "bc-msp", "tiny", {"folder": str(tmp_path / "far")})
+        app.connector(
+            KafkaConnection.plaintext("127.0.0.1:1"),
+            "bc-msp",
+            "tiny",
+            {"folder": str(tmp_path / "far")},
+        )

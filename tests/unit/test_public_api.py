@@ -53,6 +53,7 @@ SURFACE = {
     # The error tree: what to catch.
     "hub.errors": [
         "BrokerError",
+        "BrokerSecurityError",
         "ConfigError",
         "ConflictError",
         "ConnectorStopped",

@@ -58,7 +58,7 @@ def app(store_url: str, kafka: KafkaCluster, tmp_path: Path) -> Iterator[App]:
     )
     application = App.from_settings(settings)
     try:
-        application.ensure_topics(kafka.bootstrap)
+        application.ensure_topics(application.kafka())
         yield application
     finally:
         application.close()
@@ -67,7 +67,7 @@ def app(store_url: str, kafka: KafkaCluster, tmp_path: Path) -> Iterator[App]:
 
 @pytest.fixture
 def harness(app: App, kafka: KafkaCluster) -> Harness:
-    return Harness(app, kafka.bootstrap)
+    return Harness(app, app.kafka())
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def test_topics_have_the_configured_partitions_and_replication(
     """Every topic tellonce creates has the replication factor of its settings, and the
     partitions of its settings (the store fence's claim topic: one)."""
     broker = harness.app.settings.broker
-    ensure_claim_topic(kafka.bootstrap, broker.replication_factor)  # as a hub worker does
+    ensure_claim_topic(harness.kafka, broker.replication_factor)  # as a hub worker does
     required = {LIFEEVENTS_TOPIC, notify_topic("cra-individual"), HUB_TOPIC}
 
     def shapes() -> dict[str, tuple[int, set[int]]]:
