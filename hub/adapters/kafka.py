@@ -177,12 +177,17 @@ class KafkaSource:
         if self._lookup is not None:
             self.seek_stored(assignment)
             return
-        for tp in assignment:
-            committed = self._consumer.committed(tp)
-            if committed is None:
-                self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, committed)
+        try:
+            for tp in assignment:
+                committed = self._consumer.committed(tp)
+                if committed is None:
+                    self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, committed)
+        except KafkaError as exc:
+            # Asking for the committed offsets fails while the group coordinator is down (a
+            # whole-cluster restart): a retriable error, for the caller to rewind again later.
+            raise BrokerError(f"cannot read the committed offsets: {exc}") from exc
 
     def keep_alive(self) -> None:
         # kafka-python leaves the group when poll() is not called within max_poll_interval_ms.
