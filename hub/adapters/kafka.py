@@ -41,13 +41,28 @@ class ConsumerTuning:
 
 
 class KafkaSink:
-    """hub.ports.Producer on kafka-python: idempotent, acks=all, ordered per key."""
+    """hub.ports.Producer on kafka-python: idempotent, acks=all, ordered per key.
+
+    A flush that fails replaces the producer: after a whole-cluster restart (three Apache
+    Kafka 4.4 nodes stopped together for longer than the delivery timeout) kafka-python's
+    idempotent producer never completed another batch ("Timeout waiting for future" on every
+    flush, for minutes). Callers send again what was not acknowledged (relay rows stay
+    unpublished, receipts go with the redelivered batch), and a new producer (a new producer
+    id, fresh sequence numbers) takes them; until the broker answers, each try fails as a
+    retriable BrokerError.
+    """
 
     def __init__(self, bootstrap: str, *, client_id: str = "tellonce") -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._producer: KafkaProducer | None = self._connect()
+        self._futures: list[Any] = []
+
+    def _connect(self) -> KafkaProducer:
         try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap,
-                client_id=client_id,
+            return KafkaProducer(
+                bootstrap_servers=self._bootstrap,
+                client_id=self._client_id,
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=5,
@@ -58,10 +73,11 @@ class KafkaSink:
                 request_timeout_ms=10_000,  # must stay under the delivery timeout
             )
         except KafkaError as exc:
-            raise BrokerError(f"cannot connect a producer to {bootstrap}: {exc}") from exc
-        self._futures: list[Any] = []
+            raise BrokerError(f"cannot connect a producer to {self._bootstrap}: {exc}") from exc
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+        if self._producer is None:  # the last flush failed: start again with a new one
+            self._producer = self._connect()
         try:
             self._futures.append(self._producer.send(topic, key=key, value=value, headers=headers))
         except KafkaError as exc:
@@ -69,14 +85,19 @@ class KafkaSink:
 
     def flush(self) -> None:
         futures, self._futures = self._futures, []
+        if self._producer is None:
+            return
         try:
             self._producer.flush(timeout=FLUSH_LIMIT_S)
             for future in futures:
                 future.get(timeout=FLUSH_LIMIT_S)
         except KafkaError as exc:
+            self._discard()
             raise BrokerError(f"the broker did not acknowledge a publish: {exc}") from exc
 
     def close(self) -> None:
+        if self._producer is None:
+            return
         try:
             self._producer.close(timeout=5)
         except KafkaError:
@@ -85,8 +106,15 @@ class KafkaSink:
             # prints a traceback. Callers never count on records not flushed (relay rows and
             # receipts are sent again), so drop them and finish closing.
             log.warning("producer closed with records the broker never acknowledged")
-            self._producer._accumulator.abort_incomplete_batches()
-            self._producer.close(timeout=0)
+            self._discard()
+        self._producer = None
+
+    def _discard(self) -> None:
+        """Drop the producer and whatever it still holds, at once."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer._accumulator.abort_incomplete_batches()
+            producer.close(timeout=0)
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
