@@ -46,14 +46,10 @@ def ask(cluster: KafkaCluster, question: Callable[[KafkaAdminClient], T], what: 
 
 
 def partitions(cluster: KafkaCluster, topics: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every partition of ``topics`` (all when None) with its topic's name added."""
+    """Every partition of ``topics`` (all when None, Kafka's own included), each with its
+    topic's name added."""
     described = ask(cluster, lambda admin: admin.describe_topics(topics), "its topics")
-    return [
-        {"topic": t["name"], **p}
-        for t in described
-        if not t.get("is_internal") or topics is None
-        for p in t["partitions"]
-    ]
+    return [{"topic": t["name"], **p} for t in described for p in t["partitions"]]
 
 
 def leader(cluster: KafkaCluster, topic: str, partition: int) -> Node | None:
