@@ -41,15 +41,29 @@ class ConsumerTuning:
 
 
 class KafkaSink:
-    """hub.ports.Producer on kafka-python: idempotent, acks=all, ordered per key."""
+    """hub.ports.Producer on kafka-python: idempotent, acks=all, ordered per key.
+
+    A flush that fails replaces the producer: after a whole-cluster restart (three Apache
+    Kafka 4.4 nodes stopped together for longer than the delivery timeout) kafka-python's
+    idempotent producer never completed another batch ("Timeout waiting for future" on every
+    flush, for minutes). Callers send again what was not acknowledged (relay rows stay
+    unpublished, receipts go with the redelivered batch), and a new producer (a new producer
+    id, fresh sequence numbers) takes them; until the broker answers, each try fails as a
+    retriable BrokerError.
+    """
 
     def __init__(self, kafka: KafkaConnection, *, client_id: str = "tellonce") -> None:
         self._kafka = kafka
-        self._producer = open_client(
+        self._client_id = client_id
+        self._producer: KafkaProducer | None = self._connect()
+        self._futures: list[Any] = []
+
+    def _connect(self) -> KafkaProducer:
+        return open_client(
             KafkaProducer,
-            kafka,
+            self._kafka,
             "a producer",
-            client_id=client_id,
+            client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
@@ -59,9 +73,10 @@ class KafkaSink:
             delivery_timeout_ms=FLUSH_LIMIT_S * 1000,
             request_timeout_ms=10_000,  # must stay under the delivery timeout
         )
-        self._futures: list[Any] = []
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+        if self._producer is None:  # the last flush failed: start again with a new one
+            self._producer = self._connect()
         try:
             self._futures.append(self._producer.send(topic, key=key, value=value, headers=headers))
         except KafkaError as exc:
@@ -69,15 +84,20 @@ class KafkaSink:
 
     def flush(self) -> None:
         futures, self._futures = self._futures, []
+        if self._producer is None:
+            return
         try:
             self._producer.flush(timeout=FLUSH_LIMIT_S)
             for future in futures:
                 future.get(timeout=FLUSH_LIMIT_S)
         except KafkaError as exc:
+            self._discard()
             failed = "the broker did not acknowledge a publish"
             raise broker_error(exc, self._kafka, failed) from exc
 
     def close(self) -> None:
+        if self._producer is None:
+            return
         try:
             self._producer.close(timeout=5)
         except KafkaError:
@@ -86,8 +106,15 @@ class KafkaSink:
             # prints a traceback. Callers never count on records not flushed (relay rows and
             # receipts are sent again), so drop them and finish closing.
             log.warning("producer closed with records the broker never acknowledged")
-            self._producer._accumulator.abort_incomplete_batches()
-            self._producer.close(timeout=0)
+            self._discard()
+        self._producer = None
+
+    def _discard(self) -> None:
+        """Drop the producer and whatever it still holds, at once."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer._accumulator.abort_incomplete_batches()
+            producer.close(timeout=0)
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -182,12 +209,17 @@ class KafkaSource:
         if self._lookup is not None:
             self.seek_stored(assignment)
             return
-        for tp in assignment:
-            committed = self._consumer.committed(tp)
-            if committed is None:
-                self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, committed)
+        try:
+            for tp in assignment:
+                committed = self._consumer.committed(tp)
+                if committed is None:
+                    self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, committed)
+        except KafkaError as exc:
+            # Asking for the committed offsets fails while the group coordinator is down (a
+            # whole-cluster restart): a retriable error, for the caller to rewind again later.
+            raise BrokerError(f"cannot read the committed offsets: {exc}") from exc
 
     def keep_alive(self) -> None:
         # kafka-python leaves the group when poll() is not called within max_poll_interval_ms.

@@ -1,7 +1,8 @@
 """``tellonce connector`` and ``tellonce dlq``: run, list and watch connectors; manage dead letters.
 
-Exit codes as elsewhere: 0 done; 1 the work failed (broker down, connector stopped with
-errors.tolerance=none); 2 the request was wrong (unknown recipient or sink, bad option).
+Exit codes as elsewhere: 0 done; 1 the work failed (broker unreachable at start, connector
+stopped with errors.tolerance=none); 2 the request was wrong (unknown recipient or sink, bad
+option). A broker lost while running is waited for: the connector goes on once it is back.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ report a receipt for each.
 Offsets are committed to Kafka only after the sink answered (and flushed, if it buffers) and
 the receipts and dead letters were acknowledged, so a crash redelivers; the sink's idempotency
 on the notification id absorbs the repeat. Receipts of a batch go out after the flush, so the
-hub never records as delivered what a buffering sink has not made durable.
+hub never records as delivered what a buffering sink has not made durable. A broker that
+cannot be reached (a leader moving, the whole cluster restarting) is asked again after a
+backoff: the connector goes on by itself once the cluster is back.
 
 A RETRY answer is retried in place, after a backoff the retry policy sets, so later
 notifications for the same client never overtake it. Once the policy's time budget is spent,
@@ -49,6 +51,8 @@ __all__ = ["ConnectorRunner", "ConnectorStopped", "DeliveryTotals", "to_notifica
 
 NOTICE_TYPES = {t.notice_schema: t.name for t in EVENT_TYPES.values()}
 KEEP_ALIVE_S = 1.0  # well inside the shortest max_poll_interval_ms the settings allow
+# Waits after the 1st, 2nd, 3rd and later consecutive failures to reach the broker.
+BROKER_RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
 
 @dataclass(slots=True)
@@ -122,8 +126,24 @@ class ConnectorRunner:
     ) -> DeliveryTotals:
         last_activity = time.monotonic()
         started = last_progress = time.monotonic()
+        rewind = False  # a rewind the broker could not answer yet
+        failures = 0
         while not stop.is_set():
-            messages = self._source.poll(self._batch_size, self._poll_timeout_ms)
+            try:
+                if rewind:
+                    self._source.rewind()
+                    rewind = False
+                messages = self._source.poll(self._batch_size, self._poll_timeout_ms)
+            except TellonceError as exc:
+                if not exc.retriable:
+                    raise
+                # The broker cannot be reached (a whole-cluster restart): wait, then ask again.
+                failures += 1
+                delay = BROKER_RETRY_S[min(failures, len(BROKER_RETRY_S)) - 1]
+                log.warning("broker unavailable; will retry", error=str(exc), retry_in_s=delay)
+                stop.wait(delay)
+                continue
+            failures = 0
             if not messages:
                 if not self._source.ready:
                     # Idle time counts from the group join, which can take seconds.
@@ -143,8 +163,9 @@ class ConnectorRunner:
                 log.warning("batch not acknowledged or committed; will redeliver", error=str(exc))
                 complete = False
             if not complete:
-                # Stopped mid-retry, or the broker failed: go back to the last committed offset.
-                self._source.rewind()
+                # Stopped mid-retry, or the broker failed: go back to the last committed offset
+                # (at the next loop when the broker cannot tell it now).
+                rewind = not self._rewind()
             if on_batch:
                 on_batch(self.totals)
             if time.monotonic() - last_progress >= self._progress_every_s:
@@ -152,6 +173,17 @@ class ConnectorRunner:
                 self._log_progress(started)
         self._log_progress(started)
         return self.totals
+
+    def _rewind(self) -> bool:
+        """Back to the last committed offset; False when the broker cannot tell it now."""
+        try:
+            self._source.rewind()
+        except TellonceError as exc:
+            if not exc.retriable:
+                raise
+            log.warning("cannot go back to the committed offset yet", error=str(exc))
+            return False
+        return True
 
     def _log_progress(self, started: float) -> None:
         t = self.totals

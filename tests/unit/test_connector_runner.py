@@ -156,10 +156,11 @@ class Rig:
     middleware: Middleware | None = None
     progress_every_s: float = 10.0
     journal: list[str] = field(default_factory=list)
+    given_source: ListSource | None = None  # default: the topic's records, journalled
 
     def __post_init__(self) -> None:
         self.sink.journal = self.journal
-        self.source = ListSource(self.topic.messages, journal=self.journal)
+        self.source = self.given_source or ListSource(self.topic.messages, journal=self.journal)
         self.producer = RecordingProducer(self.journal)
         self.runner = ConnectorRunner(
             recipient=RECIPIENT,
@@ -382,6 +383,43 @@ def test_a_broker_failure_while_reading_is_redelivered_not_dead_lettered(
     assert r.dead() == []
     assert r.source.committed == 0
     assert r.source.rewinds >= 1
+
+
+class RestartingCluster(ListSource):
+    """A source whose first commit is refused and whose broker then cannot answer the next
+    ``outages`` rewinds and polls, as while a whole Kafka cluster restarts."""
+
+    def __init__(self, messages: list[InboundMessage], outages: int) -> None:
+        super().__init__(messages)
+        self.refuse_commits = 1
+        self.outages = outages
+
+    def _down(self) -> None:
+        if self.outages:
+            self.outages -= 1
+            raise BrokerError("cannot read the committed offsets: KafkaConnectionError")
+
+    def rewind(self) -> None:
+        self._down()
+        super().rewind()
+
+    def poll(self, max_records: int, timeout_ms: int) -> list[InboundMessage]:
+        self._down()
+        return super().poll(max_records, timeout_ms)
+
+
+def test_a_broker_down_while_rewinding_is_waited_out(
+    codec: AvroCodec, topic: Topic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit refused, then a broker that cannot say where to rewind to nor serve polls:
+    the connector waits and asks again instead of stopping, then delivers and commits."""
+    monkeypatch.setattr("hub.delivery.runner.BROKER_RETRY_S", (0.01,))
+    topic.notice("n-1")
+    source = RestartingCluster(topic.messages, outages=3)
+    r = rig(codec, topic, given_source=source)
+    r.run()
+    assert (source.outages, source.rewinds, source.committed) == (0, 1, 1)
+    assert [x["notification_id"] for x in r.receipts()] == ["n-1", "n-1"]
 
 
 def test_a_receipt_on_a_notify_topic_is_dead_lettered(codec: AvroCodec, topic: Topic) -> None:
