@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -235,19 +235,25 @@ class App:
             finally:
                 self._embedded_bootstrap, self._kafka = None, None
 
-    def ensure_topics(self, kafka: KafkaConnection) -> None:
-        """Create the hub's topics and every subscriber's notify and dead-letter topics; those
-        hold notices (personal data), so the broker keeps them ``notice_retention`` only."""
+    def ensure_topics(self, kafka: KafkaConnection, only: Iterable[str] | None = None) -> None:
+        """Create the hub's topics and every subscriber's notify and dead-letter topics (or,
+        with ``only``, just those of them a role uses: on a cluster with ACLs a connector or a
+        publisher sees and may create none of the others). Notify and dead-letter topics hold
+        notices (personal data), so the broker keeps them ``notice_retention`` only."""
         broker = self.settings.broker
         subscribers = [p.id for p in self.directory.subscribers()]
         notices = [notify_topic(r) for r in subscribers] + [dlq_topic(r) for r in subscribers]
+        wanted = [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC, CONSENT_TOPIC, *notices]
+        if only is not None:
+            chosen = set(only)
+            wanted = [t for t in wanted if t in chosen]
         retention = notice_topic_config(broker.notice_retention)
         ensure_topics(
             kafka,
-            [LIFEEVENTS_TOPIC, REJECTED_TOPIC, RECEIPTS_TOPIC, CONSENT_TOPIC, *notices],
+            wanted,
             broker.topic_partitions,
             broker.replication_factor,
-            configs=dict.fromkeys(notices, retention),
+            configs={t: retention for t in wanted if t in notices},
         )
 
     def _tuning(self) -> ConsumerTuning:
@@ -363,7 +369,8 @@ class App:
                 f"sink {sink_name!r} has a name of {len(sink.name)} characters; receipts carry "
                 f"it and the hub keeps names of 1 to {MAX_SINK_CHARS}: shorten its name attribute"
             )
-        self.ensure_topics(kafka)
+        # Only the topics this connector uses: the only ones its ACLs let it see.
+        self.ensure_topics(kafka, [program.notify_topic, dlq_topic(recipient), RECEIPTS_TOPIC])
         source = KafkaSource(
             kafka,
             [program.notify_topic],

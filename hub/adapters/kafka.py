@@ -17,10 +17,11 @@ import structlog
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import AuthorizationError, KafkaError, TopicAlreadyExistsError
 
 from hub.adapters.kafka_client import KafkaConnection, broker_error, open_client
 from hub.adapters.kafka_headers import tolerate_bad_header_names
+from hub.errors import BrokerError, BrokerSecurityError
 from hub.model import Headers, InboundMessage
 from hub.ports import OffsetLookup
 
@@ -261,6 +262,7 @@ def ensure_topics(
     topic configs (e.g. ``retention.ms``). A topic that exists already is left as it is: its
     configs are its operator's."""
     configs = configs or {}
+    missing: list[str] = []
     admin = open_client(KafkaAdminClient, kafka, "the topic admin", client_id="tellonce-admin")
     try:
         existing = set(admin.list_topics())
@@ -283,6 +285,14 @@ def ensure_topics(
             # clients that come at once log errors and retry. Wait until each has a leader.
             admin.wait_for_topics(missing, timeout_ms=TOPIC_READY_MS)
             log.info("topics created", topics=missing)
+    except AuthorizationError as exc:
+        # The usual case on a cluster with ACLs: a connector or publisher started before the
+        # hub, which creates every topic.
+        raise BrokerSecurityError(
+            f"topics {', '.join(missing)} do not exist on {kafka.describe()}, and this client "
+            f"may not create them ({type(exc).__name__}): start 'tellonce hub run' first (its "
+            "role creates every topic) or ask the cluster's operator to create them"
+        ) from exc
     except KafkaError as exc:
         raise broker_error(exc, kafka, f"cannot create topics on {kafka.bootstrap}") from exc
     finally:

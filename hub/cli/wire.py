@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from hub.cli.common import app_from_settings, command, group, read_text
 from hub.errors import ConfigError, SchemaCompatibilityError
+from hub.wire.topics import LIFEEVENTS_TOPIC
 
 if TYPE_CHECKING:
     from hub.cli.common import Commands
@@ -53,7 +54,7 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(event.preview(app.catalog), indent=2))
         return 0
     kafka = app.kafka()
-    app.ensure_topics(kafka)
+    app.ensure_topics(kafka, [LIFEEVENTS_TOPIC])  # a publisher's ACLs show it this topic only
     producer = app.producer(kafka)
     try:
         event_id = event.send(producer)
