@@ -42,6 +42,7 @@ from kafka.errors import (
 from pydantic import SecretStr
 
 from hub.config.broker import BrokerSettings
+from hub.config.files import unreadable
 from hub.errors import BrokerError, BrokerSecurityError, ConfigError
 
 __all__ = ["KafkaConnection", "broker_error", "open_client"]
@@ -287,17 +288,9 @@ def _readable(path: Path | None, setting: str) -> None:
     try:
         with path.open("rb") as file:
             file.read(1)
-    except FileNotFoundError:
-        reason = "no such file"
-    except IsADirectoryError:
-        reason = "it is a folder, not a file"
-    except PermissionError:
-        reason = "permission denied"
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-    else:
-        return
-    raise ConfigError(f"cannot read {path} ({ENV}{setting.upper()}): {reason}")
+        reason = unreadable(exc)
+        raise ConfigError(f"cannot read {path} ({ENV}{setting.upper()}): {reason}") from None
 
 
 def _password_in(path: Path) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hub.config.files import unreadable
 from hub.errors import ConfigError
 
 if TYPE_CHECKING:  # the composition root imports every adapter: load it when a command runs
@@ -58,17 +59,8 @@ def read_text(path: str | Path, what: str, hint: str) -> str:
     file = Path(path)
     try:
         return file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        reason = "no such file"
-    except IsADirectoryError:
-        reason = "it is a folder, not a file"
-    except PermissionError:
-        reason = "permission denied"
-    except UnicodeDecodeError:
-        reason = "it is not UTF-8 text"
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-    raise ConfigError(f"cannot read {what} {file}: {reason}; {hint}")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {file}: {unreadable(exc)}; {hint}") from None
 
 
 def output_file(path: str | Path, what: str, example: str) -> Path:

@@ -70,7 +70,7 @@ def test_demo_refuses_a_cluster_where_a_connector_of_its_recipients_runs(
     naming the group, exit 1: moving that group's offsets would skip its notices."""
     group = connector_group("cra-individual")
     runner = harness.app.connector(
-        harness.bootstrap, "cra-individual", "filedrop", {"directory": str(tmp_path / "drop")}
+        harness.kafka, "cra-individual", "filedrop", {"directory": str(tmp_path / "drop")}
     )
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)

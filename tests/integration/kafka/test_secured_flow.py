@@ -64,16 +64,34 @@ def harness(store_url: str, cluster: KafkaCluster, tmp_path: Path) -> Iterator[H
         SIGNING_KEYS.pop(store_url, None)
 
 
-def publish(harness: Harness, cluster: KafkaCluster, subject: str, n: int) -> str:
-    """``tellonce publish`` of one address change, as the publisher over mutual TLS."""
-    payload = address_payload(subject, new_address=address(f"{n} Secure St"))
-    result = subprocess.run(
-        [TELLONCE, "publish", "bc-service-bc", "AddressChanged", "--json", json.dumps(payload, default=str)],
-        env=harness.env(**tellonce_env(cluster, PUBLISHER, mutual_tls=True)),
+def tellonce(harness: Harness, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``tellonce *args`` to its end, bounded, on the harness's store with a role's ``env``."""
+    return subprocess.run(
+        [TELLONCE, *args],
+        env=harness.env(**env),
         capture_output=True,
         text=True,
         timeout=LIMIT_S,
         check=False,
+    )
+
+
+def publish_args(subject: str, n: int = 0) -> tuple[str, ...]:
+    """``tellonce publish`` of one address change about ``subject``."""
+    payload = address_payload(subject, new_address=address(f"{n} Secure St"))
+    return (
+        "publish",
+        "bc-service-bc",
+        "AddressChanged",
+        "--json",
+        json.dumps(payload, default=str),
+    )
+
+
+def publish(harness: Harness, cluster: KafkaCluster, subject: str, n: int) -> str:
+    """Publish as the publisher over mutual TLS; its ce_id."""
+    result = tellonce(
+        harness, tellonce_env(cluster, PUBLISHER, mutual_tls=True), *publish_args(subject, n)
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
@@ -93,14 +111,7 @@ def test_each_role_runs_as_its_own_principal_within_its_acls(
     connector_args += ("--option", f"directory={drop}")
     as_connector = tellonce_env(cluster, CONNECTOR, mutual_tls=True)
 
-    early = subprocess.run(
-        [TELLONCE, *connector_args],
-        env=harness.env(**as_connector),
-        capture_output=True,
-        text=True,
-        timeout=LIMIT_S,
-        check=False,
-    )
+    early = tellonce(harness, as_connector, *connector_args)
     assert early.returncode == 2, early.stderr
     assert "may not create them" in early.stderr
     assert "start 'tellonce hub run' first" in early.stderr
@@ -146,13 +157,8 @@ def test_each_role_runs_as_its_own_principal_within_its_acls(
     ]
     assert sorted(disclosed) == sorted(ids)
 
-    listed = subprocess.run(
-        [TELLONCE, "dlq", "list", RECIPIENT, "--json"],
-        env=harness.env(**tellonce_env(cluster, "operator")),
-        capture_output=True,
-        text=True,
-        timeout=LIMIT_S,
-        check=False,
+    listed = tellonce(
+        harness, tellonce_env(cluster, "operator"), "dlq", "list", RECIPIENT, "--json"
     )
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == []
@@ -166,15 +172,7 @@ def test_a_wrong_password_stops_a_command_with_one_line(
     env = tellonce_env(cluster, PUBLISHER) | {
         "TELLONCE_BROKER__SASL_PASSWORD": "not-the-password-4a7f"
     }
-    payload = address_payload("SBC-X", new_address=address())
-    result = subprocess.run(
-        [TELLONCE, "publish", "bc-service-bc", "AddressChanged", "--json", json.dumps(payload, default=str)],
-        env=harness.env(**env),
-        capture_output=True,
-        text=True,
-        timeout=LIMIT_S,
-        check=False,
-    )
+    result = tellonce(harness, env, *publish_args("SBC-X"))
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

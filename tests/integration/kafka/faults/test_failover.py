@@ -136,11 +136,12 @@ def test_leaders_killed_and_cluster_restarted_lose_and_repeat_nothing(
             return all(p.check() for p in running_processes)
 
         def published(count: int) -> None:
-            wait_until(
-                lambda: running() and publisher.count >= count,
-                PUBLISHED_LIMIT_S,
-                f"the publisher did not reach {count} events",
-            )
+            def reached() -> bool:
+                if publisher.error is not None:  # say why, not only that it did not get there
+                    raise AssertionError(f"the publisher stopped: {publisher.error!r}")
+                return running() and publisher.count >= count
+
+            wait_until(reached, PUBLISHED_LIMIT_S, f"the publisher did not reach {count} events")
 
         publisher.start()
         try:

@@ -152,7 +152,7 @@ class Publisher:
                 if time.monotonic() - started > PUBLISH_LIMIT_S:
                     raise AssertionError(f"publishing took longer than {PUBLISH_LIMIT_S:.0f} s")
                 try:
-                    producer = producer or app.producer(self.harness.bootstrap)
+                    producer = producer or app.producer(self.harness.kafka)
                     if sent:
                         self.resent += len(messages)
                     for key, value, headers, _ in messages:
