@@ -220,11 +220,12 @@ def test_a_wrong_password_is_refused(
     secured: KafkaCluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A SCRAM login with the hub's name and a wrong password gets no connection: the broker
-    answers that authentication failed."""
+    answers that authentication failed, or hangs up on the login (Apache Kafka 4.4 does either,
+    about as often)."""
     assert secured.security is not None
     settings = secured.security.sasl_client("hub", password="not-the-password")
     reason = refusal({"bootstrap_servers": secured.sasl_ssl_bootstrap, **settings}, caplog)
-    assert "SaslAuthenticationFailedError" in reason, reason
+    assert "SaslAuthenticationFailedError" in reason or "disconnected" in reason, reason
 
 
 def test_a_certificate_of_another_ca_is_refused(
