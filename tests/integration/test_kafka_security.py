@@ -11,6 +11,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+import structlog
 from kafka import KafkaAdminClient, KafkaProducer
 from pydantic import SecretStr
 
@@ -80,13 +81,25 @@ def test_an_app_with_sasl_settings_on_the_embedded_broker_stops_naming_user_not_
     )
     app = App.from_settings(settings)
     written = StringIO()
+    root = logging.getLogger()
+    levels = {n: logging.getLogger(n).level for n in [*logs.OWN_LOGGERS, *logs.LIBRARY_LEVELS]}
+    root_level = root.level
     logs.configure("debug", "json", stream=written)
     try:
         kafka = app.kafka().bounded(3)  # kafka-python retries this until its bootstrap limit
         with pytest.raises(BrokerSecurityError) as refused:
             app.ensure_topics(kafka)
     finally:
-        logs.configure("warning", "json")
+        # Restore the process's logging as it was: a structlog configuration left at any level
+        # filters records out of later tests' capture_logs.
+        if logs._handler is not None:
+            root.removeHandler(logs._handler)
+            logs._handler = None
+        root.setLevel(root_level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        logging.captureWarnings(False)
+        structlog.reset_defaults()
         app.close()
     message = str(refused.value)
     assert "(SASL_PLAINTEXT, user 'hub', SCRAM-SHA-512)" in message
