@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import shutil
 import sqlite3
 import subprocess
@@ -33,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from sqlalchemy import CheckConstraint, create_engine
 
 from connectors.sqltable import staging_table
@@ -47,6 +45,7 @@ from hub.model import WrappedKey
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.publishing import event_message
 from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC
+from tests.logstate import logging_restored
 
 from .conftest import POSTGRES_SERVER, fresh_postgres_database, unavailable
 from .harness import SIGNING_KEYS, Harness, read_topic, settings_for
@@ -123,23 +122,10 @@ class Flow:
 def debug_logs() -> Iterator[io.StringIO]:
     """Every log record of this process at debug, ours and the libraries', into a buffer; the
     process-wide logging state restored afterwards."""
-    root = logging.getLogger()
-    names = [*logs.OWN_LOGGERS, *logs.LIBRARY_LEVELS]
-    levels = {name: logging.getLogger(name).level for name in names}
-    root_level = root.level
     buffer = io.StringIO()
-    logs.configure("debug", "json", stream=buffer)
-    try:
+    with logging_restored():
+        logs.configure("debug", "json", stream=buffer)
         yield buffer
-    finally:
-        if logs._handler is not None:
-            root.removeHandler(logs._handler)
-            logs._handler = None
-        root.setLevel(root_level)
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
-        logging.captureWarnings(False)
-        structlog.reset_defaults()
 
 
 @pytest.fixture(scope="module")

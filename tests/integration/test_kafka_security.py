@@ -11,7 +11,6 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-import structlog
 from kafka import KafkaAdminClient, KafkaProducer
 from pydantic import SecretStr
 
@@ -21,6 +20,7 @@ from hub.adapters.kafka_tls import check_tls
 from hub.bootstrap import App
 from hub.config import logs
 from hub.errors import BrokerSecurityError, ConfigError
+from tests.logstate import logging_restored
 from tests.tls_peer import Authority, Issued, tls_listener
 
 from .harness import settings_for, tuned
@@ -81,26 +81,14 @@ def test_an_app_with_sasl_settings_on_the_embedded_broker_stops_naming_user_not_
     )
     app = App.from_settings(settings)
     written = StringIO()
-    root = logging.getLogger()
-    levels = {n: logging.getLogger(n).level for n in [*logs.OWN_LOGGERS, *logs.LIBRARY_LEVELS]}
-    root_level = root.level
-    logs.configure("debug", "json", stream=written)
-    try:
+    with logging_restored():
+        logs.configure("debug", "json", stream=written)
         kafka = app.kafka().bounded(3)  # kafka-python retries this until its bootstrap limit
-        with pytest.raises(BrokerSecurityError) as refused:
-            app.ensure_topics(kafka)
-    finally:
-        # Restore the process's logging as it was: a structlog configuration left at any level
-        # filters records out of later tests' capture_logs.
-        if logs._handler is not None:
-            root.removeHandler(logs._handler)
-            logs._handler = None
-        root.setLevel(root_level)
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
-        logging.captureWarnings(False)
-        structlog.reset_defaults()
-        app.close()
+        try:
+            with pytest.raises(BrokerSecurityError) as refused:
+                app.ensure_topics(kafka)
+        finally:
+            app.close()
     message = str(refused.value)
     assert "(SASL_PLAINTEXT, user 'hub', SCRAM-SHA-512)" in message
     assert "check TELLONCE_BROKER__SASL_MECHANISM" in message

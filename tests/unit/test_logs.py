@@ -12,6 +12,7 @@ import structlog
 from kafka.structs import TopicPartition
 
 from hub.config import logs
+from tests.logstate import logging_restored
 
 SECRET = b"\x00\x00\x00\x00\x01\x10SBC-1001\x0e3 Oak St"
 
@@ -19,19 +20,8 @@ SECRET = b"\x00\x00\x00\x00\x01\x10SBC-1001\x0e3 Oak St"
 @pytest.fixture
 def configured() -> Iterator[None]:
     """hub.config.logs configured for the test, the process-wide logging state restored after."""
-    root = logging.getLogger()
-    names = [*logs.OWN_LOGGERS, *logs.LIBRARY_LEVELS]
-    levels = {name: logging.getLogger(name).level for name in names}
-    root_level = root.level
-    yield
-    if logs._handler is not None:
-        root.removeHandler(logs._handler)
-        logs._handler = None
-    root.setLevel(root_level)
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-    logging.captureWarnings(False)
-    structlog.reset_defaults()
+    with logging_restored():
+        yield
 
 
 def lines(err: str) -> list[dict[str, Any]]:
