@@ -21,6 +21,7 @@ from kafka.errors import AuthorizationError, KafkaError, TopicAlreadyExistsError
 
 from hub.adapters.kafka_client import KafkaConnection, broker_error, open_client
 from hub.adapters.kafka_headers import tolerate_bad_header_names
+from hub.adapters.kafka_join import JoinWatch, join_limit_s, join_state
 from hub.errors import BrokerError, BrokerSecurityError
 from hub.model import Headers, InboundMessage
 from hub.ports import OffsetLookup
@@ -31,6 +32,8 @@ log = structlog.get_logger(__name__)
 TOPIC_READY_MS = 15_000
 # Longest a flush waits for the broker to acknowledge what was sent, retries included.
 FLUSH_LIMIT_S = 30
+# Longest the close of a consumer whose group join was lost may take.
+CLOSE_LIMIT_MS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +122,15 @@ class KafkaSink:
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, source: KafkaSource) -> None:
+    def __init__(self, source: KafkaSource, consumer: KafkaConsumer) -> None:
         self._source = source
+        self._consumer = consumer
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("partitions revoked", count=len(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self._source.seek_stored(assigned)
+        self._source.seek_stored(self._consumer, assigned)
 
 
 class KafkaSource:
@@ -150,40 +154,66 @@ class KafkaSource:
         self._lookup = offset_lookup
         tolerate_bad_header_names()  # one record must not stop the consumer (see the module)
         self._kafka = kafka
-        self._consumer = open_client(
-            KafkaConsumer,
-            kafka,
-            "a consumer",
-            client_id=client_id,
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_poll_interval_ms=tuning.max_poll_interval_ms,
-            session_timeout_ms=tuning.session_timeout_ms,
-            heartbeat_interval_ms=tuning.heartbeat_interval_ms,
-            request_timeout_ms=tuning.request_timeout_ms,
-        )
-        try:
-            self._consumer.subscribe(list(topics), listener=_SeekToStored(self))
-        except KafkaError as exc:
-            self._consumer.close(autocommit=False)
-            raise broker_error(exc, kafka, "cannot subscribe a consumer") from exc
+        self._topics = list(topics)
+        self._options: dict[str, Any] = {
+            "client_id": client_id,
+            "group_id": group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "isolation_level": "read_committed",
+            "max_poll_interval_ms": tuning.max_poll_interval_ms,
+            "session_timeout_ms": tuning.session_timeout_ms,
+            "heartbeat_interval_ms": tuning.heartbeat_interval_ms,
+            "request_timeout_ms": tuning.request_timeout_ms,
+        }
+        self._join = JoinWatch(join_limit_s(tuning.max_poll_interval_ms, tuning.session_timeout_ms))
+        self._consumer: KafkaConsumer | None = self._open()
 
-    def seek_stored(self, partitions: Iterable[TopicPartition]) -> None:
+    def _open(self) -> KafkaConsumer:
+        consumer = open_client(KafkaConsumer, self._kafka, "a consumer", **self._options)
+        try:
+            consumer.subscribe(self._topics, listener=_SeekToStored(self, consumer))
+            # kafka-python notes the subscribed topics' partitions when a metadata answer comes.
+            # A first join that completes before it rejoins at once when it comes, and that
+            # quick rejoin is where it can lose a join's answer (see kafka_join): wait for one.
+            consumer.topics()
+        except KafkaError as exc:
+            consumer.close(autocommit=False)
+            raise broker_error(exc, self._kafka, "cannot subscribe a consumer") from exc
+        self._join.restart()
+        return consumer
+
+    def _live(self) -> KafkaConsumer:
+        """The consumer, replaced first when its group join is lost (see kafka_join)."""
+        if self._consumer is not None and self._join.stuck(join_state(self._consumer)):
+            log.warning(
+                "consumer group join never completed; replacing the consumer",
+                group=self._options["group_id"],
+                waited_s=round(self._join.waited_s(), 1),
+            )
+            stuck, self._consumer = self._consumer, None
+            with contextlib.suppress(Exception):  # a lost member: nothing left to save
+                stuck.close(autocommit=False, timeout_ms=CLOSE_LIMIT_MS)
+        if self._consumer is None:
+            # Raises a retriable BrokerError while the broker cannot be reached: the caller
+            # waits and asks again, and this opens it then.
+            self._consumer = self._open()
+        return self._consumer
+
+    def seek_stored(self, consumer: KafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
         if self._lookup is None:
             return
         for tp in partitions:
             stored = self._lookup(tp.topic, tp.partition)
             if stored is None:
-                self._consumer.seek_to_beginning(tp)
+                consumer.seek_to_beginning(tp)
             else:
-                self._consumer.seek(tp, stored)
+                consumer.seek(tp, stored)
             log.info("partition positioned", topic=tp.topic, partition=tp.partition, offset=stored)
 
     def poll(self, max_records: int, timeout_ms: int) -> list[InboundMessage]:
         try:
-            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+            batches = self._live().poll(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as exc:
             raise broker_error(exc, self._kafka, "polling failed") from exc
         out = [
@@ -203,20 +233,21 @@ class KafkaSource:
 
     @property
     def ready(self) -> bool:
-        return bool(self._consumer.assignment())
+        return self._consumer is not None and bool(self._consumer.assignment())
 
     def rewind(self) -> None:
-        assignment = self._consumer.assignment()
+        consumer = self._live()
+        assignment = consumer.assignment()
         if self._lookup is not None:
-            self.seek_stored(assignment)
+            self.seek_stored(consumer, assignment)
             return
         try:
             for tp in assignment:
-                committed = self._consumer.committed(tp)
+                committed = consumer.committed(tp)
                 if committed is None:
-                    self._consumer.seek_to_beginning(tp)
+                    consumer.seek_to_beginning(tp)
                 else:
-                    self._consumer.seek(tp, committed)
+                    consumer.seek(tp, committed)
         except KafkaError as exc:
             # Asking for the committed offsets fails while the group coordinator is down (a
             # whole-cluster restart): a retriable error, for the caller to rewind again later.
@@ -225,30 +256,32 @@ class KafkaSource:
     def keep_alive(self) -> None:
         # kafka-python leaves the group when poll() is not called within max_poll_interval_ms.
         # Polling with every assigned partition paused proves liveness and fetches nothing.
-        assignment = self._consumer.assignment()
+        consumer = self._live()
+        assignment = consumer.assignment()
         if not assignment:
             return
         # Partitions assigned by a rebalance met in this poll are not paused: put back any
         # records it returns, so that the next poll reads them.
-        self._consumer.pause(*assignment)
+        consumer.pause(*assignment)
         try:
-            taken = self._consumer.poll(timeout_ms=0)
+            taken = consumer.poll(timeout_ms=0)
         except KafkaError as exc:
             raise broker_error(exc, self._kafka, "lost contact with the consumer group") from exc
         finally:  # a partition revoked meanwhile is no longer there to resume
-            self._consumer.resume(*(assignment & self._consumer.assignment()))
+            consumer.resume(*(assignment & consumer.assignment()))
         for tp, records in taken.items():
             if records:
-                self._consumer.seek(tp, records[0].offset)
+                consumer.seek(tp, records[0].offset)
 
     def commit(self) -> None:
         try:
-            self._consumer.commit()
+            self._live().commit()
         except KafkaError as exc:
             raise broker_error(exc, self._kafka, "offset commit failed") from exc
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        if self._consumer is not None:
+            self._consumer.close(autocommit=False)
 
 
 def ensure_topics(
