@@ -24,6 +24,7 @@ from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_to
 from hub.adapters.kafka_client import KafkaConnection as KafkaConnection  # for the CLI and demo
 from hub.adapters.keyring import vault_for
 from hub.adapters.pseudonym_key import load_pseudonym_key
+from hub.adapters.record_keys import verify_ed25519
 from hub.adapters.signing import FileSigner, public_key_check
 from hub.adapters.sql import SqlStore
 from hub.adapters.topics import read_topic, topic_lag
@@ -50,6 +51,7 @@ from hub.processing.relay import Relay
 from hub.processing.relay_thread import BackgroundRelay
 from hub.processing.worker import HubWorker, Intake, stored_offsets
 from hub.wire.catalog import Catalog, load_catalog
+from hub.wire.signatures import SignaturePolicy
 from hub.wire.topics import (
     CONSENT_TOPIC,
     LIFEEVENTS_TOPIC,
@@ -318,6 +320,7 @@ class App:
                 group_id=hub.group_id,
                 pseudonyms=self.pseudonyms(),
                 clock_skew=self.settings.limits.clock_skew,
+                signatures=self.event_signatures(),
             ),
             relay=BackgroundRelay(relay) if self.settings.relay_in_background() else relay,
             clock=utc_now,
@@ -328,6 +331,11 @@ class App:
             fence=fence,
             fence_check_every_s=hub.fence_check_every_s,
         )
+
+    def event_signatures(self) -> SignaturePolicy:
+        """How life events' signatures are checked: always when present, and required when
+        the settings say so."""
+        return SignaturePolicy(verify_ed25519, required=self.settings.hub.require_signatures)
 
     def intakes(self) -> list[Intake]:
         """Topics the hub worker handles besides life events."""

@@ -1,4 +1,8 @@
-"""``tellonce keys``: the key-encryption keys (KEKs) that wrap every person's data key.
+"""``tellonce keys``: programs' signing keys, and the key-encryption keys (KEKs) that wrap every
+person's data key.
+
+``new`` makes a program's Ed25519 key file and prints the directory entry of its public key
+(README, "Signed life events"): the private key never leaves the file it writes.
 
 ``rotate-kek`` rewraps every data key under a new KEK in committed batches, never touching a
 ciphertext, and resumes an unfinished rotation instead of starting another; ``status`` shows
@@ -16,15 +20,63 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hub.cli.common import app_from_settings, command, group
+from hub.errors import ConfigError
 
 if TYPE_CHECKING:
     from hub.cli.common import Commands
     from hub.config.settings import Settings
 
 PROGRESS_EVERY_S = 1.0
+
+
+def cmd_new(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.adapters.record_keys import RecordKey
+    from hub.bootstrap import utc_now
+    from hub.config.directory import load_directory
+
+    program = load_directory(settings.directory_path).program(args.program)
+    valid_from = args.valid_from or utc_now().replace(microsecond=0)
+    if args.valid_to is not None and args.valid_to <= valid_from:
+        raise ConfigError("--valid-to must come after --valid-from")
+    key = RecordKey.new(Path(args.out))
+    entry = key.directory_entry(valid_from, args.valid_to)
+    if args.json:
+        print(
+            json.dumps(
+                {"program": program.id, "key_file": args.out, **entry.model_dump(mode="json")}
+            )
+        )
+        return 0
+    _say(f"wrote the private key of {program.id} to {args.out} (mode 0600); keep it secret")
+    print(f"# add to the directory, after the [[programs]] table of id = {program.id!r}:")
+    print("[[programs.keys]]")
+    print(f'id = "{entry.id}"')
+    print(f'public_key = "{entry.public_key}"')
+    print(f"valid_from = {_toml_time(entry.valid_from)}")
+    if entry.valid_to is not None:
+        print(f"valid_to = {_toml_time(entry.valid_to)}")
+    return 0
+
+
+def _toml_time(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _aware_time(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "give an ISO 8601 time, e.g. 2026-12-01T00:00:00Z"
+        ) from None
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone, e.g. 2026-12-01T00:00:00Z")
+    return at
 
 
 def cmd_rotate_kek(args: argparse.Namespace, settings: Settings) -> int:
@@ -164,7 +216,31 @@ def _positive(text: str) -> int:
 
 
 def register(commands: Commands) -> None:
-    keys = group(commands, "keys", "the key-encryption keys that wrap personal data keys")
+    keys = group(
+        commands,
+        "keys",
+        "programs' signing keys, and the key-encryption keys that wrap personal data keys",
+    )
+    p = command(
+        keys,
+        "new",
+        cmd_new,
+        "make a program's Ed25519 signing key and print its directory entry",
+        description="Make an Ed25519 key for a program in a new file (unencrypted PKCS8 PEM, "
+        "mode 0600; an existing file is never overwritten) and print the [[programs.keys]] "
+        "entry to add to the directory: its id, public key and validity. The program signs "
+        "with it ('tellonce publish --key FILE') once the hub's directory lists it.",
+        epilog="Rotation: list the new key beside the old one, switch the publishers, then "
+        "give the old key a valid_to (or remove it). Exit codes: 0 made, 2 the request was "
+        "wrong (unknown program, the file exists).",
+    )
+    p.add_argument("program", help="the program that will sign with the key (its id)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the new private key file")
+    p.add_argument(
+        "--valid-from", type=_aware_time, metavar="TIME", help="default: now (ISO 8601, UTC)"
+    )
+    p.add_argument("--valid-to", type=_aware_time, metavar="TIME", help="default: no end")
+    p.add_argument("--json", action="store_true", help="print the entry as one JSON object")
     p = command(
         keys,
         "rotate-kek",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.adapters.record_keys import RecordKey
     from hub.bootstrap import utc_now
     from hub.wire.publishing import checked_event
 
@@ -39,8 +40,9 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
             f"the payload is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     app = app_from_settings(settings)
-    # What the hub would check, before anything is sent: schema fit, field rules, and whether
-    # the program may publish this type. No broker is needed to find out.
+    signer = RecordKey.load(Path(args.key)) if args.key else None
+    # What the hub would check, before anything is sent: the signature, schema fit, field
+    # rules, and whether the program may publish this type. No broker is needed to find out.
     event = checked_event(
         app.codec,
         app.directory,
@@ -49,6 +51,8 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
         data=data,
         at=utc_now(),
         event_id=args.id,
+        signer=signer,
+        signatures=app.event_signatures(),
     )
     if args.dry_run:
         print(json.dumps(event.preview(app.catalog), indent=2))
@@ -129,8 +133,10 @@ def register(commands: Commands) -> None:
         description="Publish one life event on tellonce.lifeevents.v1, as a back office would. "
         "Before sending, it runs the checks the hub will run: the payload must fit the "
         "event's schema, meet its field rules (e.g. a postal code of the province), and the "
-        "program must be allowed to publish the type (see 'tellonce directory show'). A "
-        "failed check exits 2 naming the field and the rule; nothing is sent.",
+        "program must be allowed to publish the type (see 'tellonce directory show'), and "
+        "a signature (--key) must verify under a key the directory lists for the program "
+        "(required when TELLONCE_HUB__REQUIRE_SIGNATURES is true). A failed check exits 2 "
+        "naming the field and the rule; nothing is sent.",
         epilog="The payload is JSON with the schema's fields (schemas/*.avsc): dates as "
         "YYYY-MM-DD, an optional field as its value or null. Exit codes: 0 sent (prints the "
         "event id) or checked (--dry-run), 1 the broker failed, 2 the request was wrong.",
@@ -140,6 +146,11 @@ def register(commands: Commands) -> None:
     publish.add_argument("--file", help="JSON payload file")
     publish.add_argument("--json", help="JSON payload text")
     publish.add_argument("--id", help="ce_id (default: a new UUID)")
+    publish.add_argument(
+        "--key",
+        metavar="FILE",
+        help="sign the event with the program's key file ('tellonce keys new' makes one)",
+    )
     publish.add_argument(
         "--dry-run",
         action="store_true",

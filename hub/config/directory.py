@@ -16,6 +16,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hub.config.signing_keys import ProgramKey
 from hub.config.tomlfiles import load_toml
 from hub.errors import ConfigError, NotFoundError
 from hub.wire import topics
@@ -60,10 +61,20 @@ class Program(BaseModel):
         description="A client-facing portal that may publish consent changes on "
         f"{topics.CONSENT_TOPIC} for clients linked to it.",
     )
+    keys: tuple[ProgramKey, ...] = Field(
+        (), description="Ed25519 public keys the program signs its records with."
+    )
 
     @property
     def notify_topic(self) -> str:
         return topics.notify_topic(self.id)
+
+    def key(self, key_id: str) -> ProgramKey | None:
+        return next((k for k in self.keys if k.id == key_id), None)
+
+    def with_keys(self, *keys: ProgramKey) -> Program:
+        """This program with ``keys`` listed as well (the demo adds the keys it makes)."""
+        return self.model_copy(update={"keys": (*self.keys, *keys)})
 
 
 class Directory(BaseModel):
@@ -126,6 +137,11 @@ class Directory(BaseModel):
 
     def subscribers(self) -> Iterable[Program]:
         return (p for p in self.programs if p.subscriptions)
+
+    def with_program(self, program: Program) -> Directory:
+        """This directory with ``program`` in place of the program of the same id."""
+        programs = tuple(program if p.id == program.id else p for p in self.programs)
+        return self.model_copy(update={"programs": programs})
 
 
 def check_event_type(name: str) -> str:

@@ -68,6 +68,12 @@ class HubSettings(BaseModel):
         description="How often a running hub checks on tellonce.hub.v1 that its consumer "
         "group still works with its store (it checks before joining, too); it stops if not.",
     )
+    require_signatures: bool = Field(
+        False,
+        description="Refuse a life event that carries no signature of its program's key "
+        "(reason unsigned). A signature present is always checked (bad_signature, "
+        "unknown_key, key_expired). Set it in production; see README, Signed life events.",
+    )
 
 
 class AuditSettings(BaseModel):

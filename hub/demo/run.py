@@ -30,6 +30,7 @@ import structlog
 
 from consent.model import ConsentState, Evidence
 from hub.adapters import topics
+from hub.adapters.record_keys import RecordKey
 from hub.bootstrap import App, KafkaConnection, utc_now
 from hub.config import logs
 from hub.config.settings import Settings
@@ -40,6 +41,7 @@ from hub.errors import TellonceError
 from hub.ports import Producer
 from hub.processing.worker import HubWorker
 from hub.wire.publishing import event_message
+from hub.wire.signatures import event_digest, signature_headers
 from hub.wire.topics import LIFEEVENTS_TOPIC, connector_group
 
 # The scenario takes seconds; this leaves room for a connector whose group join was lost to be
@@ -61,7 +63,8 @@ def run_demo(
         # here (a terminal's Ctrl-C stops the embedded broker before the clients).
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
     base = Settings()
-    hub_update: dict[str, Any] = {"poll_timeout_ms": 200}
+    # The demo's publishers sign with keys it makes for the run, and the hub requires it.
+    hub_update: dict[str, Any] = {"poll_timeout_ms": 200, "require_signatures": True}
     if bootstrap:
         # A cluster that does not answer (or refuses the TELLONCE_BROKER__ security settings):
         # one line, before any file is made.
@@ -80,6 +83,7 @@ def run_demo(
         }
     )
     app = App.from_settings(settings)
+    keys = _publisher_keys(app)
     started = time.monotonic()
     stop = threading.Event()
     done = threading.Event()
@@ -87,7 +91,7 @@ def run_demo(
 
     def body(kafka: KafkaConnection) -> None:
         try:
-            outcome["report"] = _run(app, kafka, workdir, started, stop)
+            outcome["report"] = _run(app, kafka, keys, workdir, started, stop)
         except _Interrupted:
             pass
         except BaseException as exc:
@@ -142,8 +146,26 @@ def _drop(_logger: Any, _method: str, _event: Any) -> Any:
     raise structlog.DropEvent
 
 
+def _publisher_keys(app: App) -> dict[str, RecordKey]:
+    """A key for each publishing program, made for this run and listed in the app's directory
+    (in memory: the directory file is left as it is)."""
+    keys: dict[str, RecordKey] = {}
+    since = utc_now() - timedelta(minutes=1)
+    for program in app.directory.programs:
+        if program.publishes:
+            keys[program.id] = RecordKey.generate()
+            signed = program.with_keys(keys[program.id].directory_entry(since))
+            app.directory = app.directory.with_program(signed)
+    return keys
+
+
 def _run(
-    app: App, kafka: KafkaConnection, workdir: Path, started: float, stop: threading.Event
+    app: App,
+    kafka: KafkaConnection,
+    keys: dict[str, RecordKey],
+    workdir: Path,
+    started: float,
+    stop: threading.Event,
 ) -> dict[str, Any]:
     app.ensure_topics(kafka)
     if app.settings.broker.bootstrap_servers:
@@ -180,7 +202,7 @@ def _run(
     producer = app.producer(kafka)
     wait = functools.partial(_wait, started=started, stop=stop)
     try:
-        _publish(app, producer, first, stop)
+        _publish(app, producer, keys, first, stop)
         wait(lambda: _handled(worker) >= len(first), "the hub to process the first events")
         withdrawer, recipient, event_type = WITHDRAWAL
         service.record(
@@ -190,7 +212,7 @@ def _run(
             ConsentState.WITHDRAWN,
             Evidence("online", "client", utc_now()),
         )
-        _publish(app, producer, second, stop)
+        _publish(app, producer, keys, second, stop)
         steps = first + second
         wait(lambda: _handled(worker) >= len(steps), "the hub to process every event")
         expected_deliveries = sum(len(s.disclosed) for s in steps)
@@ -244,7 +266,13 @@ def _connector(
     )
 
 
-def _publish(app: App, producer: Producer, steps: list[Step], stop: threading.Event) -> None:
+def _publish(
+    app: App,
+    producer: Producer,
+    keys: dict[str, RecordKey],
+    steps: list[Step],
+    stop: threading.Event,
+) -> None:
     for step in steps:
         _check(stop)
         # The corrupt step sends a good event cut short, as a broken client might.
@@ -260,6 +288,10 @@ def _publish(app: App, producer: Producer, steps: list[Step], stop: threading.Ev
         )
         if step.payload is None:
             value = value[: len(value) // 2]
+        if not step.unsigned:  # signed as sent: the cut record is refused for what it is
+            signer = keys[step.source]
+            signature = signer.sign(event_digest(key, value, headers))
+            headers = [*headers, *signature_headers(signer.key_id, signature)]
         step.event_id = ce_id
         producer.send(LIFEEVENTS_TOPIC, key, value, headers)
         producer.flush()  # one at a time: the table reads in publishing order

@@ -1,9 +1,10 @@
 """The demo's scenario: synthetic people, their links and consents, the events three publishers
 report, and what the hub must do with each.
 
-Among the events are one the hub must reject, a corrupt message, an exact duplicate, one for a
-program without consent, and a consent withdrawal between two events for the same person. Every
-person, id and address here is invented.
+Among the events are one the hub must reject, a corrupt message, a death report a client without
+the publisher's key sends unsigned, an exact duplicate, one for a program without consent, and a
+consent withdrawal between two events for the same person. Every person, id and address here is
+invented.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class Step:
     duplicate_of: int | None = None
     raw: bytes | None = None
     event_id: str | None = None
+    unsigned: bool = False  # sent without the program's signature, as a forger would
 
 
 def scenario(today: date) -> tuple[list[Step], list[Step]]:
@@ -148,6 +150,21 @@ def scenario(today: date) -> tuple[list[Step], list[Step]]:
                 "informant_relationship": "SPOUSE",
             },
             disclosed={"cra-individual", "esdc-cpp", "bc-msp"},
+        ),
+        Step(
+            "death claimed by an unsigned client",
+            "alex",
+            "bc-vital-statistics",
+            "DeathReported",
+            {
+                "subject_id": "VS-2026-004418",
+                "date_of_death": today - timedelta(days=1),
+                "province_of_death": "BC",
+                "death_registration_number": "2026-59-004418",
+                "informant_relationship": "OTHER",
+            },
+            rejected="unsigned",
+            unsigned=True,
         ),
         Step(
             "postal code of another province",

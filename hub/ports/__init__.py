@@ -31,7 +31,7 @@ from hub.ports.offsets import OffsetRecorder
 from hub.ports.outbox import OutboxRecorder, OutboxStore
 from hub.ports.privacy import KeyWrapper, Sealer
 from hub.ports.queries import StoreQueries
-from hub.ports.signing import SignatureCheck, Signer
+from hub.ports.signing import RecordSigner, SignatureCheck, SignatureVerifier, Signer
 from hub.ports.store import Store, Transaction
 
 __all__ = [
@@ -52,8 +52,10 @@ __all__ = [
     "OutboxStore",
     "Producer",
     "Record",
+    "RecordSigner",
     "Sealer",
     "SignatureCheck",
+    "SignatureVerifier",
     "Signer",
     "Store",
     "StoreQueries",

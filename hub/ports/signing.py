@@ -1,4 +1,5 @@
-"""The signing ports: who signs audit checkpoints and consent receipts, and who checks them."""
+"""The signing ports: who signs audit checkpoints, consent receipts and records, and who checks
+them."""
 
 from __future__ import annotations
 
@@ -20,5 +21,20 @@ class Signer(Protocol):
         """The public key in PEM, for whoever verifies the signatures."""
 
 
+class RecordSigner(Protocol):
+    """A program's key that signs the records it publishes (hub.wire.signatures)."""
+
+    @property
+    def key_id(self) -> str:
+        """The key's id as the directory lists it."""
+
+    def sign(self, message: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``message``."""
+
+
 SignatureCheck = Callable[[bytes, bytes], bool]
 """``check(message, signature)``: True when the signature verifies under a known public key."""
+
+SignatureVerifier = Callable[[bytes, bytes, bytes], bool]
+"""``verify(public_key, message, signature)``: True when ``signature`` is the Ed25519 signature
+of ``message`` under the raw 32-byte ``public_key``; False for anything else (never raises)."""

@@ -50,6 +50,7 @@ from hub.processing.rows import BatchRows, save_offsets
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import CLOCK_SKEW
 from hub.wire.inbound import ParsedEvent, parse_life_event
+from hub.wire.signatures import SignaturePolicy
 from hub.wire.topics import notify_topic
 
 log = structlog.get_logger(__name__)
@@ -93,8 +94,10 @@ class BatchProcessor:
         group_id: str,
         pseudonyms: Pseudonyms,
         clock_skew: timedelta = CLOCK_SKEW,
+        signatures: SignaturePolicy | None = None,
     ) -> None:
         self._directory = directory
+        self._signatures = signatures
         self._codec = codec
         self._clock = clock
         self._ids = pseudonyms
@@ -240,7 +243,9 @@ class BatchProcessor:
         Touches no store. Raises RejectedEvent for anything wrong with the record; the property
         test and ``bench/fuzz_decode.py`` hold it to never raising anything else.
         """
-        return parse_life_event(message, self._directory, self._codec, now, self._skew)
+        return parse_life_event(
+            message, self._directory, self._codec, now, self._skew, self._signatures
+        )
 
     def _decide(
         self,

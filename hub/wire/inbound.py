@@ -17,6 +17,7 @@ from hub.model import InboundMessage
 from hub.ports import Codec, Record
 from hub.wire.cloudevents import read_envelope
 from hub.wire.events import BY_SCHEMA, CLOCK_SKEW, EventType, validate_payload
+from hub.wire.signatures import SignaturePolicy, check_event_signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +39,16 @@ def parse_life_event(
     codec: Codec,
     now: datetime,
     skew: timedelta = CLOCK_SKEW,
+    signatures: SignaturePolicy | None = None,
 ) -> ParsedEvent:
     """Decode and check one inbound life event, or raise RejectedEvent: exactly the checks of a
-    batch, without a store (``tellonce publish`` runs them before sending)."""
+    batch, without a store (``tellonce publish`` runs them before sending). The signature is
+    checked right after the headers, before a byte of the value is decoded; without a
+    ``signatures`` policy it is not checked at all."""
     envelope = read_envelope(message, directory, now, skew)
     source, program, subject = envelope.source, envelope.program, envelope.subject
+    if signatures is not None:
+        check_event_signature(message, program, now, signatures)
     decoded = codec.decode(message.value)
     event_type = BY_SCHEMA.get(decoded.entry.name)
     if event_type is None:

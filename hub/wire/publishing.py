@@ -19,17 +19,22 @@ from typing import Any
 from hub.config.directory import Directory, check_event_type
 from hub.errors import PayloadError, RejectedEvent
 from hub.model import Headers, InboundMessage
-from hub.ports import Codec, Producer
+from hub.ports import Codec, Producer, RecordSigner
 from hub.wire.catalog import Catalog
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import EVENT_TYPES
 from hub.wire.inbound import parse_life_event
+from hub.wire.signatures import SignaturePolicy, event_digest, signature_headers
 from hub.wire.topics import LIFEEVENTS_TOPIC
 
 # What to do about a rejection the publisher can fix from the command line.
 _HINTS = {
     "not_authorized": "; 'tellonce directory show' lists what each program publishes",
     "invalid_event": "; fix that field and publish again",
+    "unsigned": "; give the program's key file with --key",
+    "unknown_key": "; add the entry 'tellonce keys new' printed to the directory, or give "
+    "another key with --key",
+    "key_expired": "; make a new key with 'tellonce keys new' and list it in the directory",
 }
 
 
@@ -78,14 +83,19 @@ def event_message(
     payload: dict[str, Any],
     at: datetime,
     event_id: str | None = None,
+    signer: RecordSigner | None = None,
 ) -> tuple[bytes, bytes, Headers, str]:
-    """(key, value, headers, event id) of one life event."""
+    """(key, value, headers, event id) of one life event, signed by ``signer`` if given."""
     kind = EVENT_TYPES[check_event_type(event_type)]
     subject = str(payload["subject_id"])
     ce_id = event_id or str(uuid.uuid4())
     value = codec.encode(kind.schema, payload)
     headers = cloudevent_headers(ce_id, kind.ce_type, at, subject=subject, source=source)
-    return subject.encode(), value, headers, ce_id
+    key = subject.encode()
+    if signer is not None:
+        signature = signer.sign(event_digest(key, value, headers))
+        headers = [*headers, *signature_headers(signer.key_id, signature)]
+    return key, value, headers, ce_id
 
 
 def checked_event(
@@ -97,8 +107,11 @@ def checked_event(
     data: Any,
     at: datetime,
     event_id: str | None = None,
+    signer: RecordSigner | None = None,
+    signatures: SignaturePolicy | None = None,
 ) -> OutboundEvent:
-    """The life event ``source`` would publish, checked as the hub will check it.
+    """The life event ``source`` would publish, signed by ``signer`` if given, and checked as
+    the hub will check it (its signature too, under the ``signatures`` policy).
 
     ``data`` is the payload's JSON form (dates as ``2026-11-01``). Raises NotFoundError for an
     unknown program or event type, PayloadError naming the field and the rule (never the value)
@@ -115,11 +128,21 @@ def checked_event(
             field=exc.field,
         ) from None
     key, value, headers, ce_id = event_message(
-        codec, source=source, event_type=kind.name, payload=record, at=at, event_id=event_id
+        codec,
+        source=source,
+        event_type=kind.name,
+        payload=record,
+        at=at,
+        event_id=event_id,
+        signer=signer,
     )
     try:
         parse_life_event(
-            InboundMessage(LIFEEVENTS_TOPIC, 0, 0, key, value, headers), directory, codec, at
+            InboundMessage(LIFEEVENTS_TOPIC, 0, 0, key, value, headers),
+            directory,
+            codec,
+            at,
+            signatures=signatures,
         )
     except RejectedEvent as exc:
         raise PayloadError(

@@ -22,10 +22,10 @@ def test_demo_json_reports_every_count_and_passes() -> None:
     result = run("demo", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["published"] == 9
+    assert report["published"] == 10
     assert report["delivered"] == 16
     assert report["withheld"] == 22
-    assert report["rejected"] == 2
+    assert report["rejected"] == 3
     assert report["duplicates_ignored"] == 1
     assert report["audit_verified"] is True
 
@@ -37,6 +37,7 @@ def test_demo_table_names_recipients_and_reasons() -> None:
     assert "consent withdrawn" in result.stdout
     assert "no consent" in result.stdout
     assert "DUPLICATE of #1" in result.stdout
+    assert "REJECTED (unsigned): death claimed by an unsigned client" in result.stdout
     assert "audit log:" in result.stdout
     assert "; verified; reconciled with the store" in result.stdout
 
