@@ -24,7 +24,7 @@ from hub.adapters.kafka import ConsumerTuning, KafkaSink, KafkaSource, ensure_to
 from hub.adapters.kafka_client import KafkaConnection as KafkaConnection  # for the CLI and demo
 from hub.adapters.keyring import vault_for
 from hub.adapters.pseudonym_key import load_pseudonym_key
-from hub.adapters.record_keys import verify_ed25519
+from hub.adapters.record_keys import RecordKey, verify_ed25519
 from hub.adapters.signing import FileSigner, public_key_check
 from hub.adapters.sql import SqlStore
 from hub.adapters.topics import read_topic, topic_lag
@@ -51,7 +51,7 @@ from hub.processing.relay import Relay
 from hub.processing.relay_thread import BackgroundRelay
 from hub.processing.worker import HubWorker, Intake, stored_offsets
 from hub.wire.catalog import Catalog, load_catalog
-from hub.wire.signatures import SignaturePolicy
+from hub.wire.signatures import NoticeSignatures, SignaturePolicy
 from hub.wire.topics import (
     CONSENT_TOPIC,
     LIFEEVENTS_TOPIC,
@@ -321,6 +321,7 @@ class App:
                 pseudonyms=self.pseudonyms(),
                 clock_skew=self.settings.limits.clock_skew,
                 signatures=self.event_signatures(),
+                notice_signer=self.notice_signer(),
             ),
             relay=BackgroundRelay(relay) if self.settings.relay_in_background() else relay,
             clock=utc_now,
@@ -330,6 +331,23 @@ class App:
             poll_timeout_ms=hub.poll_timeout_ms,
             fence=fence,
             fence_check_every_s=hub.fence_check_every_s,
+        )
+
+    def notice_signer(self) -> RecordKey:
+        """The hub's audit key, which also signs every notice (README, "Signed notices"); read
+        once: a worker without it stops at its start (the signer creates it when allowed)."""
+        self.signer()
+        return RecordKey.load(self.settings.audit.signing_key)
+
+    def notice_signatures(self) -> NoticeSignatures | None:
+        """What a connector checks on each notice before delivering it: the hub's keys the
+        directory lists, and whether a notice without a signature is refused. None (nothing
+        checked) when the directory lists no hub key and signed notices are not required."""
+        required = self.settings.connector.require_signed_notices
+        if not required and not self.directory.hub_keys:
+            return None
+        return NoticeSignatures(
+            self.directory.hub_keys, SignaturePolicy(verify_ed25519, required=required)
         )
 
     def event_signatures(self) -> SignaturePolicy:
@@ -397,6 +415,7 @@ class App:
             poll_timeout_ms=self.settings.hub.poll_timeout_ms,
             retry=self.retry_policy(),
             progress_every_s=self.settings.connector.progress_every_s,
+            notices=self.notice_signatures(),
         )
 
     def retry_policy(self) -> RetryPolicy:

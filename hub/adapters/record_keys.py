@@ -52,25 +52,21 @@ class RecordKey:
         return cls(Ed25519PrivateKey.generate())
 
     @classmethod
-    def load(cls, path: Path) -> RecordKey:
+    def load(cls, path: Path, *, fix: str = "give the file 'tellonce keys new' wrote") -> RecordKey:
+        """The key in ``path``; ConfigError naming the file and ``fix`` when it cannot be."""
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise ConfigError(
-                f"key file {path} cannot be read ({exc.strerror}); give the file "
-                "'tellonce keys new' wrote"
-            ) from exc
+            raise ConfigError(f"key file {path} cannot be read ({exc.strerror}); {fix}") from exc
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError, UnsupportedAlgorithm):
             raise ConfigError(
-                f"key file {path} is not an unencrypted PEM private key; give the file "
-                "'tellonce keys new' wrote"
+                f"key file {path} is not an unencrypted PEM private key; {fix}"
             ) from None
         if not isinstance(key, Ed25519PrivateKey):
             raise ConfigError(
-                f"key file {path} holds a {type(key).__name__}, not an Ed25519 key; "
-                "make one with 'tellonce keys new'"
+                f"key file {path} holds a {type(key).__name__}, not an Ed25519 key; {fix}"
             )
         return cls(key)
 

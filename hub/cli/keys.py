@@ -30,6 +30,7 @@ from hub.errors import ConfigError
 if TYPE_CHECKING:
     from hub.cli.common import Commands
     from hub.config.settings import Settings
+    from hub.config.signing_keys import ProgramKey
 
 PROGRESS_EVERY_S = 1.0
 
@@ -54,13 +55,36 @@ def cmd_new(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     _say(f"wrote the private key of {program.id} to {args.out} (mode 0600); keep it secret")
     print(f"# add to the directory, after the [[programs]] table of id = {program.id!r}:")
-    print("[[programs.keys]]")
+    _print_entry("programs.keys", entry)
+    return 0
+
+
+def cmd_hub_entry(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.adapters.record_keys import RecordKey
+    from hub.bootstrap import utc_now
+
+    valid_from = args.valid_from or utc_now().replace(microsecond=0)
+    hub_key = RecordKey.load(
+        settings.audit.signing_key,
+        fix="set TELLONCE_AUDIT__SIGNING_KEY to the hub's audit key ('tellonce audit keygen' "
+        "makes one)",
+    )
+    entry = hub_key.directory_entry(valid_from)
+    if args.json:
+        print(json.dumps(entry.model_dump(mode="json")))
+        return 0
+    print("# add to the directory (top level) so that connectors check the hub's notices:")
+    _print_entry("hub_keys", entry)
+    return 0
+
+
+def _print_entry(table: str, entry: ProgramKey) -> None:
+    print(f"[[{table}]]")
     print(f'id = "{entry.id}"')
     print(f'public_key = "{entry.public_key}"')
     print(f"valid_from = {_toml_time(entry.valid_from)}")
     if entry.valid_to is not None:
         print(f"valid_to = {_toml_time(entry.valid_to)}")
-    return 0
 
 
 def _toml_time(at: datetime) -> str:
@@ -240,6 +264,21 @@ def register(commands: Commands) -> None:
         "--valid-from", type=_aware_time, metavar="TIME", help="default: now (ISO 8601, UTC)"
     )
     p.add_argument("--valid-to", type=_aware_time, metavar="TIME", help="default: no end")
+    p.add_argument("--json", action="store_true", help="print the entry as one JSON object")
+    p = command(
+        keys,
+        "hub-entry",
+        cmd_hub_entry,
+        "print the directory entry of the hub's key, which signs every notice",
+        description="Print the [[hub_keys]] entry of the hub's audit key "
+        "(TELLONCE_AUDIT__SIGNING_KEY), which also signs every notice. List it in the "
+        "directory the connectors read: they then check each notice's signature before "
+        "delivering it (README, Signed notices). Never creates the key.",
+        epilog="Exit codes: 0 printed, 2 the key file cannot be read.",
+    )
+    p.add_argument(
+        "--valid-from", type=_aware_time, metavar="TIME", help="default: now (ISO 8601, UTC)"
+    )
     p.add_argument("--json", action="store_true", help="print the entry as one JSON object")
     p = command(
         keys,

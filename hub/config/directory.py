@@ -82,6 +82,11 @@ class Directory(BaseModel):
 
     jurisdictions: tuple[Jurisdiction, ...]
     programs: tuple[Program, ...]
+    hub_keys: tuple[ProgramKey, ...] = Field(
+        (),
+        description="The hub's Ed25519 public keys: connectors check notices against them "
+        "('tellonce keys hub-entry' prints the entry of the hub's key).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -137,6 +142,10 @@ class Directory(BaseModel):
 
     def subscribers(self) -> Iterable[Program]:
         return (p for p in self.programs if p.subscriptions)
+
+    def with_hub_keys(self, *keys: ProgramKey) -> Directory:
+        """This directory with the hub's ``keys`` listed as well (the demo lists its hub's)."""
+        return self.model_copy(update={"hub_keys": (*self.hub_keys, *keys)})
 
     def with_program(self, program: Program) -> Directory:
         """This directory with ``program`` in place of the program of the same id."""

@@ -185,6 +185,12 @@ class ConnectorSettings(BaseModel):
     progress_every_s: float = Field(
         10.0, gt=0, description="How often a running connector logs its progress."
     )
+    require_signed_notices: bool = Field(
+        False,
+        description="Dead-letter a notice that carries no signature of the hub (unsigned). A "
+        "signature present is checked whenever the directory lists the hub's keys "
+        "(hub_keys); see README, Signed notices.",
+    )
 
 
 class LimitSettings(BaseModel):

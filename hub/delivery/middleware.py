@@ -176,6 +176,12 @@ def unreadable(exc: Exception) -> DeliveryResult:
     return DeliveryResult(Outcome.FAILED, f"undecodable: the notice raised {name}", name)
 
 
+def unverified(exc: RejectedEvent) -> DeliveryResult:
+    """The dead-letter outcome of a notice whose signature did not pass: the reason code and
+    its detail (key ids and program ids, never the value)."""
+    return DeliveryResult(Outcome.FAILED, f"{exc.reason}: {exc.detail}", "NoticeSignatureError")
+
+
 def unread_id(message: InboundMessage) -> str:
     """How logs and errors name a record that could not be read: its ce_id when that is a
     notification id the hub minted (a UUID), else its position. A record's other text came

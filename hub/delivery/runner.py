@@ -34,6 +34,7 @@ from hub.delivery.middleware import (
     Retries,
     unread_id,
     unreadable,
+    unverified,
 )
 from hub.delivery.retries import RetryPolicy
 from hub.errors import ConnectorStopped, RejectedEvent, TellonceError
@@ -42,6 +43,7 @@ from hub.ports import Clock, Codec, Decoded, MessageSource, Producer
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import EVENT_TYPES
 from hub.wire.schemas import RECEIPT_SCHEMA
+from hub.wire.signatures import NoticeSignatures
 from hub.wire.topics import RECEIPTS_TOPIC, connector_source
 
 log = structlog.get_logger(__name__)
@@ -97,8 +99,10 @@ class ConnectorRunner:
         retry: RetryPolicy | None = None,
         middleware: Middleware | None = None,
         progress_every_s: float = 10.0,
+        notices: NoticeSignatures | None = None,
     ) -> None:
         self.recipient = recipient
+        self._notices = notices
         policy = retry or RetryPolicy()
         # The caller's middleware first: it sees every hook, and may decide before the defaults.
         self._mw = Chain(
@@ -203,6 +207,13 @@ class ConnectorRunner:
         self._receipts = []
         complete = True
         for message in messages:
+            try:
+                if self._notices is not None:  # before a byte of the value is read
+                    self._notices.check(message, self._clock())
+            except RejectedEvent as exc:
+                # Not the hub's notice, or altered on the way: never delivered, whatever it says.
+                self._give_up(message, None, unverified(exc), attempts=1)
+                continue
             try:
                 notification = to_notification(self._codec.decode(message.value))
             except Exception as exc:

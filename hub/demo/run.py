@@ -80,6 +80,7 @@ def run_demo(
             "audit": base.audit.model_copy(
                 update={"signing_key": workdir / "audit-key.pem", "create_key": True}
             ),
+            "connector": base.connector.model_copy(update={"require_signed_notices": True}),
         }
     )
     app = App.from_settings(settings)
@@ -148,9 +149,11 @@ def _drop(_logger: Any, _method: str, _event: Any) -> Any:
 
 def _publisher_keys(app: App) -> dict[str, RecordKey]:
     """A key for each publishing program, made for this run and listed in the app's directory
-    (in memory: the directory file is left as it is)."""
+    (in memory: the directory file is left as it is), with the hub's own key, which signs the
+    notices the connectors check."""
     keys: dict[str, RecordKey] = {}
     since = utc_now() - timedelta(minutes=1)
+    app.directory = app.directory.with_hub_keys(app.notice_signer().directory_entry(since))
     for program in app.directory.programs:
         if program.publishes:
             keys[program.id] = RecordKey.generate()

@@ -44,13 +44,13 @@ from hub.model import (
     OutboxMessage,
     notification_id,
 )
-from hub.ports import Clock, Codec, Transaction
+from hub.ports import Clock, Codec, RecordSigner, Transaction
 from hub.processing.rejections import Rejecter, rejection_for
 from hub.processing.rows import BatchRows, save_offsets
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import CLOCK_SKEW
 from hub.wire.inbound import ParsedEvent, parse_life_event
-from hub.wire.signatures import SignaturePolicy
+from hub.wire.signatures import NOTICE_CONTEXT, SignaturePolicy, signed
 from hub.wire.topics import notify_topic
 
 log = structlog.get_logger(__name__)
@@ -95,9 +95,11 @@ class BatchProcessor:
         pseudonyms: Pseudonyms,
         clock_skew: timedelta = CLOCK_SKEW,
         signatures: SignaturePolicy | None = None,
+        notice_signer: RecordSigner | None = None,
     ) -> None:
         self._directory = directory
         self._signatures = signatures
+        self._notice_signer = notice_signer
         self._codec = codec
         self._clock = clock
         self._ids = pseudonyms
@@ -314,12 +316,16 @@ class BatchProcessor:
         for name in decision.fields:
             record[name] = item.record.get(name)
         schema = item.event_type.notice_schema
+        key, value = local_id.encode(), self._codec.encode(schema, record)
+        headers = cloudevent_headers(decision.notification_id, schema, now, subject=local_id)
+        if self._notice_signer is not None:  # the connector checks it before delivering
+            headers = signed(key, value, headers, self._notice_signer, NOTICE_CONTEXT)
         return OutboxMessage(
             message_id=decision.notification_id,
             topic=notify_topic(decision.recipient),
-            key=local_id.encode(),
-            value=self._codec.encode(schema, record),
-            headers=cloudevent_headers(decision.notification_id, schema, now, subject=local_id),
+            key=key,
+            value=value,
+            headers=headers,
             created_at=now,
             person_id=person,  # sealed under their data key; erasing them deletes it
         )

@@ -1,12 +1,15 @@
-"""Signed records: the canonical digest a publisher signs, its headers, and the hub's check.
+"""Signed records: the canonical digest a publisher signs, its headers, and the checks.
 
 A publishing program signs each life event with an Ed25519 key listed for it in the directory
-(README, "Signed life events"). What is signed is the SHA-256 digest of a canonical text: a
-context line, then the CloudEvents attributes exactly as sent in the headers, the key, and the
-SHA-256 of the value, joined by line feeds. Headers and the key may hold no control characters
-(``read_envelope`` refuses them), so the lines cannot be confused with one another. Two headers
-carry the signature: ``ce_signaturekey`` (the key's id) and ``ce_signature`` (the 64-byte
-signature in base64). The test vectors under ``schemas/signatures/`` pin all of it.
+(README, "Signed life events"); the hub signs each notice with its own key, which the directory
+lists under ``hub_keys`` for the connectors to check (README, "Signed notices"). What is signed
+is the SHA-256 digest of a canonical text: a context line, then the CloudEvents attributes
+exactly as sent in the headers, the key, and the SHA-256 of the value, joined by line feeds.
+Headers and the key may hold no control characters (``read_envelope`` refuses them), so the
+lines cannot be confused with one another. Two headers carry the signature:
+``ce_signaturekey`` (the key's id) and ``ce_signature`` (the 64-byte signature in base64). A
+notice's text starts with another context line, so a signature of one kind never passes for
+the other. The test vectors under ``schemas/signatures/`` pin it.
 
 The Ed25519 arithmetic itself is an adapter's (``hub.ports.SignatureVerifier``): the core only
 builds the digest and decides which rejection a record earns.
@@ -17,13 +20,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from hub.config.directory import Program
+from hub.config.signing_keys import ProgramKey
 from hub.errors import RejectedEvent
 from hub.model import Headers, InboundMessage
-from hub.ports import SignatureVerifier
+from hub.ports import RecordSigner, SignatureVerifier
 from hub.wire.cloudevents import (
     CE_ID,
     CE_SOURCE,
@@ -37,6 +42,7 @@ from hub.wire.cloudevents import (
 SIGNATURE = "ce_signature"
 SIGNATURE_KEY = "ce_signaturekey"
 EVENT_CONTEXT = "tellonce-event-signature-v1"
+NOTICE_CONTEXT = "tellonce-notice-signature-v1"
 SIGNATURE_BYTES = 64
 
 
@@ -50,6 +56,17 @@ class SignaturePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class NoticeSignatures:
+    """What a connector checks notices against: the hub's listed keys, under a policy."""
+
+    hub_keys: tuple[ProgramKey, ...]
+    policy: SignaturePolicy
+
+    def check(self, message: InboundMessage, now: datetime) -> None:
+        check_notice_signature(message, self.hub_keys, now, self.policy)
+
+
+@dataclass(frozen=True, slots=True)
 class Signature:
     key_id: str
     value: bytes  # the 64 bytes
@@ -57,6 +74,7 @@ class Signature:
 
 def event_signing_text(
     *,
+    context: str = EVENT_CONTEXT,
     specversion: str,
     ce_id: str,
     source: str,
@@ -66,9 +84,11 @@ def event_signing_text(
     key: bytes,
     value: bytes,
 ) -> bytes:
-    """The canonical text of a life event: what its digest is taken over."""
+    """The canonical text of a record (a life event, or a notice under ``NOTICE_CONTEXT``):
+    what its digest is taken over. The first line keeps a signature of one kind from passing
+    for the other."""
     lines = [
-        EVENT_CONTEXT,
+        context,
         specversion,
         ce_id,
         source,
@@ -81,10 +101,11 @@ def event_signing_text(
     return "\n".join(lines).encode("utf-8")
 
 
-def event_digest_of(message: InboundMessage) -> bytes:
-    """The SHA-256 digest of an inbound life event's canonical text, from its headers as sent.
+def event_digest_of(message: InboundMessage, context: str = EVENT_CONTEXT) -> bytes:
+    """The SHA-256 digest of an inbound record's canonical text, from its headers as sent.
     Call after ``read_envelope``: the headers and the key are known to be there and clean."""
     text = event_signing_text(
+        context=context,
         specversion=_header(message, CE_SPECVERSION),
         ce_id=_header(message, CE_ID),
         source=_header(message, CE_SOURCE),
@@ -97,9 +118,17 @@ def event_digest_of(message: InboundMessage) -> bytes:
     return hashlib.sha256(text).digest()
 
 
-def event_digest(key: bytes, value: bytes, headers: Headers) -> bytes:
-    """The digest of an outbound life event (what a publisher signs)."""
-    return event_digest_of(InboundMessage("", 0, 0, key, value, headers))
+def event_digest(key: bytes, value: bytes, headers: Headers, context: str = EVENT_CONTEXT) -> bytes:
+    """The digest of an outbound record (what a publisher, or the hub for a notice, signs)."""
+    return event_digest_of(InboundMessage("", 0, 0, key, value, headers), context)
+
+
+def signed(
+    key: bytes, value: bytes, headers: Headers, signer: RecordSigner, context: str
+) -> Headers:
+    """``headers`` with the signature headers of ``signer`` over the record added."""
+    signature = signer.sign(event_digest(key, value, headers, context))
+    return [*headers, *signature_headers(signer.key_id, signature)]
 
 
 def signature_headers(key_id: str, signature: bytes) -> Headers:
@@ -138,31 +167,53 @@ def check_event_signature(
     ``program`` and valid at ``now`` (the hub's clock, so that a retired key cannot sign
     backdated events): ``unsigned``, ``bad_signature``, ``unknown_key`` or ``key_expired``.
     An unsigned record passes only when the policy does not require signatures."""
+    _check(message, program.key, f"program {program.id}", now, policy, EVENT_CONTEXT)
+
+
+def check_notice_signature(
+    message: InboundMessage, hub_keys: Sequence[ProgramKey], now: datetime, policy: SignaturePolicy
+) -> None:
+    """What a connector checks before it delivers: the notice is signed by one of the hub's
+    keys the directory lists (``hub_keys``), valid now; the same four reasons otherwise."""
+
+    def hub_key(key_id: str) -> ProgramKey | None:
+        return next((k for k in hub_keys if k.id == key_id), None)
+
+    _check(message, hub_key, "the hub", now, policy, NOTICE_CONTEXT)
+
+
+def _check(
+    message: InboundMessage,
+    key_of: Callable[[str], ProgramKey | None],
+    owner: str,
+    now: datetime,
+    policy: SignaturePolicy,
+    context: str,
+) -> None:
     signature = read_signature(message)
     if signature is None:
         if policy.required:
             raise RejectedEvent(
                 "unsigned",
-                f"the event carries no signature; program {program.id} must sign it with a key "
-                f"the directory lists for it (headers {SIGNATURE_KEY}, {SIGNATURE})",
+                f"the record carries no signature; {owner} must sign it with a key the "
+                f"directory lists for it (headers {SIGNATURE_KEY}, {SIGNATURE})",
             )
         return
-    key = program.key(signature.key_id)
+    key = key_of(signature.key_id)
     if key is None:
         raise RejectedEvent(
-            "unknown_key",
-            f"key {signature.key_id} is not listed for program {program.id} in the directory",
+            "unknown_key", f"key {signature.key_id} is not listed for {owner} in the directory"
         )
     if not key.valid_at(now):
         raise RejectedEvent(
             "key_expired",
-            f"key {signature.key_id} of program {program.id} is valid {key.validity()}, not now",
+            f"key {signature.key_id} of {owner} is valid {key.validity()}, not now",
         )
-    if not policy.verify(key.public_bytes(), event_digest_of(message), signature.value):
+    if not policy.verify(key.public_bytes(), event_digest_of(message, context), signature.value):
         raise RejectedEvent(
             "bad_signature",
-            f"the signature does not verify under key {signature.key_id} of program "
-            f"{program.id}: the record was altered, or signed over other bytes",
+            f"the signature does not verify under key {signature.key_id} of {owner}: the "
+            "record was altered, or signed over other bytes",
         )
 
 

@@ -4,18 +4,22 @@ their reason, and the signed events behind them flow on."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from hub.adapters.record_keys import RecordKey
 from hub.bootstrap import App, utc_now
 from hub.config.signing_keys import ProgramKey
+from hub.delivery import dead_letters
+from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.publishing import event_message
-from hub.wire.signatures import event_digest, signature_headers
-from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC
+from hub.wire.signatures import NOTICE_CONTEXT, event_digest, signature_headers, signed
+from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC, dlq_topic, notify_topic
 
-from .harness import Harness, Record, send_all, tuned
+from .harness import PUBLISHER, Harness, Record, address_payload, send_all, tuned
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +91,63 @@ def test_forged_and_altered_events_are_refused_and_signed_ones_flow(harness: Har
     decided = {d.event_id for d in harness.app.store.decisions()}
     assert decided == {"vs-5", "vs-6"}  # withheld (nobody linked), but decided
     assert harness.app.verify_audit().ok
+
+
+def test_connectors_deliver_only_the_hubs_signed_notices(harness: Harness, tmp_path: Path) -> None:
+    """The hub signs each notice with its key; a connector that requires signed notices and
+    finds the hub's key in its directory delivers the hub's notice, and dead-letters a
+    DeathNotice written straight onto its topic (unsigned, or signed by another key) with the
+    reason, never delivering it."""
+    app = harness.app
+    app.settings = tuned(app.settings, connector={"require_signed_notices": True})
+    hub_entry = app.notice_signer().directory_entry(harness.now - timedelta(minutes=1))
+    app.directory = app.directory.with_hub_keys(hub_entry)
+    harness.client({PUBLISHER: "SBC-1", "cra-individual": "CRA-1"}, consents=["cra-individual"])
+    (event_id,) = harness.publish([address_payload("SBC-1")])
+    harness.run_worker(records=1)
+    notice = harness.read(notify_topic("cra-individual"))[0]
+    assert dict(notice.headers)["ce_signaturekey"].decode() == hub_entry.id
+
+    forged_value = app.codec.encode(
+        "ca.tellonce.notify.DeathNotice",
+        {
+            "notification_id": "00000000-0000-5000-8000-000000000001",
+            "recipient": "cra-individual",
+            "subject_id": "CRA-1",
+            "event_id": "forged",
+            "event_source": VITAL_STATS,
+            "event_time": harness.now,
+            "disclosed_fields": ["date_of_death"],
+            "consent_revision": "0" * 64,
+            "date_of_death": utc_now().date(),
+        },
+    )
+    forged_headers = cloudevent_headers(
+        "00000000-0000-5000-8000-000000000001",
+        "ca.tellonce.notify.DeathNotice",
+        harness.now,
+        subject="CRA-1",
+    )
+    stranger = RecordKey.generate()
+    send_all(
+        harness,
+        notify_topic("cra-individual"),
+        [
+            (b"CRA-1", forged_value, forged_headers),
+            (
+                b"CRA-1",
+                forged_value,
+                signed(b"CRA-1", forged_value, forged_headers, stranger, NOTICE_CONTEXT),
+            ),
+        ],
+        partition=notice.partition,
+    )
+    drop = tmp_path / "drop"
+    totals = harness.run_connectors({"cra-individual": ("filedrop", {"directory": str(drop)})})
+
+    assert (totals["cra-individual"].delivered, totals["cra-individual"].failed) == (1, 2)
+    (delivered,) = (json.loads(p.read_text(encoding="utf-8")) for p in drop.glob("*.json"))
+    assert delivered["event_id"] == event_id
+    letters = harness.read(dlq_topic("cra-individual"))
+    reasons = sorted(dict(r.headers)[dead_letters.MESSAGE].decode().split(":")[0] for r in letters)
+    assert reasons == ["unknown_key", "unsigned"]

@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from connectors.contract import DeliveryResult, Notification, Outcome
 from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
+from hub.adapters.record_keys import RecordKey, verify_ed25519
 from hub.audit.log import AuditLog
 from hub.audit.oversight import reconcile, verify_store
 from hub.delivery import dead_letters
@@ -31,6 +32,13 @@ from hub.model import DecisionOutcome as Decided
 from hub.processing.receipts import DeliveryIntake
 from hub.testing.fakes import FaultyCodec, ListSource, RecordingProducer, Sent
 from hub.wire.cloudevents import cloudevent_headers
+from hub.wire.signatures import (
+    EVENT_CONTEXT,
+    NOTICE_CONTEXT,
+    NoticeSignatures,
+    SignaturePolicy,
+    signed,
+)
 from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
 from tests.unit.conftest import PSEUDONYMS
 
@@ -130,6 +138,16 @@ class Topic:
         self.raw(value, key=subject.encode(), ce_id=nid, partition=partition, subject=subject)
         return self
 
+    def signed_notice(self, nid: str, by: RecordKey, context: str = NOTICE_CONTEXT) -> Topic:
+        """A notice signed by ``by`` (the hub's key, or anyone's), over ``context``."""
+        subject = "MSP-90210-QX"
+        value = self.codec.encode(NOTICE, notice_record(nid, subject))
+        headers = cloudevent_headers(nid, NOTICE, T0, subject=subject)
+        headers = signed(subject.encode(), value, headers, by, context)
+        offset = len(self.messages)
+        self.messages.append(InboundMessage(TOPIC, 0, offset, subject.encode(), value, headers))
+        return self
+
     def raw(
         self,
         value: bytes | None,
@@ -155,6 +173,7 @@ class Rig:
     retry: RetryPolicy = QUICK
     middleware: Middleware | None = None
     progress_every_s: float = 10.0
+    notices: NoticeSignatures | None = None
     journal: list[str] = field(default_factory=list)
     given_source: ListSource | None = None  # default: the topic's records, journalled
 
@@ -172,6 +191,7 @@ class Rig:
             retry=self.retry,
             middleware=self.middleware,
             progress_every_s=self.progress_every_s,
+            notices=self.notices,
         )
 
     def run(self, stop: threading.Event | None = None) -> DeliveryTotals:
@@ -369,6 +389,52 @@ def test_a_notice_with_a_time_out_of_range_is_dead_lettered(codec: AvroCodec, to
     assert letter.header(dead_letters.CLASS) == "DecodeError"
     assert letter.header(dead_letters.MESSAGE) == "undecodable: out_of_range"
     assert (totals.failed, totals.delivered) == (1, 1)
+
+
+def test_only_notices_signed_by_a_listed_hub_key_are_delivered(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """With signed notices required, an unsigned notice, one signed by a key the directory
+    does not list for the hub, and one whose hub signature was made as a life event's are each
+    dead-lettered with the reason, with no receipt and nothing delivered; the hub's own
+    notice is delivered."""
+    hub, stranger = RecordKey.generate(), RecordKey.generate()
+    topic.notice("n-unsigned").signed_notice("n-stranger", stranger)
+    topic.signed_notice("n-as-event", hub, EVENT_CONTEXT).signed_notice("n-good", hub)
+    notices = NoticeSignatures(
+        (hub.directory_entry(datetime(2025, 1, 1, tzinfo=UTC)),),
+        SignaturePolicy(verify_ed25519, required=True),
+    )
+    r = rig(codec, topic, notices=notices)
+    totals = r.run()
+    assert r.sink.calls == ["n-good"]
+    assert [rec["notification_id"] for rec in r.receipts()] == ["n-good"]
+    reasons = [(letter.header(dead_letters.MESSAGE) or "").split(":")[0] for letter in r.dead()]
+    assert reasons == ["unsigned", "unknown_key", "bad_signature"]
+    assert {letter.header(dead_letters.CLASS) for letter in r.dead()} == {"NoticeSignatureError"}
+    assert all(
+        STREET.encode() not in (letter.header(dead_letters.MESSAGE) or "").encode()
+        for letter in r.dead()
+    )
+    assert (totals.failed, totals.delivered) == (3, 1)
+    assert r.source.committed == 4
+
+
+def test_unsigned_notices_are_delivered_while_signed_notices_are_not_required(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """Before the switch (hub keys listed, signatures not required), an unsigned notice is
+    delivered, and a signed one is still checked."""
+    hub = RecordKey.generate()
+    topic.notice("n-unsigned").signed_notice("n-stranger", RecordKey.generate())
+    notices = NoticeSignatures(
+        (hub.directory_entry(datetime(2025, 1, 1, tzinfo=UTC)),),
+        SignaturePolicy(verify_ed25519, required=False),
+    )
+    r = rig(codec, topic, notices=notices)
+    r.run()
+    assert r.sink.calls == ["n-unsigned"]
+    assert len(r.dead()) == 1
 
 
 def test_a_broker_failure_while_reading_is_redelivered_not_dead_lettered(
