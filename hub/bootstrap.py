@@ -351,8 +351,8 @@ class App:
         )
 
     def event_signatures(self) -> SignaturePolicy:
-        """How life events' signatures are checked: always when present, and required when
-        the settings say so."""
+        """How life events' and portals' consent events' signatures are checked: always when
+        present, and required when the settings say so."""
         return SignaturePolicy(verify_ed25519, required=self.settings.hub.require_signatures)
 
     def intakes(self) -> list[Intake]:
@@ -370,6 +370,7 @@ class App:
                 erasure=self.erasure(),
                 pseudonyms=pseudonyms,
                 clock_skew=self.settings.limits.clock_skew,
+                signatures=self.event_signatures(),  # portals sign as publishers do
             ),
         ]
 

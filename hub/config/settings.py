@@ -70,9 +70,10 @@ class HubSettings(BaseModel):
     )
     require_signatures: bool = Field(
         False,
-        description="Refuse a life event that carries no signature of its program's key "
-        "(reason unsigned). A signature present is always checked (bad_signature, "
-        "unknown_key, key_expired). Set it in production; see README, Signed life events.",
+        description="Refuse a life event or a portal's consent event that carries no signature "
+        "of its program's key (reason unsigned). A signature present is always checked "
+        "(bad_signature, unknown_key, key_expired). Set it in production; see README, Signed "
+        "life events.",
     )
 
 

@@ -23,6 +23,9 @@ client's consent changes: the client asked to be erased, so it is applied as ``t
 erase --force`` would (``hub.privacy.erasure``), notices still in flight dead-lettered, inside
 this batch's transaction and once per ``(ce_source, ce_id)``. Any later change or erasure
 request for an erased client is rejected with reason ``erased``.
+
+A portal signs its records as publishers sign life events (``hub.wire.signatures``), with a key
+the directory lists for it; the signature is checked right after the envelope, before decoding.
 """
 
 from __future__ import annotations
@@ -43,13 +46,19 @@ from hub.config.directory import Directory
 from hub.consents.service import ConsentService, Histories
 from hub.errors import ConflictError, NotFoundError, RejectedEvent
 from hub.model import AppliedConsentEvent, Headers, InboundMessage, as_utc
-from hub.ports import Clock, Codec, Decoded, Transaction
+from hub.ports import Clock, Codec, Decoded, RecordSigner, Transaction
 from hub.privacy.erasure import ErasureService
 from hub.processing.rejections import Rejecter, rejection_for
 from hub.processing.rows import BatchRows, save_offsets
 from hub.wire.cloudevents import CE_TYPE, Envelope, cloudevent_headers, read_envelope
 from hub.wire.events import CLOCK_SKEW, EVENT_TYPES
 from hub.wire.schemas import CONSENT_SCHEMA, ERASURE_SCHEMA
+from hub.wire.signatures import (
+    SignaturePolicy,
+    check_event_signature,
+    event_digest,
+    signature_headers,
+)
 from hub.wire.topics import CONSENT_TOPIC
 
 log = structlog.get_logger(__name__)
@@ -66,9 +75,11 @@ def consent_message(
     record: dict[str, Any],
     at: datetime,
     event_id: str | None = None,
+    signer: RecordSigner | None = None,
 ) -> tuple[bytes, bytes, Headers, str]:
-    """(key, value, headers, event id) of one consent change, as a portal publishes it."""
-    return _portal_message(codec, CONSENT_SCHEMA, source, record, at, event_id)
+    """(key, value, headers, event id) of one consent change, as a portal publishes it, signed
+    by ``signer`` (a key of the portal) if given."""
+    return _portal_message(codec, CONSENT_SCHEMA, source, record, at, event_id, signer)
 
 
 def erasure_message(
@@ -78,10 +89,12 @@ def erasure_message(
     record: dict[str, Any],
     at: datetime,
     event_id: str | None = None,
+    signer: RecordSigner | None = None,
 ) -> tuple[bytes, bytes, Headers, str]:
-    """(key, value, headers, event id) of one erasure request, as a portal publishes it:
-    ``record`` holds ``subject_id``, ``channel``, ``actor`` and ``recorded_at``."""
-    return _portal_message(codec, ERASURE_SCHEMA, source, record, at, event_id)
+    """(key, value, headers, event id) of one erasure request, as a portal publishes it, signed
+    by ``signer`` if given: ``record`` holds ``subject_id``, ``channel``, ``actor`` and
+    ``recorded_at``."""
+    return _portal_message(codec, ERASURE_SCHEMA, source, record, at, event_id, signer)
 
 
 def _portal_message(
@@ -91,12 +104,17 @@ def _portal_message(
     record: dict[str, Any],
     at: datetime,
     event_id: str | None,
+    signer: RecordSigner | None,
 ) -> tuple[bytes, bytes, Headers, str]:
     subject = str(record["subject_id"])
     ce_id = event_id or str(uuid.uuid4())
     value = codec.encode(schema, record)
     headers = cloudevent_headers(ce_id, schema, at, subject=subject, source=source)
-    return subject.encode(), value, headers, ce_id
+    key = subject.encode()
+    if signer is not None:
+        signature = signer.sign(event_digest(key, value, headers))
+        headers = [*headers, *signature_headers(signer.key_id, signature)]
+    return key, value, headers, ce_id
 
 
 @dataclass(slots=True)
@@ -140,8 +158,10 @@ class ConsentIntake:
         erasure: ErasureService,
         pseudonyms: Pseudonyms,
         clock_skew: timedelta = CLOCK_SKEW,
+        signatures: SignaturePolicy | None = None,
     ) -> None:
         self._directory = directory
+        self._signatures = signatures
         self._codec = codec
         self._clock = clock
         self._service = service
@@ -276,6 +296,8 @@ class ConsentIntake:
 
     def _parse(self, message: InboundMessage, now: datetime) -> _Change | _ErasureRequest:
         envelope = read_envelope(message, self._directory, now, self._skew)
+        if self._signatures is not None:  # before a byte of the value is decoded
+            check_event_signature(message, envelope.program, now, self._signatures)
         decoded = self._codec.decode(message.value)
         schema = decoded.entry.name
         if schema not in (CONSENT_SCHEMA, ERASURE_SCHEMA):
