@@ -350,7 +350,7 @@ def world(
         )
         app = App.from_settings(settings)
         try:
-            app.ensure_topics(broker.bootstrap)  # the same topics in both installations
+            app.ensure_topics(app.kafka())  # the same topics in both installations
             if clients and plain is None:
                 app.pseudonyms().load()  # made once here, not raced for by the workers
                 link_clients(app, args.people, say)
@@ -833,7 +833,7 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
     errors: dict[str, str] = {}
     extras: dict[str, Any] = {}
     throughput_events: dict[str, Events] = {}
-    key = publisher_key()  # part signatures: one key for the whole bench run
+    publisher = publisher_key()  # part signatures: one key for the whole bench run
 
     def events_for(tag: str, signer: RecordKey | None = None) -> Events:
         name = f"{tag} signed" if signer else tag
@@ -869,7 +869,7 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
         """This hub on pg with unsigned events and signatures not required, then with every
         event signed and signatures required (swapping order every other repetition); then
         the publisher's signing and the verifying in this process."""
-        order: list[tuple[str, RecordKey | None]] = [("unsigned", None), ("signed", key)]
+        order: list[tuple[str, RecordKey | None]] = [("unsigned", None), ("signed", publisher)]
         for name, signer in order if rep % 2 else order[::-1]:
             load = [round(v, 2) for v in os.getloadavg()]
             with world("pg", args, signed_by=signer) as w:
@@ -878,7 +878,7 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
                 run = throughput(w, events, "hub", 1, args, label)
             run.extra["load_before"] = load
             runs[rep_key(name, rep)] = run
-        rates = in_process(events_for("tp").records, key)
+        rates = in_process(events_for("tp").records, publisher)
         extras.setdefault("signing_runs", []).append(rates)
         say(
             f"  in process: {rates['sign_per_s']:,.0f} signatures/s (digest and sign), "
