@@ -17,6 +17,15 @@ The parts (``--parts``, in this order):
   same repetition (the two swap order every other repetition); its store is migrated and
   seeded by its own python (``population.py --link``). Reported: ``hub_eps_pg_plain`` and
   ``sealing_cost_ratio`` (plain events/s over this hub's, paired by repetition).
+- ``signatures``: what signed life events cost. One hub worker on PostgreSQL, twice on the
+  same N events: unsigned, with ``TELLONCE_HUB__REQUIRE_SIGNATURES`` false (the baseline), and
+  each signed by the publisher's key (``RecordKey.generate()``, made once per bench run and
+  listed for the publisher in a copy of the shipped directory the workers read), with it true,
+  so the worker verifies every signature; the two swap order every other repetition. Then, in
+  this process, the publisher's cost (``RecordKey.sign(event_digest(...))`` per event) and the
+  verifier's (``verify_ed25519``), median of 5 passes over the N events (``signing_cost.py``).
+  Reported: ``hub_eps_unsigned``, ``hub_eps_signed``, ``signed_ratio`` (signed events/s over
+  unsigned, paired by repetition), ``sign_per_s``, ``verify_per_s``, ``digest_per_s``.
 - ``latency``: one hub worker on PostgreSQL; events offered at each of ``--rates`` per second
   for ``--duration`` s; latency is the notice's record timestamp on the notify topic (set by
   the relay's producer) minus the moment its event was sent. Notices still missing
@@ -32,11 +41,11 @@ The parts (``--parts``, in this order):
   (``decision_cost.py``): the worker's ``BatchProcessor`` on PostgreSQL stores seeded by COPY
   with ``--populations`` clients (default 2,500 and 250,000: 10k and 1M consents).
 
-The first five are run ``--repeat`` times (default 3), interleaved (repetition 1: raw, pg,
-sqlite, latency, workers; repetition 2: the same again...), so the medians come from one run;
-``rss`` and ``decisions`` run once, after them. ``hub_report.py`` builds the JSON and the table:
-headline keys are medians with every value in ``<key>_runs``, ratios the median of each
-repetition's hub over the same repetition's raw.
+The first six are run ``--repeat`` times (default 3), interleaved (repetition 1: raw, pg,
+signatures, sqlite, latency, workers; repetition 2: the same again...), so the medians come
+from one run; ``rss`` and ``decisions`` run once, after them. ``hub_report.py`` builds the
+JSON and the table: headline keys are medians with every value in ``<key>_runs``, ratios the
+median of each repetition's hub over the same repetition's raw.
 
 Throughput is N over the time from the first publish until every notice is on the notify topics
 (each event decided: disclosures and withholdings commit with the notices). Per hub run it
@@ -69,7 +78,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,9 +95,11 @@ from population import (
     address_payload,
     link_clients,
 )
+from signing_cost import in_process, publisher_key, signed_directory
 from sqlalchemy import create_engine, text
 
 from hub.adapters.kafka import ConsumerTuning
+from hub.adapters.record_keys import RecordKey
 from hub.bootstrap import App, embedded_broker
 from hub.config import logs
 from hub.config.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
@@ -96,7 +107,7 @@ from hub.model import notification_id
 from hub.wire.publishing import event_message
 from hub.wire.topics import LIFEEVENTS_TOPIC, notify_topic
 
-PARTS = ("raw", "pg", "sqlite", "latency", "workers", "rss", "decisions")
+PARTS = ("raw", "pg", "signatures", "sqlite", "latency", "workers", "rss", "decisions")
 ONCE = ("rss", "decisions")  # not repeated: each is long, and its figure is its own
 ABORT_LINES = ("batch failed; will retry", "audit log unavailable; not accepting events")
 JOIN_LINE = "partitions revoked"  # logged by the hub's rebalance listener at every join
@@ -288,6 +299,7 @@ class World:
     settings: Settings
     keep_logs: Path | None = None
     tellonce: Path = THIS_HUB  # the hub workers' command: this installation's, or --plain-hub
+    extra_env: dict[str, str] = field(default_factory=dict)  # part signatures: key, directory
 
     def env(self) -> dict[str, str]:
         """A hub worker's environment: this store, broker and key; JSON logs at info; no
@@ -303,18 +315,25 @@ class World:
             # of one (after 300 s by default) would republish every notice of a long run and
             # count as duplicates. Pushed out past any run here.
             "TELLONCE_HUB__REDELIVER_AFTER_S": str(REDELIVER_AFTER_S),
+            **self.extra_env,
         }
 
 
 @contextlib.contextmanager
 def world(
-    store: str, args: argparse.Namespace, *, clients: bool = True, plain: Path | None = None
+    store: str,
+    args: argparse.Namespace,
+    *,
+    clients: bool = True,
+    plain: Path | None = None,
+    signed_by: RecordKey | None = None,
 ) -> Iterator[World]:
     """A fresh broker and store (``pg`` or ``sqlite``) with the hub's topics and, when
     ``clients``, the linked and consenting clients (the raw part needs the topics only).
     With ``plain`` (another installation's ``tellonce``), that installation migrates the
     store and links the clients (``population.py --link``, its own schema) and runs the
-    workers."""
+    workers. With ``signed_by``, the workers read a directory listing that key for the
+    publisher and require every life event to be signed."""
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tellonce-hb-")))
         if store == "pg":
@@ -331,13 +350,19 @@ def world(
         )
         app = App.from_settings(settings)
         try:
-            app.ensure_topics(broker.bootstrap)  # the same topics in both installations
+            app.ensure_topics(app.kafka())  # the same topics in both installations
             if clients and plain is None:
                 app.pseudonyms().load()  # made once here, not raced for by the workers
                 link_clients(app, args.people, say)
         finally:
             app.close()
         w = World(broker.bootstrap, url, workdir, settings, args.keep_logs, plain or THIS_HUB)
+        if signed_by is not None:
+            directory = signed_directory(signed_by, PUBLISHER, workdir / "directory.toml")
+            w.extra_env = {
+                "TELLONCE_DIRECTORY_PATH": str(directory),
+                "TELLONCE_HUB__REQUIRE_SIGNATURES": "true",
+            }
         if clients and plain is not None:
             link_with(plain, w, args.people)
         yield w
@@ -367,8 +392,11 @@ class Events:
     notices: dict[str, int]  # notification id -> event index
 
 
-def make_events(n: int, people: int, tag: str, start: int = 0) -> Events:
-    """Events ``start`` to ``start + n``, about clients round-robin."""
+def make_events(
+    n: int, people: int, tag: str, start: int = 0, signer: RecordKey | None = None
+) -> Events:
+    """Events ``start`` to ``start + n``, about clients round-robin; signed by ``signer``
+    if given, as ``tellonce publish --key`` signs."""
     app = App.from_settings(Settings())  # the codec only: no store, broker or key is touched
     at = datetime.now(UTC)
     records, notices = [], {}
@@ -380,6 +408,7 @@ def make_events(n: int, people: int, tag: str, start: int = 0) -> Events:
             payload=address_payload(i, i % people),
             at=at,
             event_id=f"bench-{tag}-{i}",
+            signer=signer,
         )
         records.append((key, value, list(headers)))
         for recipient in CONSENTED:
@@ -804,11 +833,13 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
     errors: dict[str, str] = {}
     extras: dict[str, Any] = {}
     throughput_events: dict[str, Events] = {}
+    publisher = publisher_key()  # part signatures: one key for the whole bench run
 
-    def events_for(tag: str) -> Events:
-        if tag not in throughput_events:
-            throughput_events[tag] = make_events(args.events, args.people, tag)
-        return throughput_events[tag]
+    def events_for(tag: str, signer: RecordKey | None = None) -> Events:
+        name = f"{tag} signed" if signer else tag
+        if name not in throughput_events:
+            throughput_events[name] = make_events(args.events, args.people, tag, signer=signer)
+        return throughput_events[name]
 
     def raw(rep: int) -> None:
         with world("sqlite", args, clients=False) as w:
@@ -833,6 +864,26 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
             with world("pg", args, plain=plain) as w:
                 label = "plain hub on pg" if plain else "hub on pg"
                 runs[rep_key(key, rep)] = throughput(w, events_for("tp"), "hub", 1, args, label)
+
+    def signatures(rep: int) -> None:
+        """This hub on pg with unsigned events and signatures not required, then with every
+        event signed and signatures required (swapping order every other repetition); then
+        the publisher's signing and the verifying in this process."""
+        order: list[tuple[str, RecordKey | None]] = [("unsigned", None), ("signed", publisher)]
+        for name, signer in order if rep % 2 else order[::-1]:
+            load = [round(v, 2) for v in os.getloadavg()]
+            with world("pg", args, signed_by=signer) as w:
+                label = f"hub on pg, {name}"
+                events = events_for("tp", signer)
+                run = throughput(w, events, "hub", 1, args, label)
+            run.extra["load_before"] = load
+            runs[rep_key(name, rep)] = run
+        rates = in_process(events_for("tp").records, publisher)
+        extras.setdefault("signing_runs", []).append(rates)
+        say(
+            f"  in process: {rates['sign_per_s']:,.0f} signatures/s (digest and sign), "
+            f"{rates['verify_per_s']:,.0f} verifications/s"
+        )
 
     def lat(rep: int) -> None:
         for rate in args.rates:
@@ -868,6 +919,7 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
     bodies: dict[str, Callable[[int], None]] = {
         "raw": raw,
         "pg": pg,
+        "signatures": signatures,
         "sqlite": hub_on("sqlite"),
         "latency": lat,
         "workers": workers,

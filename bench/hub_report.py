@@ -148,6 +148,15 @@ def summarise(
     headline("hub_eps_pg_plain", plain, 1)
     costs = [p / h if h and p else None for h, p in zip(series("pg", eps), plain, strict=True)]
     headline("sealing_cost_ratio", costs, 4)
+    # part signatures: the same hub on the same events, unsigned and signed, same repetition.
+    unsigned, signed = series("unsigned", eps), series("signed", eps)
+    headline("hub_eps_unsigned", unsigned, 1)
+    headline("hub_eps_signed", signed, 1)
+    paired = [s / u if s and u else None for u, s in zip(unsigned, signed, strict=True)]
+    headline("signed_ratio", paired, 4)
+    passes = (extras or {}).get("signing_runs", [])
+    for name in ("sign_per_s", "verify_per_s", "digest_per_s"):
+        headline(name, [p[name] for p in passes], 1)
     for rate in args.rates:
         for q in ("p50_ms", "p95_ms", "p99_ms"):
             values = series(f"latency_{rate}", extra_value(q))
@@ -188,7 +197,7 @@ def summarise(
         result[f"decision_cost_ratio_{names[-1]}_vs_{names[0]}"] = None
         result[f"decision_lookup_ratio_{names[-1]}_vs_{names[0]}"] = None
     result["decisions"] = None
-    result.update(extras or {})
+    result.update({k: v for k, v in (extras or {}).items() if k != "signing_runs"})
     result["load_before"] = load_before
     result["errors"] = errors or {}
     result["runs"] = {k: r.as_dict() for k, r in runs.items()}
@@ -209,6 +218,11 @@ def headline_lines(result: dict[str, Any]) -> list[str]:
         ("hub_eps_pg", result["hub_eps_pg_runs"], ",.1f"),
         ("hub_eps_pg_plain", result["hub_eps_pg_plain_runs"], ",.1f"),
         ("sealing_cost_ratio", result["sealing_cost_ratio_runs"], ".3f"),
+        ("hub_eps_unsigned", result["hub_eps_unsigned_runs"], ",.1f"),
+        ("hub_eps_signed", result["hub_eps_signed_runs"], ",.1f"),
+        ("signed_ratio", result["signed_ratio_runs"], ".3f"),
+        ("sign_per_s", result["sign_per_s_runs"], ",.0f"),
+        ("verify_per_s", result["verify_per_s_runs"], ",.0f"),
         ("hub_eps_sqlite", result["hub_eps_sqlite_runs"], ",.1f"),
         ("ratio_pg", result["ratio_pg_runs"], ".3f"),
         ("ratio_sqlite", result["ratio_sqlite_runs"], ".3f"),
@@ -251,6 +265,25 @@ def once_lines(result: dict[str, Any]) -> list[str]:
             if key.startswith(("decision_cost_ratio_", "decision_lookup_ratio_")):
                 out.append(f"  {key} {fmt(value, '.3f')}")
     return out
+
+
+def signature_lines(result: dict[str, Any]) -> list[str]:
+    """Part signatures: the hub's events/s unsigned and signed, their ratio, what the
+    publisher's signing and the hub's verifying cost in process, and the load seen."""
+    loads = [
+        f"{k} {r['load_before'][0]:.2f}"
+        for k, r in result["runs"].items()
+        if k.partition("#")[0] in ("unsigned", "signed") and "load_before" in r
+    ]
+    return [
+        f"  signed_ratio {fmt(result['signed_ratio'], '.3f')}: this hub on pg with every event "
+        f"signed and signatures required ({fmt(result['hub_eps_signed'])} events/s) over "
+        f"unsigned, not required ({fmt(result['hub_eps_unsigned'])}), paired by repetition",
+        f"  in process: {fmt(result['sign_per_s'], ',.0f')} signatures/s (digest and sign), "
+        f"{fmt(result['verify_per_s'], ',.0f')} verifications/s, "
+        f"{fmt(result['digest_per_s'], ',.0f')} digests/s; load average (1 min) before each "
+        "run: " + "; ".join(loads),
+    ]
 
 
 def table(result: dict[str, Any]) -> str:
@@ -308,6 +341,7 @@ def table(result: dict[str, Any]) -> str:
             if result["hub_eps_pg_plain"] is not None
             else []
         ),
+        *(signature_lines(result) if result["hub_eps_signed"] is not None else []),
         f"  duplicate_notices {result['duplicate_notices']}, aborted_batches "
         f"{result['aborted_batches']}, rebalances {result['rebalances']} "
         f"({result['rebalances_after_join']} after the initial joins)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -23,13 +24,15 @@ def bench() -> ModuleType:
 
 
 def test_defaults_are_the_issues_measurements(bench: ModuleType) -> None:
-    """By default: 20,000 events, 100/300/500 events/s for 60 s, 1-3 workers, every part."""
+    """By default: 20,000 events, 100/300/500 events/s for 60 s, 1-3 workers, every part
+    (the signing cost of issue 13 among them)."""
     args = bench.parse_args([])
     assert args.events == 20_000
     assert args.rates == [100, 300, 500]
     assert args.duration == 60.0
     assert args.workers == [1, 2, 3]
     assert args.parts == list(bench.PARTS)
+    assert "signatures" in args.parts
     assert not args.json
 
 
@@ -168,3 +171,60 @@ def test_sealing_cost_is_the_plain_hubs_rate_over_this_hubs_per_repetition(
     without = json.loads(json.dumps(bench.summarise(bench.parse_args([]), {}, {})))
     assert without["hub_eps_pg_plain"] is None
     assert without["sealing_cost_ratio"] is None
+
+
+def test_signing_cost_pairs_signed_and_unsigned_runs_by_repetition(bench: ModuleType) -> None:
+    """signed_ratio is signed over unsigned events/s by repetition; in-process rates are medians."""
+    args = bench.parse_args(["--repeat", "3", "--parts", "signatures"])
+    runs = {}
+    for rep, (unsigned, signed) in enumerate([(100.0, 90.0), (200.0, 100.0), (80.0, 80.0)]):
+        for name, eps in (("unsigned", unsigned), ("signed", signed)):
+            run = bench.HubRun(name, 1, 100, seconds=1.0, eps=eps, complete=True)
+            run.extra["load_before"] = [1.5, 1.0, 0.5]
+            runs[bench.rep_key(name, rep + 1)] = run
+    passes = [
+        {"sign_per_s": v, "verify_per_s": 2 * v, "digest_per_s": 3 * v} for v in (10.0, 30.0, 20.0)
+    ]
+    result = json.loads(json.dumps(bench.summarise(args, runs, {}, {}, {"signing_runs": passes})))
+    assert result["hub_eps_unsigned"] == 100.0
+    assert result["hub_eps_signed"] == 90.0
+    assert result["signed_ratio_runs"] == [0.9, 0.5, 1.0]
+    assert result["signed_ratio"] == 0.9  # the median of the pairs, not 90 / 100
+    assert (result["sign_per_s"], result["verify_per_s"]) == (20.0, 40.0)
+    assert "signing_runs" not in result
+    rendered = bench.table(result)
+    assert "signed_ratio 0.900" in rendered
+    assert "signed#2 1.50" in rendered  # the load average seen before each run
+    without = json.loads(json.dumps(bench.summarise(bench.parse_args([]), {}, {})))
+    assert without["hub_eps_signed"] is None
+    assert "signed_ratio" not in bench.table(without).split("median of")[0]
+
+
+def test_signed_runs_events_pass_the_hubs_check_under_the_workers_directory(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    """The signed run's events verify, signatures required, against the directory the workers
+    read; the unsigned run's events would be refused there as unsigned."""
+    from hub.adapters.record_keys import verify_ed25519
+    from hub.config.directory import load_directory
+    from hub.errors import RejectedEvent
+    from hub.model import InboundMessage
+    from hub.wire.signatures import SignaturePolicy, check_event_signature
+
+    costs = importlib.import_module("signing_cost")
+    key = costs.publisher_key()
+    directory = load_directory(costs.signed_directory(key, bench.PUBLISHER, tmp_path / "d.toml"))
+    program = directory.program(bench.PUBLISHER)
+    assert [k.id for k in program.keys] == [key.key_id]
+    assert directory.program_ids == load_directory().program_ids  # the shipped one otherwise
+    policy = SignaturePolicy(verify_ed25519, required=True)
+    now = datetime.now(UTC)
+    for k, v, h in bench.make_events(3, 2, "t", signer=key).records:
+        check_event_signature(InboundMessage("t", 0, 0, k, v, h), program, now, policy)
+    k, v, h = bench.make_events(1, 2, "t").records[0]
+    with pytest.raises(RejectedEvent) as refused:
+        check_event_signature(InboundMessage("t", 0, 0, k, v, h), program, now, policy)
+    assert refused.value.reason == "unsigned"
+    rates = costs.in_process(bench.make_events(4, 2, "t").records, key, rounds=1)
+    assert set(rates) == {"sign_per_s", "verify_per_s", "digest_per_s"}
+    assert all(rate > 0 for rate in rates.values())
