@@ -34,6 +34,7 @@ from hub.audit.pseudonyms import Pseudonyms
 from hub.audit.verification import Verdict
 from hub.config.directory import Directory, load_directory
 from hub.config.settings import Settings
+from hub.config.signing_keys import ProgramKey
 from hub.consents.service import ConsentService
 from hub.delivery.replay import DeadLetterOffice
 from hub.delivery.retries import RetryPolicy
@@ -333,11 +334,15 @@ class App:
             fence_check_every_s=hub.fence_check_every_s,
         )
 
-    def notice_signer(self) -> RecordKey:
-        """The hub's audit key, which also signs every notice (README, "Signed notices"); read
-        once: a worker without it stops at its start (the signer creates it when allowed)."""
-        self.signer()
-        return RecordKey.load(self.settings.audit.signing_key)
+    def notice_signer(self) -> FileSigner:
+        """The hub's audit key, which also signs every notice (README, "Signed notices"): a
+        missing or corrupt key file stops the batches until it is back, as for checkpoints."""
+        return self.signer()
+
+    def hub_key_entry(self, valid_from: datetime) -> ProgramKey:
+        """The directory entry (``hub_keys``) of the hub's key, for the connectors."""
+        self.signer()  # creates the key when the settings allow it
+        return RecordKey.load(self.settings.audit.signing_key).directory_entry(valid_from)
 
     def notice_signatures(self) -> NoticeSignatures | None:
         """What a connector checks on each notice before delivering it: the hub's keys the

@@ -1,6 +1,7 @@
-"""Ed25519 signing from a key file: the ``Signer`` port for audit checkpoints and receipts.
+"""Ed25519 signing from a key file: the ``Signer`` port for audit checkpoints, consent receipts
+and notices.
 
-The key file is read again on every ``sign`` call. Checkpoints are infrequent, and re-reading is
+The key file is looked at again on every ``sign`` call (read again when it changed): that is
 what makes "the signer is unavailable" a real state: a removed, unreadable or corrupt key file
 fails the signature (``SignerError``, retriable, so the hub fails closed) and the hub recovers on
 its own once the file is back. A file that now holds a *different* key is refused too: signing
@@ -119,6 +120,7 @@ class FileSigner:
 
     def __init__(self, path: Path, *, create: bool = False) -> None:
         self._path = path
+        self._cached: tuple[tuple[int, int, int, int], Ed25519PrivateKey] | None = None
         if create and not path.exists():
             create_key(path, exist_ok=True)  # another worker may be creating it right now
         public_key = self._load().public_key()
@@ -144,6 +146,26 @@ class FileSigner:
         return key.sign(message)
 
     def _load(self) -> Ed25519PrivateKey:
+        # The file is looked at on every call (a missing or replaced key is noticed at once),
+        # but read and parsed again only when it changed: the hub signs every notice with it.
+        path = self._path
+        try:
+            seen = path.stat()
+        except FileNotFoundError as exc:
+            raise SignerError(f"signing key file {path} does not exist; {_MISSING_FIX}") from exc
+        except OSError as exc:
+            raise SignerError(
+                f"signing key file {path} cannot be read ({exc.strerror}); "
+                "check that it is a file the hub's user may read"
+            ) from exc
+        stamp = (seen.st_ino, seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns)
+        if self._cached is not None and self._cached[0] == stamp:
+            return self._cached[1]
+        key = self._read()
+        self._cached = (stamp, key)
+        return key
+
+    def _read(self) -> Ed25519PrivateKey:
         path = self._path
         try:
             data = path.read_bytes()

@@ -153,7 +153,7 @@ def _publisher_keys(app: App) -> dict[str, RecordKey]:
     notices the connectors check."""
     keys: dict[str, RecordKey] = {}
     since = utc_now() - timedelta(minutes=1)
-    app.directory = app.directory.with_hub_keys(app.notice_signer().directory_entry(since))
+    app.directory = app.directory.with_hub_keys(app.hub_key_entry(since))
     for program in app.directory.programs:
         if program.publishes:
             keys[program.id] = RecordKey.generate()

@@ -100,7 +100,7 @@ def test_connectors_deliver_only_the_hubs_signed_notices(harness: Harness, tmp_p
     reason, never delivering it."""
     app = harness.app
     app.settings = tuned(app.settings, connector={"require_signed_notices": True})
-    hub_entry = app.notice_signer().directory_entry(harness.now - timedelta(minutes=1))
+    hub_entry = app.hub_key_entry(harness.now - timedelta(minutes=1))
     app.directory = app.directory.with_hub_keys(hub_entry)
     harness.client({PUBLISHER: "SBC-1", "cra-individual": "CRA-1"}, consents=["cra-individual"])
     (event_id,) = harness.publish([address_payload("SBC-1")])
