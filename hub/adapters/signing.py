@@ -148,16 +148,10 @@ class FileSigner:
     def _load(self) -> Ed25519PrivateKey:
         # The file is looked at on every call (a missing or replaced key is noticed at once),
         # but read and parsed again only when it changed: the hub signs every notice with it.
-        path = self._path
         try:
-            seen = path.stat()
-        except FileNotFoundError as exc:
-            raise SignerError(f"signing key file {path} does not exist; {_MISSING_FIX}") from exc
+            seen = self._path.stat()
         except OSError as exc:
-            raise SignerError(
-                f"signing key file {path} cannot be read ({exc.strerror}); "
-                "check that it is a file the hub's user may read"
-            ) from exc
+            raise self._unreadable(exc) from exc
         stamp = (seen.st_ino, seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns)
         if self._cached is not None and self._cached[0] == stamp:
             return self._cached[1]
@@ -165,17 +159,20 @@ class FileSigner:
         self._cached = (stamp, key)
         return key
 
+    def _unreadable(self, exc: OSError) -> SignerError:
+        if isinstance(exc, FileNotFoundError):
+            return SignerError(f"signing key file {self._path} does not exist; {_MISSING_FIX}")
+        return SignerError(
+            f"signing key file {self._path} cannot be read ({exc.strerror}); "
+            "check that it is a file the hub's user may read"
+        )
+
     def _read(self) -> Ed25519PrivateKey:
         path = self._path
         try:
             data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise SignerError(f"signing key file {path} does not exist; {_MISSING_FIX}") from exc
         except OSError as exc:
-            raise SignerError(
-                f"signing key file {path} cannot be read ({exc.strerror}); "
-                "check that it is a file the hub's user may read"
-            ) from exc
+            raise self._unreadable(exc) from exc
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
