@@ -16,7 +16,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hub.config.signing_keys import ProgramKey
+from hub.config.signing_keys import ProgramKey, key_by_id
 from hub.config.tomlfiles import load_toml
 from hub.errors import ConfigError, NotFoundError
 from hub.wire import topics
@@ -70,7 +70,7 @@ class Program(BaseModel):
         return topics.notify_topic(self.id)
 
     def key(self, key_id: str) -> ProgramKey | None:
-        return next((k for k in self.keys if k.id == key_id), None)
+        return key_by_id(self.keys, key_id)
 
     def with_keys(self, *keys: ProgramKey) -> Program:
         """This program with ``keys`` listed as well (the demo adds the keys it makes)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Self
 
@@ -24,6 +25,11 @@ PUBLIC_KEY_BYTES = 32
 def key_id_of(public_key: bytes) -> str:
     """The id of a raw 32-byte Ed25519 public key."""
     return KEY_ID_PREFIX + hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def key_by_id(keys: Iterable[ProgramKey], key_id: str) -> ProgramKey | None:
+    """The listed key of that id (a program's, or the hub's), None when none is."""
+    return next((k for k in keys if k.id == key_id), None)
 
 
 class ProgramKey(BaseModel):

@@ -41,7 +41,7 @@ from hub.errors import TellonceError
 from hub.ports import Producer
 from hub.processing.worker import HubWorker
 from hub.wire.publishing import event_message
-from hub.wire.signatures import event_digest, signature_headers
+from hub.wire.signatures import signed
 from hub.wire.topics import LIFEEVENTS_TOPIC, connector_group
 
 # The scenario takes seconds; this leaves room for a connector whose group join was lost to be
@@ -157,8 +157,8 @@ def _publisher_keys(app: App) -> dict[str, RecordKey]:
     for program in app.directory.programs:
         if program.publishes:
             keys[program.id] = RecordKey.generate()
-            signed = program.with_keys(keys[program.id].directory_entry(since))
-            app.directory = app.directory.with_program(signed)
+            listed = program.with_keys(keys[program.id].directory_entry(since))
+            app.directory = app.directory.with_program(listed)
     return keys
 
 
@@ -292,9 +292,7 @@ def _publish(
         if step.payload is None:
             value = value[: len(value) // 2]
         if not step.unsigned:  # signed as sent: the cut record is refused for what it is
-            signer = keys[step.source]
-            signature = signer.sign(event_digest(key, value, headers))
-            headers = [*headers, *signature_headers(signer.key_id, signature)]
+            headers = signed(key, value, headers, keys[step.source])
         step.event_id = ce_id
         producer.send(LIFEEVENTS_TOPIC, key, value, headers)
         producer.flush()  # one at a time: the table reads in publishing order

@@ -53,12 +53,7 @@ from hub.processing.rows import BatchRows, save_offsets
 from hub.wire.cloudevents import CE_TYPE, Envelope, cloudevent_headers, read_envelope
 from hub.wire.events import CLOCK_SKEW, EVENT_TYPES
 from hub.wire.schemas import CONSENT_SCHEMA, ERASURE_SCHEMA
-from hub.wire.signatures import (
-    SignaturePolicy,
-    check_event_signature,
-    event_digest,
-    signature_headers,
-)
+from hub.wire.signatures import SignaturePolicy, check_event_signature, signed
 from hub.wire.topics import CONSENT_TOPIC
 
 log = structlog.get_logger(__name__)
@@ -112,8 +107,7 @@ def _portal_message(
     headers = cloudevent_headers(ce_id, schema, at, subject=subject, source=source)
     key = subject.encode()
     if signer is not None:
-        signature = signer.sign(event_digest(key, value, headers))
-        headers = [*headers, *signature_headers(signer.key_id, signature)]
+        headers = signed(key, value, headers, signer)
     return key, value, headers, ce_id
 
 

@@ -24,7 +24,7 @@ from hub.wire.catalog import Catalog
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import EVENT_TYPES
 from hub.wire.inbound import parse_life_event
-from hub.wire.signatures import SignaturePolicy, event_digest, signature_headers
+from hub.wire.signatures import SignaturePolicy, signed
 from hub.wire.topics import LIFEEVENTS_TOPIC
 
 # What to do about a rejection the publisher can fix from the command line.
@@ -93,8 +93,7 @@ def event_message(
     headers = cloudevent_headers(ce_id, kind.ce_type, at, subject=subject, source=source)
     key = subject.encode()
     if signer is not None:
-        signature = signer.sign(event_digest(key, value, headers))
-        headers = [*headers, *signature_headers(signer.key_id, signature)]
+        headers = signed(key, value, headers, signer)
     return key, value, headers, ce_id
 
 

@@ -23,9 +23,10 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from hub.config.directory import Program
-from hub.config.signing_keys import ProgramKey
+from hub.config.signing_keys import ProgramKey, key_by_id
 from hub.errors import RejectedEvent
 from hub.model import Headers, InboundMessage
 from hub.ports import RecordSigner, SignatureVerifier
@@ -124,7 +125,7 @@ def event_digest(key: bytes, value: bytes, headers: Headers, context: str = EVEN
 
 
 def signed(
-    key: bytes, value: bytes, headers: Headers, signer: RecordSigner, context: str
+    key: bytes, value: bytes, headers: Headers, signer: RecordSigner, context: str = EVENT_CONTEXT
 ) -> Headers:
     """``headers`` with the signature headers of ``signer`` over the record added."""
     signature = signer.sign(event_digest(key, value, headers, context))
@@ -175,11 +176,7 @@ def check_notice_signature(
 ) -> None:
     """What a connector checks before it delivers: the notice is signed by one of the hub's
     keys the directory lists (``hub_keys``), valid now; the same four reasons otherwise."""
-
-    def hub_key(key_id: str) -> ProgramKey | None:
-        return next((k for k in hub_keys if k.id == key_id), None)
-
-    _check(message, hub_key, "the hub", now, policy, NOTICE_CONTEXT)
+    _check(message, partial(key_by_id, hub_keys), "the hub", now, policy, NOTICE_CONTEXT)
 
 
 def _check(

@@ -16,7 +16,7 @@ from hub.config.signing_keys import ProgramKey
 from hub.delivery import dead_letters
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.publishing import event_message
-from hub.wire.signatures import NOTICE_CONTEXT, event_digest, signature_headers, signed
+from hub.wire.signatures import NOTICE_CONTEXT, signed
 from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC, dlq_topic, notify_topic
 
 from .harness import PUBLISHER, Harness, Record, address_payload, send_all, tuned
@@ -46,7 +46,7 @@ def record(harness: Harness, n: int, signer: RecordKey | None, *, alter: bool = 
         event_id=f"vs-{n}",
     )
     if signer is not None:
-        headers += signature_headers(signer.key_id, signer.sign(event_digest(key, value, headers)))
+        headers = signed(key, value, headers, signer)
     if alter:  # a broker operator changes the registration number after the signature
         value = value.replace(f"{n:06d}".encode(), f"{n + 1:06d}".encode())
     return key, value, headers
