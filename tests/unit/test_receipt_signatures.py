@@ -4,8 +4,10 @@ names the digest of the notice the hub sent; anything else is refused, audited, 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +39,9 @@ from hub.wire.signatures import (
 )
 from hub.wire.topics import RECEIPTS_TOPIC, connector_source, notify_topic
 from tests.unit.conftest import PSEUDONYMS
+from tests.unit.test_event_signatures import ROOT, generator
 
+RECEIPT_VECTORS = ROOT / "schemas" / "signatures" / "receipt-signature-v1.json"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 RECIPIENT, OTHER = "cra-individual", "bc-msp"
 SOURCE = "bc-service-bc"
@@ -205,6 +209,24 @@ def test_a_receipts_text_has_its_own_context_and_ends_with_the_notice_digest(
     assert text.split(b"\n")[-1] == digest_of(sent).hex().encode()
     assert event_digest_of(message, RECEIPT_CONTEXT) == hashlib.sha256(text).digest()
     assert event_digest_of(message, NOTICE_CONTEXT) != event_digest_of(message, RECEIPT_CONTEXT)
+
+
+def test_the_published_receipt_vectors_are_what_the_code_computes() -> None:
+    """schemas/signatures/receipt-signature-v1.json is what the generator writes now, and each
+    case's digest, rebuilt from its headers (ce_noticedigest included), key and value, is the
+    one its signature verifies over."""
+    assert RECEIPT_VECTORS.read_text(encoding="utf-8") == generator().render_receipts()
+    vectors = json.loads(RECEIPT_VECTORS.read_text(encoding="utf-8"))
+    public = base64.b64decode(vectors["public_key_base64"])
+    for case in vectors["cases"]:
+        headers = [(k, v.encode()) for k, v in case["headers"].items()]
+        message = InboundMessage(
+            RECEIPTS_TOPIC, 0, 0, case["key"].encode(), bytes.fromhex(case["value_hex"]), headers
+        )
+        digest = event_digest_of(message, RECEIPT_CONTEXT)
+        assert digest.hex() == case["digest_hex"]
+        signature = base64.b64decode(case["signature_headers"]["ce_signature"])
+        assert verify_ed25519(public, digest, signature)
 
 
 # -- which receipts the hub records ------------------------------------------------------------
