@@ -10,6 +10,7 @@ import hashlib
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +21,11 @@ from hub.adapters.avro import AvroCodec
 from hub.adapters.memory import MemoryStore
 from hub.adapters.record_keys import RecordKey, verify_ed25519
 from hub.audit.oversight import reconcile
+from hub.bootstrap import App, KafkaConnection
 from hub.config.directory import load_directory
+from hub.config.settings import AuditSettings, ConnectorSettings, Settings, StoreSettings
 from hub.delivery.runner import ConnectorRunner
+from hub.errors import ConfigError
 from hub.model import AcceptedEvent, Decision, DecisionOutcome, InboundMessage
 from hub.processing.receipts import DeliveryIntake, ReceiptSummary
 from hub.testing.fakes import ListSource, RecordingProducer
@@ -409,3 +413,25 @@ def test_a_connectors_receipts_name_the_notice_received_and_verify_under_its_key
     assert (summary.recorded, summary.refused) == (2, 0)
     statuses = {d.notification_id: d.status for d in store.deliveries()}
     assert statuses == {"n-1": "delivered", "n-2": "dead_lettered"}
+
+
+def test_a_connector_whose_key_the_directory_does_not_list_stops_at_start(
+    tmp_path: Path,
+) -> None:
+    """A connector given a key not listed for its recipient stops before it reads anything,
+    saying what to add: the hub would refuse every receipt it signed."""
+    RecordKey.new(tmp_path / "connector.pem")
+    settings = Settings(
+        store=StoreSettings(url=f"sqlite:///{tmp_path / 'hub.db'}"),
+        audit=AuditSettings(signing_key=tmp_path / "audit.pem", create_key=True),
+        connector=ConnectorSettings(signing_key=tmp_path / "connector.pem"),
+    )
+    app = App.from_settings(settings)
+    with pytest.raises(ConfigError, match=r"is not listed for cra-individual.*keys new"):
+        app.connector(
+            KafkaConnection.plaintext("127.0.0.1:1"),
+            RECIPIENT,
+            "filedrop",
+            {"directory": str(tmp_path / "drop")},
+        )
+    assert not (tmp_path / "drop").exists()
