@@ -52,7 +52,7 @@ from hub.processing.relay import Relay
 from hub.processing.relay_thread import BackgroundRelay
 from hub.processing.worker import HubWorker, Intake, stored_offsets
 from hub.wire.catalog import Catalog, load_catalog
-from hub.wire.signatures import NoticeSignatures, SignaturePolicy
+from hub.wire.signatures import NoticeSignatures, ReceiptSignatures, SignaturePolicy
 from hub.wire.topics import (
     CONSENT_TOPIC,
     LIFEEVENTS_TOPIC,
@@ -360,12 +360,44 @@ class App:
         present, and required when the settings say so."""
         return SignaturePolicy(verify_ed25519, required=self.settings.hub.require_signatures)
 
+    def receipt_signatures(self) -> ReceiptSignatures:
+        """How connectors' receipts are checked: a signature present always, against the keys
+        the directory lists for the recipient; required when the settings say so."""
+        required = self.settings.hub.require_signed_receipts
+        return ReceiptSignatures(self.directory, SignaturePolicy(verify_ed25519, required=required))
+
+    def receipt_signer(self, recipient: str) -> RecordKey | None:
+        """The connector's own key, which signs the receipts of ``recipient`` (README, "Signed
+        receipts"); None when the settings name none. ConfigError when the directory does not
+        list it for ``recipient``: the hub would refuse every receipt it signs."""
+        path = self.settings.connector.signing_key
+        if path is None:
+            return None
+        key = RecordKey.load(
+            path,
+            fix=f"set TELLONCE_CONNECTOR__SIGNING_KEY to the file 'tellonce keys new {recipient} "
+            "--out FILE' wrote",
+        )
+        if self.directory.program(recipient).key(key.key_id) is None:
+            raise ConfigError(
+                f"the connector's key {key.key_id} ({path}) is not listed for {recipient} in the "
+                f"directory; add the entry 'tellonce keys new {recipient}' printed under its "
+                "[[programs.keys]]"
+            )
+        return key
+
     def intakes(self) -> list[Intake]:
         """Topics the hub worker handles besides life events."""
         group = self.settings.hub.group_id
         pseudonyms = self.pseudonyms().load()  # a missing key stops the worker at its start
         return [
-            DeliveryIntake(codec=self.codec, clock=utc_now, group_id=group, pseudonyms=pseudonyms),
+            DeliveryIntake(
+                codec=self.codec,
+                clock=utc_now,
+                group_id=group,
+                pseudonyms=pseudonyms,
+                signatures=self.receipt_signatures(),
+            ),
             ConsentIntake(
                 directory=self.directory,
                 codec=self.codec,
@@ -380,15 +412,24 @@ class App:
         ]
 
     def connector(
-        self, kafka: KafkaConnection, recipient: str, sink_name: str, options: dict[str, str]
+        self,
+        kafka: KafkaConnection,
+        recipient: str,
+        sink_name: str,
+        options: dict[str, str],
+        *,
+        receipt_signer: RecordKey | None = None,
     ) -> ConnectorRunner:
         """The connector for ``recipient``: its notify topic into the sink named ``sink_name``
-        (built with ``options``); ConfigError for an unknown sink or options it refuses."""
+        (built with ``options``), signing its receipts with ``receipt_signer`` (the demo's key
+        made for the run) or else the settings' key; ConfigError for an unknown sink or options
+        it refuses."""
         from connectors import UnknownSinkError, resolve_sink
 
         program = self.directory.program(recipient)
         if not program.subscriptions:
             raise ConfigError(f"program {recipient!r} subscribes to nothing; no topic to consume")
+        receipt_signer = receipt_signer or self.receipt_signer(recipient)
         try:
             sink = resolve_sink(sink_name)(recipient, options)
         except UnknownSinkError as exc:
@@ -422,6 +463,7 @@ class App:
             retry=self.retry_policy(),
             progress_every_s=self.settings.connector.progress_every_s,
             notices=self.notice_signatures(),
+            receipt_signer=receipt_signer,
         )
 
     def retry_policy(self) -> RetryPolicy:

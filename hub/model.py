@@ -84,6 +84,11 @@ class Decision:
     notification_id: str | None
     fields: tuple[str, ...]  # names of the fields disclosed (never values)
     decided_at: datetime
+    # The keyed hash (``Pseudonyms.of``) of the hex digest of the notice sent (README, "Signed
+    # receipts"): a receipt must name that digest. Keyed, as the notice holds personal values
+    # a plain hash would let a reader of the store confirm. None when nothing was sent, or
+    # for a notice made before the hub kept it (migration 0005).
+    notice_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

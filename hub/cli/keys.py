@@ -2,7 +2,8 @@
 person's data key.
 
 ``new`` makes a program's Ed25519 key file and prints the directory entry of its public key
-(README, "Signed life events"): the private key never leaves the file it writes.
+(README, "Signed life events", "Signed receipts"): the private key never leaves the file it
+writes.
 
 ``rotate-kek`` rewraps every data key under a new KEK in committed batches, never touching a
 ciphertext, and resumes an unfinished rotation instead of starting another; ``status`` shows
@@ -253,7 +254,9 @@ def register(commands: Commands) -> None:
         description="Make an Ed25519 key for a program in a new file (unencrypted PKCS8 PEM, "
         "mode 0600; an existing file is never overwritten) and print the [[programs.keys]] "
         "entry to add to the directory: its id, public key and validity. The program signs "
-        "with it ('tellonce publish --key FILE') once the hub's directory lists it.",
+        "with it once the hub's directory lists it: its life events ('tellonce publish --key "
+        "FILE'), or, for a recipient, its connector's receipts (TELLONCE_CONNECTOR__SIGNING_KEY"
+        "=FILE).",
         epilog="Rotation: list the new key beside the old one, switch the publishers, then "
         "give the old key a valid_to (or remove it). Exit codes: 0 made, 2 the request was "
         "wrong (unknown program, the file exists).",

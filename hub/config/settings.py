@@ -75,6 +75,13 @@ class HubSettings(BaseModel):
         "(bad_signature, unknown_key, key_expired). Set it in production; see README, Signed "
         "life events.",
     )
+    require_signed_receipts: bool = Field(
+        False,
+        description="Refuse a connector's receipt that carries no signature of a key the "
+        "directory lists for its recipient (reason unsigned; the notification stays "
+        "undelivered). A signature present is always checked, and so is the notice digest it "
+        "names. Set it in production; see README, Signed receipts.",
+    )
 
 
 class AuditSettings(BaseModel):
@@ -191,6 +198,13 @@ class ConnectorSettings(BaseModel):
         description="Dead-letter a notice that carries no signature of the hub (unsigned). A "
         "signature present is checked whenever the directory lists the hub's keys "
         "(hub_keys); see README, Signed notices.",
+    )
+    signing_key: Path | None = Field(
+        None,
+        description="Ed25519 private key (PKCS8 PEM, from 'tellonce keys new RECIPIENT --out "
+        "FILE') the connector signs its receipts with; list its public key under the "
+        "recipient's [[programs.keys]]. Unset: receipts go unsigned, which a hub that requires "
+        "signed receipts refuses. See README, Signed receipts.",
     )
 
 

@@ -14,6 +14,10 @@ or on FAILED, the notification goes to the recipient's dead-letter topic with a 
 so (``errors.tolerance=all``), or the connector stops without committing
 (``errors.tolerance=none``). Those decisions are middleware's (``hub.delivery.middleware``):
 this module is the loop that asks for them and carries them out.
+
+Each receipt names the notice it answers by the notice's digest (header ``ce_noticedigest``),
+and is signed with the connector's own key when it has one (README, "Signed receipts"): the
+hub records no delivery on a receipt it cannot tell came from this recipient about that notice.
 """
 
 from __future__ import annotations
@@ -39,11 +43,16 @@ from hub.delivery.middleware import (
 from hub.delivery.retries import RetryPolicy
 from hub.errors import ConnectorStopped, RejectedEvent, TellonceError
 from hub.model import Headers, InboundMessage
-from hub.ports import Clock, Codec, Decoded, MessageSource, Producer
+from hub.ports import Clock, Codec, Decoded, MessageSource, Producer, RecordSigner
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import EVENT_TYPES
 from hub.wire.schemas import RECEIPT_SCHEMA
-from hub.wire.signatures import NoticeSignatures
+from hub.wire.signatures import (
+    RECEIPT_CONTEXT,
+    NoticeSignatures,
+    notice_digest_header,
+    signed,
+)
 from hub.wire.topics import RECEIPTS_TOPIC, connector_source
 
 log = structlog.get_logger(__name__)
@@ -100,9 +109,11 @@ class ConnectorRunner:
         middleware: Middleware | None = None,
         progress_every_s: float = 10.0,
         notices: NoticeSignatures | None = None,
+        receipt_signer: RecordSigner | None = None,
     ) -> None:
         self.recipient = recipient
         self._notices = notices
+        self._receipt_signer = receipt_signer
         policy = retry or RetryPolicy()
         # The caller's middleware first: it sees every hook, and may decide before the defaults.
         self._mw = Chain(
@@ -216,12 +227,13 @@ class ConnectorRunner:
                 continue
             try:
                 notification = to_notification(self._codec.decode(message.value))
+                answers = notice_digest_header(message)  # what its receipt will name
             except Exception as exc:
                 # Not a notice this connector can read: no retry can fix it. Whatever it made
                 # the connector raise, it is dead-lettered and the next notice goes on.
                 self._give_up(message, None, unreadable(exc), attempts=1)
                 continue
-            if not self._deliver_one(message, notification, stop):
+            if not self._deliver_one(message, notification, answers, stop):
                 complete = False
                 break
         flush = getattr(self._sink, "flush", None)
@@ -234,7 +246,11 @@ class ConnectorRunner:
         return complete
 
     def _deliver_one(
-        self, message: InboundMessage, notification: Notification, stop: threading.Event
+        self,
+        message: InboundMessage,
+        notification: Notification,
+        answers: Headers,
+        stop: threading.Event,
     ) -> bool:
         """Deliver with retries; False only when stopped while waiting to retry."""
         started = time.monotonic()
@@ -251,7 +267,7 @@ class ConnectorRunner:
             self._mw.after_delivery(notification, result, attempt)
             if result.outcome in (Outcome.DELIVERED, Outcome.DUPLICATE):
                 self._count(result)
-                self._receipt(notification, result, attempts=attempt)
+                self._receipt(notification, answers, result, attempts=attempt)
                 log.info(
                     "notification handled",
                     notification=notification.notification_id,
@@ -274,7 +290,7 @@ class ConnectorRunner:
                 if self._wait(stop, delay):
                     return False
                 continue
-            self._give_up(message, notification, result, attempts=attempt)
+            self._give_up(message, (notification, answers), result, attempts=attempt)
             return True
 
     def _wait(self, stop: threading.Event, delay_s: float) -> bool:
@@ -290,19 +306,21 @@ class ConnectorRunner:
     def _give_up(
         self,
         message: InboundMessage,
-        notification: Notification | None,
+        read: tuple[Notification, Headers] | None,
         result: DeliveryResult,
         *,
         attempts: int,
     ) -> None:
         """Dead-letter (errors.tolerance=all) or stop the connector (none): the middleware's
-        call; a receipt and a log line say what became of the notice."""
+        call; a receipt (for a notice ``read``, with its digest header) and a log line say what
+        became of the notice."""
+        notification = read[0] if read else None
         notification_id = notification.notification_id if notification else unread_id(message)
         topic = self._mw.dead_letter(message, notification_id, result, attempts)
         self.totals.failed += 1
         self._mw.after_dead_letter(notification_id, result, attempts)
-        if notification is not None:
-            self._receipt(notification, result, attempts=attempts, dead_letter_topic=topic)
+        if read is not None:
+            self._receipt(*read, result, attempts=attempts, dead_letter_topic=topic)
         log.error(
             "notification dead-lettered",
             notification=notification_id,
@@ -323,6 +341,7 @@ class ConnectorRunner:
     def _receipt(
         self,
         notification: Notification,
+        answers: Headers,
         result: DeliveryResult,
         *,
         attempts: int,
@@ -349,7 +368,10 @@ class ConnectorRunner:
         receipt_id = f"{notification.notification_id}:{status.lower()}"
         headers = cloudevent_headers(
             receipt_id, RECEIPT_SCHEMA, now, source=connector_source(self.recipient)
-        )
+        ) + list(answers)
+        if self._receipt_signer is not None:  # the hub checks it before recording anything
+            key = self.recipient.encode()
+            headers = signed(key, value, headers, self._receipt_signer, RECEIPT_CONTEXT)
         self._receipts.append((value, headers))
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from hub.adapters import topics
 from hub.adapters.record_keys import RecordKey
 from hub.bootstrap import App, KafkaConnection, utc_now
 from hub.config import logs
+from hub.config.directory import Program
 from hub.config.settings import Settings
 from hub.delivery.runner import ConnectorRunner
 from hub.demo.report import build_report, print_report
@@ -63,8 +65,13 @@ def run_demo(
         # here (a terminal's Ctrl-C stops the embedded broker before the clients).
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
     base = Settings()
-    # The demo's publishers sign with keys it makes for the run, and the hub requires it.
-    hub_update: dict[str, Any] = {"poll_timeout_ms": 200, "require_signatures": True}
+    # The demo's publishers and connectors sign with keys it makes for the run, and the hub
+    # requires it.
+    hub_update: dict[str, Any] = {
+        "poll_timeout_ms": 200,
+        "require_signatures": True,
+        "require_signed_receipts": True,
+    }
     if bootstrap:
         # A cluster that does not answer (or refuses the TELLONCE_BROKER__ security settings):
         # one line, before any file is made.
@@ -84,7 +91,7 @@ def run_demo(
         }
     )
     app = App.from_settings(settings)
-    keys = _publisher_keys(app)
+    keys = _program_keys(app)
     started = time.monotonic()
     stop = threading.Event()
     done = threading.Event()
@@ -147,25 +154,37 @@ def _drop(_logger: Any, _method: str, _event: Any) -> Any:
     raise structlog.DropEvent
 
 
-def _publisher_keys(app: App) -> dict[str, RecordKey]:
-    """A key for each publishing program, made for this run and listed in the app's directory
-    (in memory: the directory file is left as it is), with the hub's own key, which signs the
-    notices the connectors check."""
-    keys: dict[str, RecordKey] = {}
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    publishers: dict[str, RecordKey]  # sign life events
+    connectors: dict[str, RecordKey]  # sign receipts
+
+
+def _program_keys(app: App) -> _Keys:
+    """A key for each publishing program and one for each recipient's connector, made for this
+    run and listed in the app's directory (in memory: the directory file is left as it is),
+    with the hub's own key, which signs the notices the connectors check."""
+    keys = _Keys({}, {})
     since = utc_now() - timedelta(minutes=1)
     app.directory = app.directory.with_hub_keys(app.hub_key_entry(since))
     for program in app.directory.programs:
+        made = []
         if program.publishes:
-            keys[program.id] = RecordKey.generate()
-            listed = program.with_keys(keys[program.id].directory_entry(since))
-            app.directory = app.directory.with_program(listed)
+            keys.publishers[program.id] = RecordKey.generate()
+            made.append(keys.publishers[program.id])
+        if program.subscriptions:
+            keys.connectors[program.id] = RecordKey.generate()
+            made.append(keys.connectors[program.id])
+        if made:
+            signed = program.with_keys(*(key.directory_entry(since) for key in made))
+            app.directory = app.directory.with_program(signed)
     return keys
 
 
 def _run(
     app: App,
     kafka: KafkaConnection,
-    keys: dict[str, RecordKey],
+    keys: _Keys,
     workdir: Path,
     started: float,
     stop: threading.Event,
@@ -190,7 +209,8 @@ def _run(
     try:
         for subscriber in app.directory.subscribers():
             _check(stop)
-            runners.append(_connector(app, kafka, subscriber.id, subscriber.jurisdiction, workdir))
+            signer = keys.connectors[subscriber.id]
+            runners.append(_connector(app, kafka, subscriber, signer, workdir))
     except BaseException:
         worker.close()
         for runner in runners:
@@ -205,7 +225,7 @@ def _run(
     producer = app.producer(kafka)
     wait = functools.partial(_wait, started=started, stop=stop)
     try:
-        _publish(app, producer, keys, first, stop)
+        _publish(app, producer, keys.publishers, first, stop)
         wait(lambda: _handled(worker) >= len(first), "the hub to process the first events")
         withdrawer, recipient, event_type = WITHDRAWAL
         service.record(
@@ -215,7 +235,7 @@ def _run(
             ConsentState.WITHDRAWN,
             Evidence("online", "client", utc_now()),
         )
-        _publish(app, producer, keys, second, stop)
+        _publish(app, producer, keys.publishers, second, stop)
         steps = first + second
         wait(lambda: _handled(worker) >= len(steps), "the hub to process every event")
         expected_deliveries = sum(len(s.disclosed) for s in steps)
@@ -259,14 +279,14 @@ def _delivered(app: App) -> set[str]:
 
 
 def _connector(
-    app: App, kafka: KafkaConnection, recipient: str, jurisdiction: str, workdir: Path
+    app: App, kafka: KafkaConnection, recipient: Program, signer: RecordKey, workdir: Path
 ) -> ConnectorRunner:
-    if jurisdiction in TABLE_JURISDICTIONS:
-        url = f"sqlite:///{workdir / f'backoffice-{recipient}.db'}"
-        return app.connector(kafka, recipient, "sqltable", {"url": url})
-    return app.connector(
-        kafka, recipient, "filedrop", {"directory": str(workdir / "dropbox" / recipient)}
-    )
+    if recipient.jurisdiction in TABLE_JURISDICTIONS:
+        table = workdir / f"backoffice-{recipient.id}.db"
+        sink, options = "sqltable", {"url": f"sqlite:///{table}"}
+    else:
+        sink, options = "filedrop", {"directory": str(workdir / "dropbox" / recipient.id)}
+    return app.connector(kafka, recipient.id, sink, options, receipt_signer=signer)
 
 
 def _publish(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,7 +50,7 @@ from hub.processing.rows import BatchRows, save_offsets
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.events import CLOCK_SKEW
 from hub.wire.inbound import ParsedEvent, parse_life_event
-from hub.wire.signatures import NOTICE_CONTEXT, SignaturePolicy, signed
+from hub.wire.signatures import NOTICE_CONTEXT, SignaturePolicy, event_digest, signed
 from hub.wire.topics import notify_topic
 
 log = structlog.get_logger(__name__)
@@ -152,11 +152,13 @@ class BatchProcessor:
             person = persons.get((item.source, item.subject))
             try:  # everything that can fail on this record's data, before anything is written
                 decisions = self._decide(item, person, person in erased, links, histories, now)
-                notices = [
-                    self._notice(item, d, person, links[person or ""], now)
-                    for d in decisions
-                    if d.outcome is DecisionOutcome.DISCLOSED
-                ]
+                notices = []
+                for i, d in enumerate(decisions):
+                    if d.outcome is DecisionOutcome.DISCLOSED:
+                        notice = self._notice(item, d, person, links[person or ""], now)
+                        # What the connector's receipt must name (README, "Signed receipts").
+                        decisions[i] = replace(d, notice_digest=self._digest_ref(notice))
+                        notices.append(notice)
             except Exception as exc:
                 self._reject(rows, chain, message, rejection_for(exc), now)
                 summary.rejected += 1
@@ -329,3 +331,8 @@ class BatchProcessor:
             created_at=now,
             person_id=person,  # sealed under their data key; erasing them deletes it
         )
+
+    def _digest_ref(self, notice: OutboxMessage) -> str:
+        """What the decision keeps of the notice's digest: its keyed hash (``Decision``)."""
+        digest = event_digest(notice.key or b"", notice.value, notice.headers, NOTICE_CONTEXT)
+        return self._ids.of(digest.hex())

@@ -5,13 +5,23 @@ same batch transaction, so a receipt's status, its audit leaf and the consumed o
 together. Connectors redeliver after a crash and then report DUPLICATE: a notification already
 recorded as delivered gets no second leaf, so leaves reconcile one-to-one with deliveries.
 
+A receipt must come from the recipient it names and answer the very notice the hub sent
+(README, "Signed receipts"): a notification id alone proves nothing, anyone can compute one. A
+signature present is checked against the keys the directory lists for that recipient
+(``bad_signature``, ``unknown_key``, ``key_expired``; ``unsigned`` when signed receipts are
+required), and the notice digest it names (header ``ce_noticedigest``, part of what is signed)
+must be the one the hub kept with its decision (``notice_mismatch``).
+
 A receipt the hub cannot use (undecodable, another schema, a notification it did not issue to
-that recipient, a sink name longer than the hub keeps, or anything that makes reading it raise)
-is refused: counted, logged by position and reason, kept as a row of the rejections table (on
-the receipts topic) and audited as a ``receipt_refused`` leaf, which ``audit reconcile`` counts
-against those rows. It never stops the batch; only a failing database (or signer) does, and the
-worker retries the whole batch. A receipt whose writes the database itself refuses is refused
-the same way by the worker (``set_aside``, reason ``unstorable``; see ``hub.processing.worker``).
+that recipient, a signature or notice digest that does not hold, a sink name longer than the
+hub keeps, or anything that makes reading it raise) is refused: counted, logged by position
+and reason (and notification, when it names one the hub issued to that recipient), kept as a
+row of the rejections table (on the receipts topic) and audited as a ``receipt_refused`` leaf,
+which ``audit reconcile`` counts against those rows. The notification stays as it was: one
+never answered is still published again after ``redeliver_after_s``. A refusal never stops
+the batch; only a failing database (or signer) does, and the worker retries the whole batch.
+A receipt whose writes the database itself refuses is refused the same way by the worker
+(``set_aside``, reason ``unstorable``; see ``hub.processing.worker``).
 """
 
 from __future__ import annotations
@@ -25,11 +35,13 @@ import structlog
 from hub.audit.log import AuditLog
 from hub.audit.pseudonyms import Pseudonyms
 from hub.errors import RejectedEvent
-from hub.model import Delivery, InboundMessage, RejectionRecord
+from hub.model import Decision, Delivery, InboundMessage, RejectionRecord
 from hub.ports import Clock, Codec, Transaction
 from hub.processing.rejections import rejection_for
 from hub.processing.rows import BatchRows
+from hub.wire.cloudevents import header_text
 from hub.wire.schemas import RECEIPT_SCHEMA
+from hub.wire.signatures import NOTICE_DIGEST, SIGNATURE, ReceiptSignatures
 from hub.wire.topics import RECEIPTS_TOPIC
 
 log = structlog.get_logger(__name__)
@@ -44,6 +56,7 @@ LEAF_KIND = {
     "dead_lettered": "dead_lettered",
 }
 MAX_SINK_CHARS = 64  # the deliveries.sink column
+HEX_DIGEST = frozenset("0123456789abcdef")
 
 
 @dataclass(slots=True)
@@ -68,11 +81,20 @@ class DeliveryIntake:
     topic = RECEIPTS_TOPIC
 
     def __init__(
-        self, *, codec: Codec, clock: Clock, group_id: str, pseudonyms: Pseudonyms
+        self,
+        *,
+        codec: Codec,
+        clock: Clock,
+        group_id: str,
+        pseudonyms: Pseudonyms,
+        signatures: ReceiptSignatures | None = None,
     ) -> None:
+        """``signatures``: the recipients' keys and the policy receipts are checked under;
+        None checks no signature (the notice digest a receipt names is checked whatever)."""
         self._codec = codec
         self._clock = clock
         self._ids = pseudonyms
+        self._signatures = signatures
         self.group_id = group_id
 
     def process(self, tx: Transaction, messages: Sequence[InboundMessage]) -> ReceiptSummary:
@@ -107,6 +129,11 @@ class DeliveryIntake:
                     "the receipt names no notification this hub issued to that recipient",
                 )
                 self._refuse(rows, chain, summary, message, refusal, now)
+                continue
+            try:
+                self._check_origin(message, decision, now)
+            except RejectedEvent as refusal:  # forged, or about another notice: not recorded
+                self._refuse(rows, chain, summary, message, refusal, now, notification)
                 continue
             status = receipt.status
             previous = known.get(notification)
@@ -160,6 +187,36 @@ class DeliveryIntake:
         tx.save_offsets(self.group_id, self.topic, summary.next_offsets)
         return summary
 
+    def _check_origin(self, message: InboundMessage, decision: Decision, now: datetime) -> None:
+        """Raise RejectedEvent unless the receipt is signed as the policy asks by a key of
+        ``decision``'s recipient, and names the digest of the notice the hub sent for it."""
+        signed = required = False
+        if self._signatures is not None:
+            self._signatures.check(message, decision.recipient, now)
+            signed = message.header(SIGNATURE) is not None  # and it verified
+            required = self._signatures.policy.required
+        named = header_text(message, NOTICE_DIGEST)
+        if named is None:
+            # A connector from before signed receipts names none; one that signs always does.
+            if decision.notice_digest is not None and (signed or required):
+                raise RejectedEvent(
+                    "notice_mismatch",
+                    f"the receipt names no notice (header {NOTICE_DIGEST}, the hex SHA-256 "
+                    "digest of the notice it answers); a signed receipt must",
+                )
+            return
+        if len(named) != 64 or not HEX_DIGEST.issuperset(named):
+            raise RejectedEvent(
+                "notice_mismatch",
+                f"header {NOTICE_DIGEST} must be a SHA-256 digest in 64 lowercase hex digits",
+            )
+        if decision.notice_digest is not None and self._ids.of(named) != decision.notice_digest:
+            raise RejectedEvent(
+                "notice_mismatch",
+                "the receipt answers another notice than the one the hub sent for this "
+                f"notification (header {NOTICE_DIGEST})",
+            )
+
     def _read(self, message: InboundMessage) -> _Receipt:
         """The receipt in ``message``; writes nothing, raises whatever the record provokes."""
         decoded = self._codec.decode(message.value)
@@ -197,14 +254,20 @@ class DeliveryIntake:
         message: InboundMessage,
         error: RejectedEvent,
         now: datetime,
+        notification: str | None = None,
     ) -> None:
         """Count, log, keep and audit a receipt the hub does not record as a delivery.
 
-        Only the position and the reason: a refused receipt's ids are not the hub's to trust.
+        The position and the reason, and ``notification`` only when the receipt names one the
+        hub issued to that recipient: the ids of any other refused receipt are not the hub's
+        to trust.
         """
         position = message.position
         rows.rejections.append(RejectionRecord.of(message, error.reason, error.detail, now))
-        chain.append(REFUSED_LEAF, {"position": position, "reason": error.reason}, now)
+        leaf: dict[str, str] = {"position": position, "reason": error.reason}
+        if notification is not None:
+            leaf["notification"] = notification
+        chain.append(REFUSED_LEAF, leaf, now)
         summary.refused += 1
         log.warning(
             "receipt refused",
@@ -213,4 +276,5 @@ class DeliveryIntake:
             offset=message.offset,
             reason=error.reason,
             detail=error.detail,
+            notification=notification,
         )

@@ -381,6 +381,18 @@ class StoreContract:
             tx.save_deliveries([again], new=False)
         assert store.deliveries() == [delivery("n-2", minutes=1), again]
 
+    def test_a_decision_keeps_the_digest_of_the_notice_it_sent(self, store: Store) -> None:
+        """The notice digest a disclosure was sent with comes back with its decision, for the
+        receipt that answers it to be checked against."""
+        sent = dataclasses.replace(decision("r-0", "n-1"), notice_digest="h:" + "0f" * 32)
+        with store.transaction() as tx:
+            tx.add_person("p-1", T0)
+            tx.add_events([event()])
+            tx.add_decisions([sent, decision("r-1", None)])
+        with store.transaction() as tx:
+            assert tx.decisions_by_notification(["n-1"]) == {"n-1": sent}
+        assert store.decisions() == [sent, decision("r-1", None)]
+
     def test_one_write_replaces_many_deliveries_each_with_its_values(self, store: Store) -> None:
         """A list of deliveries replaced in one call updates each row with its own values."""
         with store.transaction() as tx:

@@ -9,7 +9,10 @@ Headers and the key may hold no control characters (``read_envelope`` refuses th
 lines cannot be confused with one another. Two headers carry the signature:
 ``ce_signaturekey`` (the key's id) and ``ce_signature`` (the 64-byte signature in base64). A
 notice's text starts with another context line, so a signature of one kind never passes for
-the other. The test vectors under ``schemas/signatures/`` pin it.
+the other. A connector signs each receipt the same way under a third context line, with one
+more line at the end: the ``ce_noticedigest`` header, the hex digest of the notice it answers,
+so a receipt signed for one notice never passes for another (README, "Signed receipts"). The
+test vectors under ``schemas/signatures/`` pin it.
 
 The Ed25519 arithmetic itself is an adapter's (``hub.ports.SignatureVerifier``): the core only
 builds the digest and decides which rejection a record earns.
@@ -25,9 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-from hub.config.directory import Program
+from hub.config.directory import Directory, Program
 from hub.config.signing_keys import ProgramKey, key_by_id
-from hub.errors import RejectedEvent
+from hub.errors import NotFoundError, RejectedEvent
 from hub.model import Headers, InboundMessage
 from hub.ports import RecordSigner, SignatureVerifier
 from hub.wire.cloudevents import (
@@ -44,6 +47,11 @@ SIGNATURE = "ce_signature"
 SIGNATURE_KEY = "ce_signaturekey"
 EVENT_CONTEXT = "tellonce-event-signature-v1"
 NOTICE_CONTEXT = "tellonce-notice-signature-v1"
+RECEIPT_CONTEXT = "tellonce-receipt-signature-v1"
+NOTICE_DIGEST = "ce_noticedigest"
+# Headers whose values, as sent, end the canonical text under a context (after the value's
+# hash, one line each; an absent header is an empty line).
+TRAILING_HEADERS = {RECEIPT_CONTEXT: (NOTICE_DIGEST,)}
 SIGNATURE_BYTES = 64
 
 
@@ -68,6 +76,22 @@ class NoticeSignatures:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiptSignatures:
+    """What the hub checks receipts against: each recipient's keys in ``directory``, under a
+    policy (``required``: a receipt must be signed, and name the notice it answers)."""
+
+    directory: Directory
+    policy: SignaturePolicy
+
+    def check(self, message: InboundMessage, recipient: str, now: datetime) -> None:
+        try:
+            program: Program | None = self.directory.program(recipient)
+        except NotFoundError:  # a recipient dropped from the directory has no key left
+            program = None
+        check_receipt_signature(message, program, now, self.policy)
+
+
+@dataclass(frozen=True, slots=True)
 class Signature:
     key_id: str
     value: bytes  # the 64 bytes
@@ -84,10 +108,11 @@ def event_signing_text(
     subject: str | None,
     key: bytes,
     value: bytes,
+    trailing: Sequence[str] = (),
 ) -> bytes:
-    """The canonical text of a record (a life event, or a notice under ``NOTICE_CONTEXT``):
-    what its digest is taken over. The first line keeps a signature of one kind from passing
-    for the other."""
+    """The canonical text of a record (a life event, a notice under ``NOTICE_CONTEXT``, a
+    receipt under ``RECEIPT_CONTEXT`` with its notice digest as ``trailing``): what its digest
+    is taken over. The first line keeps a signature of one kind from passing for another."""
     lines = [
         context,
         specversion,
@@ -98,6 +123,7 @@ def event_signing_text(
         subject or "",
         key.decode("utf-8"),
         hashlib.sha256(value).hexdigest(),
+        *trailing,
     ]
     return "\n".join(lines).encode("utf-8")
 
@@ -115,6 +141,7 @@ def event_digest_of(message: InboundMessage, context: str = EVENT_CONTEXT) -> by
         subject=header_text(message, CE_SUBJECT),
         key=message.key or b"",
         value=message.value or b"",
+        trailing=[_header(message, name) for name in TRAILING_HEADERS.get(context, ())],
     )
     return hashlib.sha256(text).digest()
 
@@ -171,6 +198,22 @@ def check_event_signature(
     _check(message, program.key, f"program {program.id}", now, policy, EVENT_CONTEXT)
 
 
+def check_receipt_signature(
+    message: InboundMessage, recipient: Program | None, now: datetime, policy: SignaturePolicy
+) -> None:
+    """What the hub checks on a receipt: signed by a key the directory lists for the
+    recipient it comes from (None: no program of that name, so no key of it), valid now,
+    over its text under ``RECEIPT_CONTEXT``; the same four reasons otherwise."""
+    owner = f"recipient {recipient.id}" if recipient else "the recipient it names"
+    _check(message, recipient.key if recipient else _no_key, owner, now, policy, RECEIPT_CONTEXT)
+
+
+def notice_digest_header(notice: InboundMessage) -> Headers:
+    """The header a receipt carries to say which notice it answers: the hex digest of the
+    notice's text under ``NOTICE_CONTEXT``, taken from the record as received."""
+    return [(NOTICE_DIGEST, event_digest_of(notice, NOTICE_CONTEXT).hex().encode("ascii"))]
+
+
 def check_notice_signature(
     message: InboundMessage, hub_keys: Sequence[ProgramKey], now: datetime, policy: SignaturePolicy
 ) -> None:
@@ -212,6 +255,10 @@ def _check(
             f"the signature does not verify under key {signature.key_id} of {owner}: the "
             "record was altered, or signed over other bytes",
         )
+
+
+def _no_key(_key_id: str) -> ProgramKey | None:
+    return None
 
 
 def _header(message: InboundMessage, name: str) -> str:

@@ -22,6 +22,7 @@ from hub.errors import BrokerError, StoreError
 from hub.model import Decision, DecisionOutcome, InboundMessage, OutboxMessage
 from hub.processing.life_events import BatchProcessor, BatchSummary
 from hub.testing.fakes import FaultyCodec
+from hub.wire.signatures import NOTICE_CONTEXT, event_digest_of
 from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
 from tests.unit.conftest import PSEUDONYMS
 
@@ -194,6 +195,25 @@ def test_consenting_linked_recipient_gets_only_its_fields(
     for name in ("effective_date", "new_address", "mailing_address"):
         assert record[name] == (sent[name] if name in FIELDS[recipient] else None)
     assert SUBJECT.encode() not in notice.value  # the publisher's id for the client stays home
+
+
+def test_each_disclosure_keeps_the_keyed_digest_of_the_notice_its_receipt_must_name(
+    linked_store: MemoryStore, processor: BatchProcessor, publisher: Publisher
+) -> None:
+    """A disclosed decision keeps the keyed hash of the digest a connector computes from the
+    notice as it receives it (README, "Signed receipts"); a withheld one has none."""
+    run(linked_store, processor, publisher.message("evt-1"))
+    decisions = by_recipient(linked_store)
+    notices = outbox(linked_store)
+    assert notices
+    for notice in notices:
+        received = InboundMessage(notice.topic, 0, 0, notice.key, notice.value, notice.headers)
+        digest = event_digest_of(received, NOTICE_CONTEXT).hex()
+        [decision] = [d for r, d in decisions.items() if notify_topic(r) == notice.topic]
+        assert decision.notice_digest == PSEUDONYMS.of(digest)
+    withheld = [d for d in decisions.values() if d.outcome is DecisionOutcome.WITHHELD]
+    assert withheld
+    assert all(d.notice_digest is None for d in withheld)
 
 
 def test_disclosure_is_recorded_with_the_consent_relied_on(

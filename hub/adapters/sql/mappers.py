@@ -73,6 +73,7 @@ def decision_from(r: Row[Any]) -> Decision:
         notification_id=r.notification_id,
         fields=tuple(r.fields),
         decided_at=as_utc(r.decided_at),
+        notice_digest=r.notice_digest,
     )
 
 
@@ -232,6 +233,7 @@ def decision_values(decision: Decision) -> Values:
         "notification_id": decision.notification_id,
         "fields": list(decision.fields),
         "decided_at": decision.decided_at,
+        "notice_digest": decision.notice_digest,
     }
 
 

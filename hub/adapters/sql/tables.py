@@ -40,6 +40,7 @@ KEK_ID = String(64)
 BLIND_INDEX = String(64)  # hex HMAC-SHA-256
 EVENT_ID = String(256)
 HASH = String(64)
+PSEUDONYM = String(66)  # "h:" + hex HMAC-SHA-256 (hub.audit.pseudonyms)
 # Times that are hashed (audit, consent) are kept as the exact ISO text that was hashed.
 HASHED_TIME = String(40)
 
@@ -125,6 +126,8 @@ decisions = Table(
     Column("notification_id", ID, nullable=True, unique=True),
     Column("fields", JSON, nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
+    # Keyed hash of the digest of the notice sent, which its receipt must name (migration 0005).
+    Column("notice_digest", PSEUDONYM, nullable=True),
     UniqueConstraint("source", "event_id", "recipient"),
     ForeignKeyConstraint(["source", "event_id"], ["events.source", "events.event_id"]),
 )
