@@ -100,6 +100,7 @@ class App:
     _store: SqlStore | None = field(default=None, repr=False)
     _signer: FileSigner | None = field(default=None, repr=False)
     _pseudonyms: Pseudonyms | None = field(default=None, repr=False)
+    _notice_signer: RecordKey | None = field(default=None, repr=False)
     _vault: Vault | None = field(default=None, repr=False)
     # The embedded broker's address while ``broker()`` runs one; never written into settings.
     _embedded_bootstrap: str | None = field(default=None, repr=False)
@@ -335,9 +336,13 @@ class App:
 
     def notice_signer(self) -> RecordKey:
         """The hub's audit key, which also signs every notice (README, "Signed notices"); read
-        once: a worker without it stops at its start (the signer creates it when allowed)."""
-        self.signer()
-        return RecordKey.load(self.settings.audit.signing_key)
+        once per App: a worker without it stops at its start (the signer creates it when
+        allowed), and one that has it goes on signing notices while the file is unusable for
+        a while (the audit log then stops the batches until it is back)."""
+        if self._notice_signer is None:
+            self.signer()
+            self._notice_signer = RecordKey.load(self.settings.audit.signing_key)
+        return self._notice_signer
 
     def notice_signatures(self) -> NoticeSignatures | None:
         """What a connector checks on each notice before delivering it: the hub's keys the

@@ -162,9 +162,17 @@ def publish_event(
     payload: dict[str, Any],
     at: datetime,
     event_id: str | None = None,
+    signer: RecordSigner | None = None,
 ) -> str:
+    """Send one life event of ``source``, signed by ``signer`` if given; returns its id."""
     key, value, headers, ce_id = event_message(
-        codec, source=source, event_type=event_type, payload=payload, at=at, event_id=event_id
+        codec,
+        source=source,
+        event_type=event_type,
+        payload=payload,
+        at=at,
+        event_id=event_id,
+        signer=signer,
     )
     producer.send(LIFEEVENTS_TOPIC, key, value, headers)
     return ce_id
