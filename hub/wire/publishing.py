@@ -31,10 +31,13 @@ from hub.wire.topics import LIFEEVENTS_TOPIC
 _HINTS = {
     "not_authorized": "; 'tellonce directory show' lists what each program publishes",
     "invalid_event": "; fix that field and publish again",
-    "unsigned": "; give the program's key file with --key",
-    "unknown_key": "; add the entry 'tellonce keys new' printed to the directory, or give "
-    "another key with --key",
-    "key_expired": "; make a new key with 'tellonce keys new' and list it in the directory",
+    "unsigned": "; make the program's key with 'tellonce keys new PROGRAM --out FILE', add the "
+    "entry it prints to the directory file (TELLONCE_DIRECTORY_PATH), and give the key file "
+    "with --key",
+    "unknown_key": "; add the entry 'tellonce keys new' printed to the directory file "
+    "(TELLONCE_DIRECTORY_PATH), or give another key with --key",
+    "key_expired": "; make a new key with 'tellonce keys new' and list it in the directory file "
+    "(TELLONCE_DIRECTORY_PATH)",
 }
 
 
