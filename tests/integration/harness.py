@@ -32,7 +32,7 @@ from hub.processing.worker import Totals
 from hub.wire.publishing import publish_event
 from hub.wire.signatures import NOTICE_CONTEXT, signed
 from hub.wire.topics import notify_topic
-from tests.keyring import directory_file, hub_key, sign, signer, signing_directory
+from tests.keyring import directory_file, sign, signer, signing_directory
 from tests.watchdog import wait_until
 from tests.watchdog import watchdog as bounded
 
@@ -212,8 +212,8 @@ class Harness:
         variables, plus ``variables``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
         broker = self.app.settings.broker
-        audit_key = self.app.settings.audit.signing_key
-        directory = directory_file(audit_key.parent / "directory.toml", hub_key(audit_key))
+        folder = self.app.settings.audit.signing_key.parent
+        directory = directory_file(folder / "directory.toml", self.app.notice_signer())
         return env | {
             "TELLONCE_DIRECTORY_PATH": str(directory),
             "TELLONCE_STORE__URL": self.app.settings.store.url,
