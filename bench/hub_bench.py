@@ -11,7 +11,10 @@ The parts (``--parts``, in this order):
 - ``pg`` and ``sqlite``: one hub worker (``tellonce hub run``, a child process) on the same N
   events (``--events``). The directory is the shipped one; ``--people`` clients are linked
   through ``ConsentService`` to the publisher and to 4 subscribers they consent to, so every
-  event is disclosed to 4 recipients and withheld from the other 4 (no identity link).
+  event is disclosed to 4 recipients and withheld from the other 4 (no identity link). As in
+  production, every event is signed by the publisher's key, which a copy of the shipped
+  directory lists, and the workers require signatures (the default); so in every part but
+  ``signatures``' unsigned baseline.
   With ``--plain-hub TELLONCE`` (another installation's command, e.g. the code before
   sealing in its own venv), part ``pg`` runs that installation too, on the same events in the
   same repetition (the two swap order every other repetition); its store is migrated and
@@ -20,10 +23,11 @@ The parts (``--parts``, in this order):
 - ``signatures``: what signed life events cost. One hub worker on PostgreSQL, twice on the
   same N events: unsigned, with ``TELLONCE_HUB__REQUIRE_SIGNATURES`` false (the baseline), and
   each signed by the publisher's key (``RecordKey.generate()``, made once per bench run and
-  listed for the publisher in a copy of the shipped directory the workers read), with it true,
-  so the worker verifies every signature; the two swap order every other repetition. Then, in
-  this process, the publisher's cost (``RecordKey.sign(event_digest(...))`` per event) and the
-  verifier's (``verify_ed25519``), median of 5 passes over the N events (``signing_cost.py``).
+  listed for the publisher in a copy of the shipped directory the workers read), with it true
+  (the default), so the worker verifies every signature; the two swap order every other
+  repetition. Then, in this process, the publisher's cost (``RecordKey.sign(event_digest(...))``
+  per event) and the verifier's (``verify_ed25519``), median of 5 passes over the N events
+  (``signing_cost.py``).
   Reported: ``hub_eps_unsigned``, ``hub_eps_signed``, ``signed_ratio`` (signed events/s over
   unsigned, paired by repetition), ``sign_per_s``, ``verify_per_s``, ``digest_per_s``.
 - ``latency``: one hub worker on PostgreSQL; events offered at each of ``--rates`` per second
@@ -299,7 +303,8 @@ class World:
     settings: Settings
     keep_logs: Path | None = None
     tellonce: Path = THIS_HUB  # the hub workers' command: this installation's, or --plain-hub
-    extra_env: dict[str, str] = field(default_factory=dict)  # part signatures: key, directory
+    extra_env: dict[str, str] = field(default_factory=dict)  # the directory with the key
+    signer: RecordKey | None = None  # the publisher's key: None only for the unsigned baseline
 
     def env(self) -> dict[str, str]:
         """A hub worker's environment: this store, broker and key; JSON logs at info; no
@@ -326,14 +331,15 @@ def world(
     *,
     clients: bool = True,
     plain: Path | None = None,
-    signed_by: RecordKey | None = None,
+    signed_by: RecordKey | None,
 ) -> Iterator[World]:
     """A fresh broker and store (``pg`` or ``sqlite``) with the hub's topics and, when
     ``clients``, the linked and consenting clients (the raw part needs the topics only).
     With ``plain`` (another installation's ``tellonce``), that installation migrates the
     store and links the clients (``population.py --link``, its own schema) and runs the
     workers. With ``signed_by``, the workers read a directory listing that key for the
-    publisher and require every life event to be signed."""
+    publisher, and every life event is signed and its signature required, as in production;
+    without (part signatures' unsigned baseline), signatures are not required."""
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tellonce-hb-")))
         if store == "pg":
@@ -357,12 +363,14 @@ def world(
         finally:
             app.close()
         w = World(broker.bootstrap, url, workdir, settings, args.keep_logs, plain or THIS_HUB)
-        if signed_by is not None:
+        w.signer = signed_by
+        if signed_by is None:
+            w.extra_env = {"TELLONCE_HUB__REQUIRE_SIGNATURES": "false"}
+        elif plain is None:
+            # Not for --plain-hub: an installation from before signed events has no keys in
+            # its directory model (it refuses the file) and ignores the signature headers.
             directory = signed_directory(signed_by, PUBLISHER, workdir / "directory.toml")
-            w.extra_env = {
-                "TELLONCE_DIRECTORY_PATH": str(directory),
-                "TELLONCE_HUB__REQUIRE_SIGNATURES": "true",
-            }
+            w.extra_env = {"TELLONCE_DIRECTORY_PATH": str(directory)}
         if clients and plain is not None:
             link_with(plain, w, args.people)
         yield w
@@ -674,7 +682,7 @@ def latency(w: World, rate: int, args: argparse.Namespace) -> HubRun:
     """Events offered at ``rate`` per second for ``--duration`` s; per notice, its record
     timestamp on the notify topic minus its event's send time."""
     n = max(1, round(rate * args.duration))
-    events = make_events(n, args.people, f"lat{rate}")
+    events = make_events(n, args.people, f"lat{rate}", signer=w.signer)
     run = HubRun(f"latency {rate}/s", 1, n)
     sent: list[float] = [0.0] * n
     seen: dict[str, float] = {}
@@ -765,7 +773,9 @@ def rss_run(w: World, args: argparse.Namespace) -> HubRun:
             try:
                 while time.monotonic() < deadline:
                     if sent < n and sent - len(seen) / FANOUT < RSS_WINDOW:
-                        chunk = make_events(min(RSS_CHUNK, n - sent), args.people, "rss", sent)
+                        chunk = make_events(
+                            min(RSS_CHUNK, n - sent), args.people, "rss", sent, w.signer
+                        )
                         for key, value, headers in chunk.records:
                             producer.send(LIFEEVENTS_TOPIC, key=key, value=value, headers=headers)
                         producer.flush(timeout=60)
@@ -833,21 +843,21 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
     errors: dict[str, str] = {}
     extras: dict[str, Any] = {}
     throughput_events: dict[str, Events] = {}
-    publisher = publisher_key()  # part signatures: one key for the whole bench run
+    publisher = publisher_key()  # one key for the whole bench run: every event is signed
 
-    def events_for(tag: str, signer: RecordKey | None = None) -> Events:
+    def events_for(tag: str, signer: RecordKey | None = publisher) -> Events:
         name = f"{tag} signed" if signer else tag
         if name not in throughput_events:
             throughput_events[name] = make_events(args.events, args.people, tag, signer=signer)
         return throughput_events[name]
 
     def raw(rep: int) -> None:
-        with world("sqlite", args, clients=False) as w:
+        with world("sqlite", args, clients=False, signed_by=publisher) as w:
             runs[rep_key("raw", rep)] = throughput(w, events_for("tp"), "raw", 1, args, "raw")
 
     def hub_on(store: str) -> Callable[[int], None]:
         def body(rep: int) -> None:
-            with world(store, args) as w:
+            with world(store, args, signed_by=publisher) as w:
                 label = f"hub on {store}"
                 runs[rep_key(store, rep)] = throughput(w, events_for("tp"), "hub", 1, args, label)
 
@@ -861,7 +871,7 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
             return
         order: list[tuple[str, Path | None]] = [("pg", None), ("pg_plain", args.plain_hub)]
         for key, plain in order if rep % 2 else order[::-1]:
-            with world("pg", args, plain=plain) as w:
+            with world("pg", args, plain=plain, signed_by=publisher) as w:
                 label = "plain hub on pg" if plain else "hub on pg"
                 runs[rep_key(key, rep)] = throughput(w, events_for("tp"), "hub", 1, args, label)
 
@@ -878,7 +888,7 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
                 run = throughput(w, events, "hub", 1, args, label)
             run.extra["load_before"] = load
             runs[rep_key(name, rep)] = run
-        rates = in_process(events_for("tp").records, publisher)
+        rates = in_process(events_for("tp", None).records, publisher)
         extras.setdefault("signing_runs", []).append(rates)
         say(
             f"  in process: {rates['sign_per_s']:,.0f} signatures/s (digest and sign), "
@@ -887,7 +897,7 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
 
     def lat(rep: int) -> None:
         for rate in args.rates:
-            with world("pg", args) as w:
+            with world("pg", args, signed_by=publisher) as w:
                 runs[rep_key(f"latency_{rate}", rep)] = latency(w, rate, args)
 
     def workers(rep: int) -> None:
@@ -896,12 +906,12 @@ def run_parts(args: argparse.Namespace) -> dict[str, Any]:
             if count == 1 and rep_key("pg", rep) in runs:  # the same measurement: not run twice
                 runs[key] = runs[rep_key("pg", rep)]
                 continue
-            with world("pg", args) as w:
+            with world("pg", args, signed_by=publisher) as w:
                 label = f"{count} workers on pg"
                 runs[key] = throughput(w, events_for("tp"), "hub", count, args, label)
 
     def rss(_rep: int) -> None:
-        with world("pg", args) as w:
+        with world("pg", args, signed_by=publisher) as w:
             runs["rss"] = rss_run(w, args)
 
     def decisions_(_rep: int) -> None:

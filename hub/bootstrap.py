@@ -347,9 +347,15 @@ class App:
     def notice_signatures(self) -> NoticeSignatures | None:
         """What a connector checks on each notice before delivering it: the hub's keys the
         directory lists, and whether a notice without a signature is refused. None (nothing
-        checked) when the directory lists no hub key and signed notices are not required."""
+        checked) when the directory lists no hub key and signed notices are not required;
+        ConfigError when they are required and it lists none (every notice would be refused)."""
         required = self.settings.connector.require_signed_notices
-        if not required and not self.directory.hub_keys:
+        if not self.directory.hub_keys:
+            if required:
+                raise ConfigError(
+                    "the directory lists no hub key (hub_keys); add the entry 'tellonce keys "
+                    "hub-entry' prints, or set TELLONCE_CONNECTOR__REQUIRE_SIGNED_NOTICES=false"
+                )
             return None
         return NoticeSignatures(
             self.directory.hub_keys, SignaturePolicy(verify_ed25519, required=required)
@@ -423,7 +429,7 @@ class App:
         """The connector for ``recipient``: its notify topic into the sink named ``sink_name``
         (built with ``options``), signing its receipts with ``receipt_signer`` (the demo's key
         made for the run) or else the settings' key; ConfigError for an unknown sink or options
-        it refuses."""
+        it refuses, or when signed notices are required and the directory lists no hub key."""
         from connectors import UnknownSinkError, resolve_sink
 
         program = self.directory.program(recipient)
@@ -442,6 +448,11 @@ class App:
                 f"sink {sink_name!r} has a name of {len(sink.name)} characters; receipts carry "
                 f"it and the hub keeps names of 1 to {MAX_SINK_CHARS}: shorten its name attribute"
             )
+        try:
+            notices = self.notice_signatures()  # before the broker is asked anything
+        except ConfigError:
+            sink.close()
+            raise
         # Only the topics this connector uses: the only ones its ACLs let it see.
         self.ensure_topics(kafka, [program.notify_topic, dlq_topic(recipient), RECEIPTS_TOPIC])
         source = KafkaSource(
@@ -462,7 +473,7 @@ class App:
             poll_timeout_ms=self.settings.hub.poll_timeout_ms,
             retry=self.retry_policy(),
             progress_every_s=self.settings.connector.progress_every_s,
-            notices=self.notice_signatures(),
+            notices=notices,
             receipt_signer=receipt_signer,
         )
 

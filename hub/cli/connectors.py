@@ -158,7 +158,15 @@ def _option(text: str) -> tuple[str, str]:
 def register(commands: Commands) -> None:
     connector = group(commands, "connector", "deliver notifications to a back office")
     run = command(
-        connector, "run", cmd_run, "consume a recipient's topic and deliver through a sink"
+        connector,
+        "run",
+        cmd_run,
+        "consume a recipient's topic and deliver through a sink",
+        description="Consume the recipient's notify topic and deliver each notice through the "
+        "sink. Each notice's signature is checked against the hub keys the directory lists "
+        "(hub_keys; 'tellonce keys hub-entry' prints the entry); a notice without one is "
+        "dead-lettered, and a directory without hub keys stops the connector at its start "
+        "(exit 2), unless TELLONCE_CONNECTOR__REQUIRE_SIGNED_NOTICES is false.",
     )
     run.add_argument("recipient", help="recipient program id from the directory")
     run.add_argument(

@@ -275,8 +275,9 @@ def register(commands: Commands) -> None:
         "print the directory entry of the hub's key, which signs every notice",
         description="Print the [[hub_keys]] entry of the hub's audit key "
         "(TELLONCE_AUDIT__SIGNING_KEY), which also signs every notice. List it in the "
-        "directory the connectors read: they then check each notice's signature before "
-        "delivering it (README, Signed notices). Never creates the key.",
+        "directory the connectors read: they check each notice's signature before "
+        "delivering it, and do not start without a hub key while signed notices are "
+        "required, the default (README, Signed notices). Never creates the key.",
         epilog="Exit codes: 0 printed, 2 the key file cannot be read.",
     )
     p.add_argument(

@@ -135,7 +135,7 @@ def register(commands: Commands) -> None:
         "event's schema, meet its field rules (e.g. a postal code of the province), and the "
         "program must be allowed to publish the type (see 'tellonce directory show'), and "
         "a signature (--key) must verify under a key the directory lists for the program "
-        "(required when TELLONCE_HUB__REQUIRE_SIGNATURES is true). A failed check exits 2 "
+        "(required unless TELLONCE_HUB__REQUIRE_SIGNATURES is false). A failed check exits 2 "
         "naming the field and the rule; nothing is sent.",
         epilog="The payload is JSON with the schema's fields (schemas/*.avsc): dates as "
         "YYYY-MM-DD, an optional field as its value or null. Exit codes: 0 sent (prints the "
@@ -149,7 +149,8 @@ def register(commands: Commands) -> None:
     publish.add_argument(
         "--key",
         metavar="FILE",
-        help="sign the event with the program's key file ('tellonce keys new' makes one)",
+        help="sign the event with the program's key file ('tellonce keys new' makes one and "
+        "prints the entry to add to the directory file, TELLONCE_DIRECTORY_PATH)",
     )
     publish.add_argument(
         "--dry-run",

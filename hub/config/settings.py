@@ -69,11 +69,11 @@ class HubSettings(BaseModel):
         "group still works with its store (it checks before joining, too); it stops if not.",
     )
     require_signatures: bool = Field(
-        False,
+        True,
         description="Refuse a life event or a portal's consent event that carries no signature "
         "of its program's key (reason unsigned). A signature present is always checked "
-        "(bad_signature, unknown_key, key_expired). Set it in production; see README, Signed "
-        "life events.",
+        "(bad_signature, unknown_key, key_expired). false lets unsigned records through, only "
+        "while publishers and portals are moved onto keys; see README, Signed life events.",
     )
     require_signed_receipts: bool = Field(
         False,
@@ -194,10 +194,11 @@ class ConnectorSettings(BaseModel):
         10.0, gt=0, description="How often a running connector logs its progress."
     )
     require_signed_notices: bool = Field(
-        False,
-        description="Dead-letter a notice that carries no signature of the hub (unsigned). A "
-        "signature present is checked whenever the directory lists the hub's keys "
-        "(hub_keys); see README, Signed notices.",
+        True,
+        description="Dead-letter a notice that carries no signature of the hub (unsigned), and "
+        "refuse to start when the directory lists no hub key (hub_keys). With false, a "
+        "signature present is checked whenever the directory lists hub keys; see README, "
+        "Signed notices.",
     )
     signing_key: Path | None = Field(
         None,

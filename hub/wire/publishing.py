@@ -31,10 +31,13 @@ from hub.wire.topics import LIFEEVENTS_TOPIC
 _HINTS = {
     "not_authorized": "; 'tellonce directory show' lists what each program publishes",
     "invalid_event": "; fix that field and publish again",
-    "unsigned": "; give the program's key file with --key",
-    "unknown_key": "; add the entry 'tellonce keys new' printed to the directory, or give "
-    "another key with --key",
-    "key_expired": "; make a new key with 'tellonce keys new' and list it in the directory",
+    "unsigned": "; make the program's key with 'tellonce keys new PROGRAM --out FILE', add the "
+    "entry it prints to the directory file (TELLONCE_DIRECTORY_PATH), and give the key file "
+    "with --key",
+    "unknown_key": "; add the entry 'tellonce keys new' printed to the directory file "
+    "(TELLONCE_DIRECTORY_PATH), or give another key with --key",
+    "key_expired": "; make a new key with 'tellonce keys new' and list it in the directory file "
+    "(TELLONCE_DIRECTORY_PATH)",
 }
 
 
@@ -161,9 +164,17 @@ def publish_event(
     payload: dict[str, Any],
     at: datetime,
     event_id: str | None = None,
+    signer: RecordSigner | None = None,
 ) -> str:
+    """Send one life event of ``source``, signed by ``signer`` if given; returns its id."""
     key, value, headers, ce_id = event_message(
-        codec, source=source, event_type=event_type, payload=payload, at=at, event_id=event_id
+        codec,
+        source=source,
+        event_type=event_type,
+        payload=payload,
+        at=at,
+        event_id=event_id,
+        signer=signer,
     )
     producer.send(LIFEEVENTS_TOPIC, key, value, headers)
     return ce_id

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.keyring import directory_file, hub_key
+
 TELLONCE = shutil.which("tellonce", path=str(Path(sys.executable).parent)) or "tellonce"
 
 
@@ -35,3 +37,12 @@ def sqlite_env(tmp_path: Path) -> dict[str, str]:
         "TELLONCE_AUDIT__SIGNING_KEY": str(tmp_path / "audit-key.pem"),
         "TELLONCE_LOG_LEVEL": "warning",
     }
+
+
+@pytest.fixture
+def signed_env(sqlite_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """``sqlite_env`` with a directory file listing every program's key (``tellonce publish
+    --key tests.keyring.key_file(program)`` signs with it) and the hub's audit key."""
+    audit_key = Path(sqlite_env["TELLONCE_AUDIT__SIGNING_KEY"])
+    directory = directory_file(tmp_path / "directory.toml", hub_key(audit_key))
+    return {**sqlite_env, "TELLONCE_DIRECTORY_PATH": str(directory)}

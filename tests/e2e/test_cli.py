@@ -12,6 +12,19 @@ import pytest
 
 from tests.e2e.conftest import TELLONCE, run
 
+SHIPPED = Path(__file__).resolve().parents[2] / "hub" / "config" / "resources" / "directory.toml"
+
+
+def with_entries(folder: Path, program_entry: str, hub_entry: str) -> Path:
+    """A copy of the shipped directory with what `keys new bc-service-bc` printed after that
+    program's table and what `keys hub-entry` printed at the end, as README says."""
+    text = SHIPPED.read_text(encoding="utf-8")
+    end = text.index("[[programs]]", text.index('id = "bc-service-bc"'))
+    path = folder / "directory.toml"
+    path.write_text(f"{text[:end]}{program_entry}\n{text[end:]}\n{hub_entry}", encoding="utf-8")
+    return path
+
+
 pytestmark = pytest.mark.e2e
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -183,7 +196,9 @@ def test_invalid_setting_is_named(sqlite_env: dict[str, str]) -> None:
 
 
 def test_full_flow_through_separate_commands(tmp_path: Path, sqlite_env: dict[str, str]) -> None:
-    """broker, consent, publish, hub run and connector run cooperate as separate processes."""
+    """broker, consent, publish, hub run and connector run cooperate as separate processes, with
+    the keys set up as README says: the program's key from `keys new` and the hub's from `keys
+    hub-entry` added to a directory file, and `publish --key`."""
     broker = subprocess.Popen(
         [TELLONCE, "broker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -196,6 +211,13 @@ def test_full_flow_through_separate_commands(tmp_path: Path, sqlite_env: dict[st
         person = run("consent", "link", "bc-service-bc", "SBC-42", env=env).stdout.strip()
         assert run("consent", "link", "bc-msp", "MSP-42", "--to", person, env=env).returncode == 0
         assert run("consent", "grant", person, "bc-msp", "AddressChanged", env=env).returncode == 0
+        key = tmp_path / "service-bc.pem"
+        made = run("keys", "new", "bc-service-bc", "--out", str(key), env=env)
+        assert made.returncode == 0, made.stderr
+        assert run("audit", "keygen", env=env).returncode == 0
+        hub_entry = run("keys", "hub-entry", env=env)
+        assert hub_entry.returncode == 0, hub_entry.stderr
+        env["TELLONCE_DIRECTORY_PATH"] = str(with_entries(tmp_path, made.stdout, hub_entry.stdout))
         payload = {
             "subject_id": "SBC-42",
             "effective_date": "2026-11-01",
@@ -207,9 +229,13 @@ def test_full_flow_through_separate_commands(tmp_path: Path, sqlite_env: dict[st
             },
             "mailing_address": None,
         }
-        published = run(
-            "publish", "bc-service-bc", "AddressChanged", "--json", json.dumps(payload), env=env
-        )
+        event = ("publish", "bc-service-bc", "AddressChanged", "--json", json.dumps(payload))
+        unsigned = run(*event, env=env)
+        assert unsigned.returncode == 2
+        assert "(unsigned)" in unsigned.stderr
+        assert "tellonce keys new" in unsigned.stderr
+        assert "--key" in unsigned.stderr
+        published = run(*event, "--key", str(key), env=env)
         assert published.returncode == 0, published.stderr
         hub = run("hub", "run", "--idle-exit", "3", env=env)
         assert hub.returncode == 0, hub.stderr

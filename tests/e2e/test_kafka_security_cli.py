@@ -10,6 +10,7 @@ from pathlib import Path
 from hub.adapters.broker import EmbeddedBroker
 from hub.errors import ConfigError
 from tests.integration.conftest import unavailable
+from tests.keyring import key_file
 from tests.tls_peer import Authority, tls_listener
 
 from .conftest import run
@@ -32,14 +33,16 @@ EVENT = json.dumps(
 
 
 def publish(env: dict[str, str]) -> str:
-    """The one line of a `tellonce publish` that must fail with exit 2."""
+    """The one line of a signed `tellonce publish` that must fail with exit 2."""
+    key = str(key_file("bc-service-bc"))
     return one_message(
-        run("publish", "bc-service-bc", "AddressChanged", "--json", EVENT, env=env), 2
+        run("publish", "bc-service-bc", "AddressChanged", "--json", EVENT, "--key", key, env=env),
+        2,
     )
 
 
 def test_ssl_against_the_plaintext_embedded_broker_is_one_line_naming_the_protocol(
-    sqlite_env: dict[str, str],
+    signed_env: dict[str, str],
 ) -> None:
     """`publish` with security_protocol SSL on Tansu exits 2 saying its listener speaks no TLS."""
     try:
@@ -48,7 +51,7 @@ def test_ssl_against_the_plaintext_embedded_broker_is_one_line_naming_the_protoc
         unavailable(f"no Tansu broker binary: {exc}")
     with embedded:
         message = publish(
-            sqlite_env
+            signed_env
             | {
                 "TELLONCE_BROKER__BOOTSTRAP_SERVERS": embedded.bootstrap,
                 "TELLONCE_BROKER__SECURITY_PROTOCOL": "SSL",

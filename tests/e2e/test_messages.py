@@ -18,6 +18,7 @@ import pytest
 from hub.audit.reports import proof_reference
 from tests.e2e.conftest import TELLONCE, full_env, run
 from tests.integration.conftest import POSTGRES_SERVER, require_postgres
+from tests.keyring import key_file
 from tests.watchdog import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -211,19 +212,20 @@ def test_payload_that_does_not_fit_the_schema_names_the_field(
     ids=["postal-code-of-another-province", "malformed-postal-code", "may-not-publish"],
 )
 def test_publish_refuses_what_the_hub_would_reject(
-    sqlite_env: dict[str, str], source: str, postal_code: str, says: str
+    signed_env: dict[str, str], source: str, postal_code: str, says: str
 ) -> None:
     """An event the hub would reject exits 2 with the hub's reason code and rule, and is not
     sent (no broker is reachable, yet no broker error)."""
     payload = json.dumps(payload_with("new_address.postal_code", postal_code))
-    env = {**sqlite_env, "TELLONCE_BROKER__BOOTSTRAP_SERVERS": "127.0.0.1:9"}
-    result = run("publish", source, "AddressChanged", "--json", payload, env=env)
+    env = {**signed_env, "TELLONCE_BROKER__BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    key = str(key_file(source))
+    result = run("publish", source, "AddressChanged", "--json", payload, "--key", key, env=env)
     message = one_message(result, 2)
     assert "the hub would reject this AddressChanged event " + says in message
     assert SECRET not in message
 
 
-def test_death_in_the_future_is_refused_naming_the_field(sqlite_env: dict[str, str]) -> None:
+def test_death_in_the_future_is_refused_naming_the_field(signed_env: dict[str, str]) -> None:
     """A date of death in the future (but inside the date window) exits 2 with the field rule
     the hub applies."""
     next_year = date.today().replace(month=1, day=1).replace(year=date.today().year + 1)
@@ -235,12 +237,12 @@ def test_death_in_the_future_is_refused_naming_the_field(sqlite_env: dict[str, s
     }
     result = run(
         "publish", "bc-vital-statistics", "DeathReported", "--json", json.dumps(payload),
-        env=sqlite_env,
+        "--key", str(key_file("bc-vital-statistics")), env=signed_env,
     )  # fmt: skip
     assert "(invalid_event): date_of_death: must not be in the future" in one_message(result, 2)
 
 
-def test_a_date_outside_the_window_is_refused_naming_the_field(sqlite_env: dict[str, str]) -> None:
+def test_a_date_outside_the_window_is_refused_naming_the_field(signed_env: dict[str, str]) -> None:
     """A date beyond the hub's date window (2100-12-31 by default) exits 2 as out_of_range,
     naming the field and the setting, never the value."""
     payload = {
@@ -251,7 +253,7 @@ def test_a_date_outside_the_window_is_refused_naming_the_field(sqlite_env: dict[
     }
     result = run(
         "publish", "bc-vital-statistics", "DeathReported", "--json", json.dumps(payload),
-        env=sqlite_env,
+        "--key", str(key_file("bc-vital-statistics")), env=signed_env,
     )  # fmt: skip
     message = one_message(result, 2)
     assert "(out_of_range): date_of_death:" in message
@@ -260,13 +262,13 @@ def test_a_date_outside_the_window_is_refused_naming_the_field(sqlite_env: dict[
 
 
 def test_dry_run_checks_and_prints_what_would_be_sent_without_a_broker(
-    sqlite_env: dict[str, str],
+    signed_env: dict[str, str],
 ) -> None:
     """`publish --dry-run` needs no broker, exits 0 and prints the topic, key, CloudEvents
     headers and value size it would send."""
     result = run(
         "publish", "bc-service-bc", "AddressChanged", "--json", json.dumps(payload_with()),
-        "--id", "evt-1", "--dry-run", env=sqlite_env,
+        "--id", "evt-1", "--dry-run", "--key", str(key_file("bc-service-bc")), env=signed_env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)

@@ -37,6 +37,7 @@ from hub.wire.publishing import event_message, publish_event
 from hub.wire.topics import LIFEEVENTS_TOPIC
 from tests.e2e.conftest import run
 from tests.integration.conftest import fresh_postgres_database, unavailable
+from tests.keyring import directory_file, hub_key, sign, signer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -82,6 +83,9 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
             "TELLONCE_STORE__URL": url,
             "TELLONCE_BROKER__BOOTSTRAP_SERVERS": broker.bootstrap,
             "TELLONCE_AUDIT__SIGNING_KEY": str(folder / "audit.pem"),
+            "TELLONCE_DIRECTORY_PATH": str(
+                directory_file(folder / "directory.toml", hub_key(folder / "audit.pem"))
+            ),
             "TELLONCE_LOG_LEVEL": "debug",
         }
         inbox = folder / "inbox"
@@ -157,9 +161,16 @@ def _prepare(app: App, kafka: KafkaConnection) -> None:
                 payload=moved,
                 at=now,
                 event_id=EVENT_ID,
+                signer=signer(PUBLISHER),
             )
         publish_event(
-            producer, app.codec, source=PUBLISHER, event_type="NameChanged", payload=renamed, at=now
+            producer,
+            app.codec,
+            source=PUBLISHER,
+            event_type="NameChanged",
+            payload=renamed,
+            at=now,
+            signer=signer(PUBLISHER),
         )
         # Refused: ce_subject names another client than the key and the payload.
         key, value, _, _ = event_message(
@@ -172,7 +183,7 @@ def _prepare(app: App, kafka: KafkaConnection) -> None:
             subject="SBC-OTHER",
             source=PUBLISHER,
         )
-        producer.send(LIFEEVENTS_TOPIC, key, value, headers)
+        producer.send(LIFEEVENTS_TOPIC, key, value, sign(key, value, headers, PUBLISHER))
         producer.flush()
     finally:
         producer.close()

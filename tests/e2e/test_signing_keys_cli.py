@@ -52,8 +52,9 @@ def publish(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 def test_a_new_key_is_listed_and_signs_what_publish_sends(tmp_path: Path) -> None:
     """`keys new` writes a 0600 key file and prints its directory entry; with the entry in the
     directory, `publish --key` puts both signature headers on the event and passes the hub's
-    check; without --key it is refused as unsigned when signatures are required, and with
-    another program's key as unknown_key; a second `keys new` on the same file exits 2 and
+    check; without --key it is refused as unsigned (signatures are required by default) in one
+    line saying how to make, list and give a key, and with another program's key as
+    unknown_key; a second `keys new` on the same file exits 2 and
     leaves it as it was."""
     key = tmp_path / "vs.pem"
     made = run("keys", "new", PROGRAM, "--out", str(key))
@@ -61,10 +62,7 @@ def test_a_new_key_is_listed_and_signs_what_publish_sends(tmp_path: Path) -> Non
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert made.stdout.splitlines()[1] == "[[programs.keys]]"
     assert "PRIVATE" not in made.stdout + made.stderr
-    env = {
-        "TELLONCE_DIRECTORY_PATH": str(with_entry(tmp_path, made.stdout)),
-        "TELLONCE_HUB__REQUIRE_SIGNATURES": "true",
-    }
+    env = {"TELLONCE_DIRECTORY_PATH": str(with_entry(tmp_path, made.stdout))}
 
     code, out, err = publish(env, "--key", str(key))
     assert code == 0, err
@@ -74,8 +72,10 @@ def test_a_new_key_is_listed_and_signs_what_publish_sends(tmp_path: Path) -> Non
 
     code, _, err = publish(env)
     assert code == 2
+    assert len(err.strip().splitlines()) == 1
     assert "(unsigned)" in err
-    assert "--key" in err
+    for step in ("'tellonce keys new PROGRAM --out FILE'", "TELLONCE_DIRECTORY_PATH", "--key"):
+        assert step in err
 
     other = tmp_path / "other.pem"
     assert run("keys", "new", "bc-service-bc", "--out", str(other)).returncode == 0

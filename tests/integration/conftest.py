@@ -21,7 +21,7 @@ from hub.adapters.broker import EmbeddedBroker
 from hub.bootstrap import App
 from hub.errors import ConfigError
 
-from .harness import SIGNING_KEYS, Harness, settings_for
+from .harness import SIGNING_KEYS, Harness, settings_for, signing
 
 POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
@@ -90,9 +90,10 @@ def staging_url(store_url: str, tmp_path: Path) -> str:
 
 @pytest.fixture
 def app(store_url: str, broker: EmbeddedBroker, tmp_path: Path) -> Iterator[App]:
-    """The hub's composition root on the test's store and broker, with its own audit key."""
+    """The hub's composition root on the test's store and broker, with its own audit key,
+    and a directory listing the keys the test's publishers and portals sign with."""
     SIGNING_KEYS[store_url] = tmp_path / "audit-key.pem"
-    application = App.from_settings(settings_for(store_url, broker.bootstrap))
+    application = signing(App.from_settings(settings_for(store_url, broker.bootstrap)))
     try:
         application.ensure_topics(application.kafka())
         yield application

@@ -30,7 +30,9 @@ from hub.delivery.runner import DeliveryTotals
 from hub.model import Checkpoint, Headers
 from hub.processing.worker import Totals
 from hub.wire.publishing import publish_event
+from hub.wire.signatures import NOTICE_CONTEXT, signed
 from hub.wire.topics import notify_topic
+from tests.keyring import VALID_FROM, directory_file, sign, signer, signing_directory
 from tests.watchdog import wait_until
 from tests.watchdog import watchdog as bounded
 
@@ -60,6 +62,20 @@ def settings_for(store_url: str, bootstrap: str, signing_key: Path | None = None
         broker=BrokerSettings(bootstrap_servers=bootstrap),
         audit=audit,
     )
+
+
+def signing(app: App) -> App:
+    """``app`` with its directory listing each program's key and the hub's own (its audit
+    key): the tests' flows sign as production's must (tests.keyring)."""
+    app.directory = signing_directory(app.directory, app.hub_key_entry(VALID_FROM))
+    return app
+
+
+def signed_record(record: Record, program: str | None = None) -> Record:
+    """``record`` as ``program`` (by default, the program its ce_source names) sends it,
+    signed over its bytes as they are."""
+    key, value, headers = record
+    return key, value, sign(key, value, headers, program)
 
 
 def tuned(settings: Settings, **sections: dict[str, Any]) -> Settings:
@@ -191,11 +207,15 @@ class Harness:
 
     def env(self, **variables: str) -> dict[str, str]:
         """The environment of a tellonce process on this store, broker (and its topics' shape)
-        and audit key, logging warnings and worse: this process's without its TELLONCE_*
+        and audit key, with a directory file that lists the programs' keys and the hub's
+        (tests.keyring), logging warnings and worse: this process's without its TELLONCE_*
         variables, plus ``variables``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELLONCE_")}
         broker = self.app.settings.broker
+        folder = self.app.settings.audit.signing_key.parent
+        directory = directory_file(folder / "directory.toml", *self.app.directory.hub_keys)
         return env | {
+            "TELLONCE_DIRECTORY_PATH": str(directory),
             "TELLONCE_STORE__URL": self.app.settings.store.url,
             "TELLONCE_BROKER__BOOTSTRAP_SERVERS": self.bootstrap,
             # A topic the process creates (the fence's claim topic) must be replicated as the
@@ -244,7 +264,7 @@ class Harness:
         return revision.hash
 
     def publish(self, payloads: Iterable[dict[str, Any]], event_id: str | None = None) -> list[str]:
-        """Publish AddressChanged events from the publisher; returns their ce_ids."""
+        """Publish AddressChanged events from the publisher, signed; returns their ce_ids."""
         producer = self.app.producer(self.kafka)
         try:
             ids = [
@@ -256,6 +276,7 @@ class Harness:
                     payload=payload,
                     at=self.now,
                     event_id=event_id,
+                    signer=signer(PUBLISHER),
                 )
                 for payload in payloads
             ]
@@ -272,6 +293,20 @@ class Harness:
             producer.flush()
         finally:
             producer.close()
+
+    def send_signed(
+        self, topic: str, key: bytes, value: bytes, headers: Headers, program: str | None = None
+    ) -> None:
+        """Publish one record as ``program`` (by default, the program its ce_source names) sends
+        it, signed over its bytes as they are (a crafted one is then refused for what was
+        crafted, not for its signature)."""
+        self.send(topic, key, value, sign(key, value, headers, program))
+
+    def sign_notice(self, key: bytes, value: bytes, headers: Headers) -> Headers:
+        """A notice's headers signed by the hub (its audit key) over its bytes as they are, as
+        the relay signs: a connector then refuses a crafted notice for what was crafted, not
+        for its signature."""
+        return signed(key, value, headers, self.app.notice_signer(), NOTICE_CONTEXT)
 
     def consumed(self, topic: str) -> int:
         """Records of ``topic`` the hub has committed (the offsets stored with its batches)."""

@@ -195,7 +195,7 @@ def test_real_flow_verifies_reconciles_and_names_tampering(
         payload=address_payload("SBC-1"),
         at=harness.now,
     )
-    harness.send(LIFEEVENTS_TOPIC, key, value[:-3], headers)  # truncated Avro: rejected
+    harness.send_signed(LIFEEVENTS_TOPIC, key, value[:-3], headers)  # truncated Avro: rejected
     totals = harness.run_worker(records=3)
     assert (totals.accepted, totals.rejected, totals.disclosed) == (2, 1, 4)
 

@@ -48,7 +48,7 @@ from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC
 from tests.logstate import logging_restored
 
 from .conftest import POSTGRES_SERVER, fresh_postgres_database, unavailable
-from .harness import SIGNING_KEYS, Harness, read_topic, settings_for
+from .harness import SIGNING_KEYS, Harness, read_topic, settings_for, signing
 from .http_server import LocalHTTPServer, Reply, Request
 from .plaintext import NULL, PG_DUMP, Dump, byte_hits, bytea, hits, pg_dump
 
@@ -141,7 +141,7 @@ def flow(tmp_path_factory: pytest.TempPathFactory, debug_logs: io.StringIO) -> I
         unavailable(f"no Tansu broker binary: {exc}")
     with broker, fresh_postgres_database("tellonce_canary") as url:
         SIGNING_KEYS[url] = folder / "audit-key.pem"
-        app = App.from_settings(settings_for(url, broker.bootstrap))
+        app = signing(App.from_settings(settings_for(url, broker.bootstrap)))
         try:
             app.ensure_topics(app.kafka())
             harness = Harness(app, app.kafka())
@@ -214,17 +214,17 @@ def _publish(harness: Harness) -> None:
         key, value, headers, _ = event_message(
             codec, source=source, event_type=event_type, payload=payload, at=now
         )
-        harness.send(LIFEEVENTS_TOPIC, key, value, headers)
+        harness.send_signed(LIFEEVENTS_TOPIC, key, value, headers)
     # Refused: a byte too many; a death in the future; ce_subject naming another client.
     key, value, headers, _ = event_message(
         codec, source="bc-service-bc", event_type="AddressChanged", payload=moved, at=now
     )
-    harness.send(LIFEEVENTS_TOPIC, key, value + b"\x00", headers)
+    harness.send_signed(LIFEEVENTS_TOPIC, key, value + b"\x00", headers)
     future = died | {"date_of_death": date(2099, 1, 1)}
     key, value, headers, _ = event_message(
         codec, source="bc-vital-statistics", event_type="DeathReported", payload=future, at=now
     )
-    harness.send(LIFEEVENTS_TOPIC, key, value, headers)
+    harness.send_signed(LIFEEVENTS_TOPIC, key, value, headers)
     key, value, _, _ = event_message(
         codec, source="bc-service-bc", event_type="NameChanged", payload=renamed, at=now
     )
@@ -232,7 +232,7 @@ def _publish(harness: Harness) -> None:
     mismatched = cloudevent_headers(
         "ce-refused-3", ce_type, now, subject=MSP_ID, source="bc-service-bc"
     )
-    harness.send(LIFEEVENTS_TOPIC, key, value, mismatched)
+    harness.send_signed(LIFEEVENTS_TOPIC, key, value, mismatched)
 
 
 def _receiver(flow: Flow) -> Any:

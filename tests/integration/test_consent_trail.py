@@ -27,6 +27,7 @@ from hub.model import DecisionOutcome, Headers
 from hub.processing.consent_events import consent_message
 from hub.wire.publishing import publish_event
 from hub.wire.topics import CONSENT_TOPIC, LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
+from tests.keyring import signer
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address, address_payload
 
@@ -93,7 +94,9 @@ def test_portal_consent_events_decide_later_disclosures(harness: Harness) -> Non
     def change(subject: str, recipient: str, state: str, minutes_ago: int) -> ConsentMessage:
         recorded_at = harness.now - timedelta(minutes=minutes_ago)
         record = portal_record(subject, recipient, state, recorded_at)
-        return consent_message(app.codec, source=PORTAL, record=record, at=harness.now)
+        return consent_message(
+            app.codec, source=PORTAL, record=record, at=harness.now, signer=signer(PORTAL)
+        )
 
     grant_a = change("GCKEY-A", "cra-individual", "GIVEN", 10)
     withdraw_a = change("GCKEY-A", "cra-individual", "WITHDRAWN", 5)
@@ -295,6 +298,7 @@ def test_disclosure_report_lists_decisions_with_proofs(harness: Harness) -> None
                 "reason": "MARRIAGE",
             },
             at=harness.now,
+            signer=signer(PUBLISHER),
         )
         producer.flush()
     finally:

@@ -40,6 +40,7 @@ from .harness import (
     address,
     address_payload,
     settings_for,
+    signing,
     watchdog,
 )
 
@@ -335,7 +336,7 @@ def test_notifications_a_lost_broker_took_are_published_again_and_delivered_once
         settings = settings.model_copy(
             update={"hub": HubSettings(redeliver_after_s=1.0, redeliver_max=1)}
         )
-        app = App.from_settings(settings)
+        app = signing(App.from_settings(settings))
         try:
             app.ensure_topics(app.kafka())
             after = Harness(app, app.kafka())
@@ -380,7 +381,7 @@ def test_a_retry_wait_longer_than_the_poll_interval_keeps_the_group_membership(
         errors_retry_delay_max_ms=int(poll_interval_s * 1000) * 2,
     )
     settings = settings.model_copy(update={"connector": connector})
-    app = App.from_settings(settings)
+    app = signing(App.from_settings(settings))
     try:
         app.ensure_topics(app.kafka())
         harness = Harness(app, app.kafka())

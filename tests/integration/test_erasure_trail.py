@@ -16,6 +16,7 @@ from hub.privacy.erasure import ERASURE_SINK
 from hub.processing.consent_events import consent_message, erasure_message
 from hub.wire.topics import CONSENT_TOPIC, LIFEEVENTS_TOPIC, notify_topic
 from tests.e2e.conftest import run
+from tests.keyring import signer
 
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address, address_payload
 
@@ -108,6 +109,7 @@ def test_erase_request_from_a_portal(harness: Harness) -> None:
             "recorded_at": asked,
         },
         at=harness.now,
+        signer=signer(PORTAL),
     )
     grant = consent_message(
         app.codec,
@@ -127,6 +129,7 @@ def test_erase_request_from_a_portal(harness: Harness) -> None:
             "expires_at": None,
         },
         at=harness.now,
+        signer=signer(PORTAL),
     )
     for key, value, headers, _ in (erase, grant):
         harness.send(CONSENT_TOPIC, key, value, headers)

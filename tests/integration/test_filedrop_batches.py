@@ -40,7 +40,8 @@ EXIT_BOUND_S = 120.0
 
 
 def produce(harness: Harness, count: int) -> list[str]:
-    """Put ``count`` AddressChanged notices on the recipient's topic, as the hub's relay does."""
+    """Put ``count`` AddressChanged notices on the recipient's topic, signed by the hub, as
+    its relay does."""
     schema = EVENT_TYPES[EVENT_TYPE].notice_schema
     now = datetime.now(UTC)
     producer = harness.app.producer(harness.kafka)
@@ -61,8 +62,11 @@ def produce(harness: Harness, count: int) -> list[str]:
                 "new_address": address(f'{n} "Vieux" Chemin, app. 2', "Trois-Rivières"),
             }
             value = harness.app.codec.encode(schema, record)
+            key = local_id.encode()
             headers = cloudevent_headers(nid, schema, now, subject=local_id)
-            producer.send(notify_topic(RECIPIENT), local_id.encode(), value, headers)
+            producer.send(
+                notify_topic(RECIPIENT), key, value, harness.sign_notice(key, value, headers)
+            )
             ids.append(nid)
         producer.flush()
     finally:

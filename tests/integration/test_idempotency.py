@@ -12,7 +12,7 @@ from hub.bootstrap import App
 from hub.model import DecisionOutcome
 from hub.wire.topics import notify_topic
 
-from .harness import EVENT_TYPE, PUBLISHER, Harness, address_payload, settings_for, tuned
+from .harness import EVENT_TYPE, PUBLISHER, Harness, address_payload, settings_for, signing, tuned
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,9 @@ def test_new_worker_resumes_from_the_stored_offsets(harness: Harness) -> None:
     events_before = len(harness.app.store.events())
     outbox_before = outbox_rows(harness.app)
 
-    fresh = App.from_settings(settings_for(harness.app.settings.store.url, harness.bootstrap))
+    fresh = signing(
+        App.from_settings(settings_for(harness.app.settings.store.url, harness.bootstrap))
+    )
     try:
         rerun = Harness(fresh, harness.kafka)
         (later,) = rerun.publish([address_payload("SBC-4")])

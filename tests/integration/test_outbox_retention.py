@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from hub.bootstrap import App
 from hub.wire.topics import LIFEEVENTS_TOPIC
 
-from .harness import Harness, tuned
+from .harness import Harness, signing, tuned
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,9 @@ def test_answered_notices_and_published_rejections_leave_the_outbox(
 ) -> None:
     """With a retention of 0, the relay deletes the published rejection and, once their receipts
     are in, every notice (a hub started after them, at its first call), logging counts only."""
-    app = App.from_settings(tuned(harness.app.settings, privacy={"outbox_retention": timedelta(0)}))
+    app = signing(
+        App.from_settings(tuned(harness.app.settings, privacy={"outbox_retention": timedelta(0)}))
+    )
     try:
         hub = Harness(app, harness.kafka)
         hub.publish(hub.address_stream(people=2, events=2))  # 2 + 1 notices

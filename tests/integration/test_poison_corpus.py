@@ -31,9 +31,10 @@ from hub.wire.topics import (
     notify_topic,
 )
 from tests import samples
+from tests.keyring import signer
 from tests.samples import consent_grant
 
-from .harness import PUBLISHER, Harness, Record, address_payload, send_all
+from .harness import PUBLISHER, Harness, Record, address_payload, send_all, signed_record
 from .poison import (
     ADDRESS_CHANGED,
     CORPUS,
@@ -69,6 +70,7 @@ def good_event(harness: Harness) -> tuple[Record, str]:
         event_type="AddressChanged",
         payload=address_payload(SUBJECT),
         at=harness.now,
+        signer=signer(PUBLISHER),
     )
     return (key, value, headers), event_id
 
@@ -77,7 +79,7 @@ def good_grant(harness: Harness) -> Record:
     """A valid consent grant from the portal for the linked client."""
     record = consent_grant("GCKEY-P", RECIPIENT, harness.now)
     key, value, headers, _ = consent_message(
-        harness.app.codec, source=PORTAL, record=record, at=harness.now
+        harness.app.codec, source=PORTAL, record=record, at=harness.now, signer=signer(PORTAL)
     )
     return key, value, headers
 
@@ -130,7 +132,9 @@ def test_poison_records_are_refused_by_code_and_the_good_ones_still_flow(
 
     # Life events: the corpus, then one good event behind it on the same partition.
     good, good_id = good_event(harness)
-    life = [(p.key, p.value, (p.headers or ce())(harness)) for p in CORPUS]
+    # Each signed over its crafted bytes, by the key its ce_source names, so that it is
+    # refused for what was crafted.
+    life = [signed_record((p.key, p.value, (p.headers or ce())(harness))) for p in CORPUS]
     life_offsets = send_all(harness, LIFEEVENTS_TOPIC, [*life, good])
     # Consent: poison, then a good grant, on the partition of the portal's key.
     consent = consent_poison(recent)
@@ -138,7 +142,13 @@ def test_poison_records_are_refused_by_code_and_the_good_ones_still_flow(
         harness,
         CONSENT_TOPIC,
         [
-            (b"GCKEY-P", value, cloudevent_headers(f"p-{n}", CONSENT_SCHEMA, now, source=PORTAL))
+            signed_record(
+                (
+                    b"GCKEY-P",
+                    value,
+                    cloudevent_headers(f"p-{n}", CONSENT_SCHEMA, now, source=PORTAL),
+                )
+            )
             for n, (_, _, value) in enumerate(consent)
         ]
         + [good_grant(harness)],
@@ -157,7 +167,13 @@ def test_poison_records_are_refused_by_code_and_the_good_ones_still_flow(
     send_all(
         harness,
         notify_topic(RECIPIENT),
-        [(b"CRA-5", POISON_NOTICE, ce(NOTICE)(harness))],
+        [
+            (
+                b"CRA-5",
+                POISON_NOTICE,
+                harness.sign_notice(b"CRA-5", POISON_NOTICE, ce(NOTICE)(harness)),
+            )
+        ],
         partition=None,
     )
 
@@ -207,8 +223,10 @@ def test_poison_records_are_refused_by_code_and_the_good_ones_still_flow(
     # A restarted hub reads on past two records that used to crash it, and accepts the next.
     again, again_id = good_event(harness)
     crashed_before = [
-        (SUBJECT.encode(), framed(address_changed(days=varint(2**31 - 1))), ce()(harness)),
-        (SUBJECT.encode(), GOOD, ce(ce_time=b"0001-01-01T00:00:00+01:00")(harness)),
+        signed_record(
+            (SUBJECT.encode(), framed(address_changed(days=varint(2**31 - 1))), ce()(harness))
+        ),
+        signed_record((SUBJECT.encode(), GOOD, ce(ce_time=b"0001-01-01T00:00:00+01:00")(harness))),
     ]
     send_all(harness, LIFEEVENTS_TOPIC, [*crashed_before, again])
     restarted = harness.run_worker(records=3)

@@ -47,7 +47,7 @@ def test_leaves_and_rejections_keep_keyed_hashes_and_still_reconcile(
         ("ce-3", STRANGER, SUBJECT),
     ):
         headers = cloudevent_headers(ce_id, ce_type, harness.now, subject=subject, source=source)
-        harness.send(LIFEEVENTS_TOPIC, key, value, headers)
+        harness.send_signed(LIFEEVENTS_TOPIC, key, value, headers)
     totals = harness.run_worker(records=3)
     assert (totals.accepted, totals.rejected, totals.disclosed) == (1, 2, 1)
     delivered = harness.run_connectors({"bc-msp": ("filedrop", {"directory": str(tmp_path)})})

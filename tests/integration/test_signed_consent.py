@@ -15,7 +15,7 @@ from hub.consents.notices import load_notices
 from hub.processing.consent_events import consent_message, erasure_message
 from hub.wire.topics import CONSENT_TOPIC, REJECTED_TOPIC
 
-from .harness import EVENT_TYPE, Harness, Record, send_all, tuned
+from .harness import EVENT_TYPE, Harness, Record, send_all
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,6 @@ def test_forged_consent_events_are_refused_and_the_signed_one_applies(harness: H
     nobody erased; the grant signed by the portal's listed key is applied."""
     app = harness.app
     listed, stranger = RecordKey.generate(), RecordKey.generate()
-    app.settings = tuned(app.settings, hub={"require_signatures": True})
     portal = app.directory.program(PORTAL)
     app.directory = app.directory.with_program(
         portal.with_keys(listed.directory_entry(harness.now - timedelta(days=1)))

@@ -19,7 +19,7 @@ from hub.wire.publishing import event_message
 from hub.wire.signatures import NOTICE_CONTEXT, signed
 from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC, dlq_topic, notify_topic
 
-from .harness import PUBLISHER, Harness, Record, address_payload, send_all, tuned
+from .harness import PUBLISHER, Harness, Record, address_payload, send_all
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +52,8 @@ def record(harness: Harness, n: int, signer: RecordKey | None, *, alter: bool = 
     return key, value, headers
 
 
-def require_signatures(app: App, *keys: ProgramKey) -> None:
-    app.settings = tuned(app.settings, hub={"require_signatures": True})
+def list_keys(app: App, *keys: ProgramKey) -> None:
+    """List ``keys`` for the vital statistics agency; signatures are required (the default)."""
     app.directory = app.directory.with_program(app.directory.program(VITAL_STATS).with_keys(*keys))
 
 
@@ -63,7 +63,7 @@ def test_forged_and_altered_events_are_refused_and_signed_ones_flow(harness: Har
     by either key of a rotation's overlap are decided."""
     retired, current, successor, stranger = (RecordKey.generate() for _ in range(4))
     now = harness.now
-    require_signatures(
+    list_keys(
         harness.app,
         retired.directory_entry(now - timedelta(days=60), now - timedelta(days=1)),
         current.directory_entry(now - timedelta(days=30), now + timedelta(days=1)),
@@ -94,12 +94,11 @@ def test_forged_and_altered_events_are_refused_and_signed_ones_flow(harness: Har
 
 
 def test_connectors_deliver_only_the_hubs_signed_notices(harness: Harness, tmp_path: Path) -> None:
-    """The hub signs each notice with its key; a connector that requires signed notices and
-    finds the hub's key in its directory delivers the hub's notice, and dead-letters a
+    """The hub signs each notice with its key; a connector that requires signed notices (the
+    default) and finds the hub's key in its directory delivers the hub's notice, and dead-letters a
     DeathNotice written straight onto its topic (unsigned, or signed by another key) with the
     reason, never delivering it."""
     app = harness.app
-    app.settings = tuned(app.settings, connector={"require_signed_notices": True})
     hub_entry = app.hub_key_entry(harness.now - timedelta(minutes=1))
     app.directory = app.directory.with_hub_keys(hub_entry)
     harness.client({PUBLISHER: "SBC-1", "cra-individual": "CRA-1"}, consents=["cra-individual"])

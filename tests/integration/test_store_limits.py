@@ -29,7 +29,7 @@ from hub.wire.publishing import event_message
 from hub.wire.topics import CONSENT_TOPIC, LIFEEVENTS_TOPIC, RECEIPTS_TOPIC, REJECTED_TOPIC
 from tests.samples import consent_grant
 
-from .harness import PUBLISHER, Harness, Record, address_payload, send_all
+from .harness import PUBLISHER, Harness, Record, address_payload, send_all, signed_record
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ class World:
             event_id=ce_id or self.next_id("event"),
         )
         headers = [(k, source.encode() if k == "ce_source" else v) for k, v in headers]
-        return key, value, headers
+        return signed_record((key, value, headers))
 
     def grant(self, *, ce_id: str | None = None, subject: str = PORTAL_ID, **fields: Any) -> Record:
         """A consent grant from the portal, ``fields`` replaced; ``ce_subject`` is left out
@@ -93,7 +93,7 @@ class World:
         )
         if len(subject) > 256:
             headers = [(k, v) for k, v in headers if k != "ce_subject"]
-        return key, value, headers
+        return signed_record((key, value, headers))
 
     def receipt(self, notification: str, **fields: Any) -> Record:
         """A DELIVERED receipt from the recipient's connector, ``fields`` replaced."""

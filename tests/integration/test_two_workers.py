@@ -24,7 +24,7 @@ from hub.processing.worker import HubWorker, Totals
 from hub.wire.topics import LIFEEVENTS_TOPIC, notify_topic
 from tests.watchdog import wait_until
 
-from .harness import EVENT_TYPE, PUBLISHER, Harness, address_payload, settings_for
+from .harness import EVENT_TYPE, PUBLISHER, Harness, address_payload, settings_for, signing
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -48,7 +48,7 @@ ABORTED = (
 def workers(harness: Harness) -> Iterator[list[HubWorker]]:
     """WORKERS hub workers in the hub's group, each with an App (engine, producer) of its own."""
     apps = [
-        App.from_settings(settings_for(harness.app.settings.store.url, harness.bootstrap))
+        signing(App.from_settings(settings_for(harness.app.settings.store.url, harness.bootstrap)))
         for _ in range(WORKERS)
     ]
     made = [app.hub_worker(harness.kafka) for app in apps]

@@ -15,8 +15,9 @@ from hub.wire.publishing import event_message
 from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC, notify_topic
 from tests import avro_bytes, samples
 from tests.avro_bytes import text, varint
+from tests.keyring import signer
 
-from .harness import PUBLISHER, Harness, address_payload
+from .harness import PUBLISHER, Harness, address_payload, signed_record
 
 pytestmark = pytest.mark.integration
 
@@ -81,15 +82,14 @@ def test_malformed_records_are_rejected_and_do_not_block(harness: Harness, tmp_p
         event_type="AddressChanged",
         payload=payload,
         at=harness.now,
+        signer=signer(PUBLISHER),
     )
 
     producer = KafkaProducer(bootstrap_servers=harness.bootstrap, max_request_size=1_048_576)
     try:
         sent = [
-            producer.send(
-                LIFEEVENTS_TOPIC, key=SUBJECT.encode(), value=value, headers=hdrs, partition=0
-            )
-            for _, value, hdrs in bad
+            producer.send(LIFEEVENTS_TOPIC, key=key, value=value, headers=hdrs, partition=0)
+            for key, value, hdrs in (signed_record((SUBJECT.encode(), v, h)) for _, v, h in bad)
         ]
         sent.append(
             producer.send(

@@ -240,3 +240,26 @@ def test_a_sink_whose_name_no_receipt_can_carry_is_refused_at_start(
             "tiny",
             {"folder": str(tmp_path / "far")},
         )
+
+
+def test_a_connector_whose_directory_lists_no_hub_key_refuses_to_start(tmp_path: Path) -> None:
+    """With signed notices required (the default) and no hub key in the directory, every
+    notice would be dead-lettered: the connector stops before it asks the broker anything,
+    with one line saying how to list the key or turn the check off."""
+    settings = Settings(
+        store=StoreSettings(url=f"sqlite:///{tmp_path / 'hub.db'}"),
+        audit=AuditSettings(signing_key=tmp_path / "audit.pem", create_key=True),
+    )
+    app = App.from_settings(settings)
+    assert app.directory.hub_keys == ()  # the shipped directory lists none
+    with pytest.raises(ConfigError) as refused:
+        app.connector(
+            KafkaConnection.plaintext("127.0.0.1:1"),
+            "bc-msp",
+            "filedrop",
+            {"directory": str(tmp_path / "inbox")},
+        )
+    assert str(refused.value) == (
+        "the directory lists no hub key (hub_keys); add the entry 'tellonce keys hub-entry' "
+        "prints, or set TELLONCE_CONNECTOR__REQUIRE_SIGNED_NOTICES=false"
+    )

@@ -21,7 +21,7 @@ import pytest
 from hub.bootstrap import App
 
 from ..conftest import unavailable
-from ..harness import SIGNING_KEYS, Harness, settings_for, tuned
+from ..harness import SIGNING_KEYS, Harness, settings_for, signing, tuned
 from .cluster import KafkaCluster
 from .jars import KafkaUnavailable, jar_cache
 
@@ -56,7 +56,7 @@ def app(store_url: str, kafka: KafkaCluster, tmp_path: Path) -> Iterator[App]:
         settings_for(store_url, kafka.bootstrap),
         broker={"replication_factor": kafka.replication_factor},
     )
-    application = App.from_settings(settings)
+    application = signing(App.from_settings(settings))
     try:
         application.ensure_topics(application.kafka())
         yield application

@@ -20,9 +20,10 @@ import pytest
 from hub.bootstrap import App
 from hub.model import DecisionOutcome
 
+from ...keyring import key_file
 from ...watchdog import wait_until
 from ..conftest import fresh_postgres_database
-from ..harness import SIGNING_KEYS, Harness, address, address_payload, settings_for
+from ..harness import SIGNING_KEYS, Harness, address, address_payload, settings_for, signing
 from ..test_crash_recovery import TELLONCE
 from .cluster import KafkaCluster
 from .faults import processes
@@ -56,7 +57,7 @@ def harness(store_url: str, cluster: KafkaCluster, tmp_path: Path) -> Iterator[H
     """An App on the store only: it seeds people and consents and reads the outcome; its own
     broker settings are never used to connect (each process gets its role's)."""
     SIGNING_KEYS[store_url] = tmp_path / "audit-key.pem"
-    app = App.from_settings(settings_for(store_url, cluster.sasl_ssl_bootstrap))
+    app = signing(App.from_settings(settings_for(store_url, cluster.sasl_ssl_bootstrap)))
     try:
         yield Harness(app, app.kafka())
     finally:
@@ -77,7 +78,8 @@ def tellonce(harness: Harness, env: dict[str, str], *args: str) -> subprocess.Co
 
 
 def publish_args(subject: str, n: int = 0) -> tuple[str, ...]:
-    """``tellonce publish`` of one address change about ``subject``."""
+    """``tellonce publish`` of one address change about ``subject``, signed with the
+    publisher's key."""
     payload = address_payload(subject, new_address=address(f"{n} Secure St"))
     return (
         "publish",
@@ -85,6 +87,8 @@ def publish_args(subject: str, n: int = 0) -> tuple[str, ...]:
         "AddressChanged",
         "--json",
         json.dumps(payload, default=str),
+        "--key",
+        str(key_file("bc-service-bc")),
     )
 
 

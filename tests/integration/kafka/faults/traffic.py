@@ -16,6 +16,7 @@ from consent.model import ConsentState
 from hub.errors import BrokerError
 from hub.wire.publishing import event_message
 from hub.wire.topics import LIFEEVENTS_TOPIC
+from tests.keyring import signer
 
 from ...harness import Harness, address, address_payload
 
@@ -143,7 +144,12 @@ class Publisher:
             at = datetime.now(UTC)
             messages = [
                 event_message(
-                    app.codec, source=p.source, event_type=p.event_type, payload=p.payload, at=at
+                    app.codec,
+                    source=p.source,
+                    event_type=p.event_type,
+                    payload=p.payload,
+                    at=at,
+                    signer=signer(p.source),
                 )
                 for p in self.planned[first : first + self.chunk]
             ]
