@@ -87,7 +87,8 @@ def restart_cluster(
     running: Callable[[], bool],
 ) -> dict[str, Any]:
     """Stop every node and keep the cluster down until the publisher gave up on a chunk (its
-    delivery timeout, 30 s, ran out: it sends the chunk again, same ce_ids); start them all
+    delivery timeout, 30 s, ran out: it sends the chunk again, same ce_ids; its last chunk,
+    held back until the cluster is down, makes sure it has one to send); start them all
     again on their data; then wait until the hub has decided, and the ``watched`` connector
     delivered, records written after the restart. A node that does not come back fails the
     test (``wait_ready``) and the fixture's teardown stops the others."""
@@ -96,10 +97,20 @@ def restart_cluster(
     failed = len(publisher.failures)
     began = time.monotonic()
     kafka.stop()
+    publisher.release()
+
+    def gave_up() -> bool:
+        if publisher.error is not None:
+            raise AssertionError(f"the publisher stopped: {publisher.error!r}")
+        return running() and len(publisher.failures) > failed
+
     wait_until(
-        lambda: running() and len(publisher.failures) > failed,
+        gave_up,
         OUTAGE_LIMIT_S,
-        "the publisher never gave up on a chunk while the cluster was down",
+        lambda: (
+            "the publisher never gave up on a chunk while the cluster was down "
+            f"({publisher.count} of {len(publisher.planned)} events acknowledged)"
+        ),
         every_s=0.2,
     )
     down = time.monotonic() - began

@@ -90,13 +90,18 @@ def plan(people: int, events: int) -> list[Planned]:
 
 class Publisher:
     """Publishes ``planned`` in chunks at ``per_s`` events a second from a thread, each chunk
-    flushed; a chunk the broker did not acknowledge is sent again, same bytes, same ce_ids."""
+    flushed; a chunk the broker did not acknowledge is sent again, same bytes, same ce_ids.
+
+    Its last chunk waits for ``release()``: a fault injected late (a cluster stop, which can
+    take up to 30 s) then still finds the publisher with something to send, however fast the
+    rest went, instead of a publisher that finished while the nodes were shutting down."""
 
     def __init__(self, harness: Harness, planned: list[Planned], per_s: float, chunk: int = 20):
         self.harness = harness
         self.planned = planned
         self.per_s = per_s
         self.chunk = chunk
+        self._released = threading.Event()
         self.acknowledged: list[str] = []  # ce_ids, in order
         self.resent = 0  # events sent again after their chunk failed
         self.failures: list[str] = []  # why each failed attempt failed
@@ -112,7 +117,9 @@ class Publisher:
         self._thread.start()
 
     def finish(self, limit_s: float) -> None:
-        """Wait until every event was acknowledged (bounded); raise what stopped it."""
+        """Let the last chunk go and wait until every event was acknowledged (bounded); raise
+        what stopped it."""
+        self.release()
         self._thread.join(limit_s)
         if self._thread.is_alive():
             self._halt.set()
@@ -124,8 +131,13 @@ class Publisher:
         if self.error is not None:
             raise self.error
 
+    def release(self) -> None:
+        """Let the last chunk go."""
+        self._released.set()
+
     def halt(self) -> None:
         self._halt.set()
+        self._released.set()
         self._thread.join(10)
 
     def _run(self) -> None:
@@ -138,9 +150,14 @@ class Publisher:
         app = self.harness.app
         started = due = time.monotonic()
         producer = None
+        last = max(0, len(self.planned) - self.chunk)
         for first in range(0, len(self.planned), self.chunk):
             if self._halt.wait(max(0.0, due - time.monotonic())):
                 return
+            if first >= last:
+                self._released.wait()
+                if self._halt.is_set():
+                    return
             at = datetime.now(UTC)
             messages = [
                 event_message(
