@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import structlog
+
 from hub.adapters.avro import AvroCodec
 from hub.adapters.broker import EmbeddedBroker
 from hub.adapters.claims import KafkaClaimLog, ensure_claim_topic
@@ -63,6 +65,8 @@ from hub.wire.topics import (
     notice_topic_config,
     notify_topic,
 )
+
+log = structlog.get_logger(__name__)
 
 
 def utc_now() -> datetime:
@@ -374,10 +378,18 @@ class App:
 
     def receipt_signer(self, recipient: str) -> RecordKey | None:
         """The connector's own key, which signs the receipts of ``recipient`` (README, "Signed
-        receipts"); None when the settings name none. ConfigError when the directory does not
-        list it for ``recipient``: the hub would refuse every receipt it signs."""
+        receipts"); None, with a warning, when the settings name none. ConfigError when the
+        directory does not list it for ``recipient``: the hub would refuse every receipt it
+        signs."""
         path = self.settings.connector.signing_key
         if path is None:
+            # Not refused here: the hub decides, and may still take unsigned receipts while
+            # connectors are moved onto keys. By default it does not, so say so at the start.
+            log.warning(
+                "receipts go unsigned: no TELLONCE_CONNECTOR__SIGNING_KEY; a hub that requires "
+                "signed receipts (its default) refuses each one and publishes the notice again",
+                recipient=recipient,
+            )
             return None
         key = RecordKey.load(
             path,

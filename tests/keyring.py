@@ -54,6 +54,12 @@ def key_file(program: str) -> Path:
     return _folder() / f"{program}.pem"
 
 
+def connector_env(recipient: str) -> dict[str, str]:
+    """The variable that makes a ``tellonce connector run`` process of ``recipient`` sign its
+    receipts with that program's key (which the directory lists), as the hub requires."""
+    return {"TELLONCE_CONNECTOR__SIGNING_KEY": str(key_file(recipient))}
+
+
 def sign(
     key: bytes | None, value: bytes | None, headers: Headers, program: str | None = None
 ) -> Headers:

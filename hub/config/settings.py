@@ -76,11 +76,12 @@ class HubSettings(BaseModel):
         "while publishers and portals are moved onto keys; see README, Signed life events.",
     )
     require_signed_receipts: bool = Field(
-        False,
+        True,
         description="Refuse a connector's receipt that carries no signature of a key the "
         "directory lists for its recipient (reason unsigned; the notification stays "
-        "undelivered). A signature present is always checked, and so is the notice digest it "
-        "names. Set it in production; see README, Signed receipts.",
+        "undelivered and is published again). A signature present is always checked, and so "
+        "is the notice digest it names. false takes unsigned receipts, only while connectors "
+        "are moved onto keys; see README, Signed receipts.",
     )
 
 

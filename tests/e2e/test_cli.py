@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import TELLONCE, run
+from tests.keyring import connector_env
 
 SHIPPED = Path(__file__).resolve().parents[2] / "hub" / "config" / "resources" / "directory.toml"
 
@@ -253,7 +254,7 @@ def test_full_flow_through_separate_commands(tmp_path: Path, sqlite_env: dict[st
             f"directory={inbox}",
             "--idle-exit",
             "3",
-            env=env,
+            env=env | connector_env("bc-msp"),
         )
         assert delivered.returncode == 0, delivered.stderr
         (file,) = inbox.glob("*.json")

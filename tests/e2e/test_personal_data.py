@@ -37,7 +37,7 @@ from hub.wire.publishing import event_message, publish_event
 from hub.wire.topics import LIFEEVENTS_TOPIC
 from tests.e2e.conftest import run
 from tests.integration.conftest import fresh_postgres_database, unavailable
-from tests.keyring import directory_file, hub_key, sign, signer
+from tests.keyring import connector_env, directory_file, hub_key, sign, signer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -100,7 +100,9 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
         ]
         stderr = []
         for command in commands:
-            result = run(*command, env=env)
+            # Each connector signs its receipts with its recipient's key.
+            signing = connector_env(command[2]) if command[0] == "connector" else {}
+            result = run(*command, env=env | signing)
             assert result.returncode == 0, (command, result.stderr[-3000:])
             stderr.append(result.stderr)
         yield Flow(env, "".join(stderr), inbox)

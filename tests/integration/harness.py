@@ -358,7 +358,7 @@ class Harness:
         """Run one connector per recipient, side by side, until each handled its whole topic."""
         expected = {r: len(read_topic(self.kafka, notify_topic(r))) for r in sinks}
         runners = {
-            r: self.app.connector(self.kafka, r, name, options)
+            r: self.app.connector(self.kafka, r, name, options, receipt_signer=signer(r))
             for r, (name, options) in sinks.items()
         }
 

@@ -32,6 +32,7 @@ from hub.delivery.runner import DeliveryTotals, to_notification
 from hub.errors import ConfigError
 from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
 
+from ..keyring import signer
 from .conftest import unavailable
 from .harness import (
     BOUND_IDLE_S,
@@ -128,7 +129,9 @@ def run_connector(
 ) -> DeliveryTotals:
     """One connector run until it handled ``records`` notifications (from where its group
     committed), bounded by the idle exit."""
-    runner = harness.app.connector(harness.kafka, RECIPIENT, sink, options)
+    runner = harness.app.connector(
+        harness.kafka, RECIPIENT, sink, options, receipt_signer=signer(RECIPIENT)
+    )
     stop = threading.Event()
 
     def on_batch(totals: DeliveryTotals) -> None:

@@ -26,6 +26,7 @@ from hub.wire.events import EVENT_TYPES
 from hub.wire.topics import RECEIPTS_TOPIC, notify_topic
 from tests.watchdog import wait_until
 
+from ..keyring import connector_env
 from .harness import EVENT_TYPE, PUBLISHER, Harness, address
 
 pytestmark = pytest.mark.integration
@@ -85,6 +86,7 @@ def start_connector(
         # A killed member holds its partitions until its session expires: keep that short.
         TELLONCE_BROKER__SESSION_TIMEOUT_MS="2000",
         TELLONCE_BROKER__HEARTBEAT_INTERVAL_MS="500",
+        **connector_env(RECIPIENT),
     )
     options = {"directory": drop, "format": fmt, "rotate_bytes": 16_384, "rotate_seconds": 1}
     command = [TELLONCE, "connector", "run", RECIPIENT, "--sink", "filedrop"]

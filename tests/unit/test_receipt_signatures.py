@@ -435,3 +435,22 @@ def test_a_connector_whose_key_the_directory_does_not_list_stops_at_start(
             {"directory": str(tmp_path / "drop")},
         )
     assert not (tmp_path / "drop").exists()
+
+
+def test_a_connector_without_a_key_warns_that_a_default_hub_refuses_its_receipts(
+    tmp_path: Path,
+) -> None:
+    """With no TELLONCE_CONNECTOR__SIGNING_KEY the connector signs nothing and says, at start,
+    that a hub with the default settings (signed receipts required) refuses its receipts."""
+    settings = Settings(
+        store=StoreSettings(url=f"sqlite:///{tmp_path / 'hub.db'}"),
+        audit=AuditSettings(signing_key=tmp_path / "audit.pem", create_key=True),
+    )
+    assert settings.hub.require_signed_receipts
+    app = App.from_settings(settings)
+    with capture_logs() as logs:
+        assert app.receipt_signer(RECIPIENT) is None
+    (warning,) = [e for e in logs if e["log_level"] == "warning"]
+    assert "TELLONCE_CONNECTOR__SIGNING_KEY" in warning["event"]
+    assert "refuses" in warning["event"]
+    assert warning["recipient"] == RECIPIENT

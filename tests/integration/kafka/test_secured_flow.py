@@ -20,7 +20,7 @@ import pytest
 from hub.bootstrap import App
 from hub.model import DecisionOutcome
 
-from ...keyring import key_file
+from ...keyring import connector_env, key_file
 from ...watchdog import wait_until
 from ..conftest import fresh_postgres_database
 from ..harness import SIGNING_KEYS, Harness, address, address_payload, settings_for, signing
@@ -113,7 +113,7 @@ def test_each_role_runs_as_its_own_principal_within_its_acls(
     drop.mkdir()
     connector_args = ("connector", "run", RECIPIENT, "--sink", "filedrop")
     connector_args += ("--option", f"directory={drop}")
-    as_connector = tellonce_env(cluster, CONNECTOR, mutual_tls=True)
+    as_connector = tellonce_env(cluster, CONNECTOR, mutual_tls=True) | connector_env(RECIPIENT)
 
     early = tellonce(harness, as_connector, *connector_args)
     assert early.returncode == 2, early.stderr

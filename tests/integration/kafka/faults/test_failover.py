@@ -27,6 +27,7 @@ from tests.watchdog import wait_until
 
 from ...conftest import fresh_postgres_database
 from ...harness import Harness
+from ...keyring import connector_env
 from ..cluster import KafkaCluster
 from . import injection, processes, topology, traffic
 from .processes import Tellonce
@@ -76,7 +77,13 @@ def tellonce_running(
     try:
         for recipient in traffic.CONNECTED:
             started.append(
-                processes.start(harness, folder, recipient, "connector", "run", recipient, *sink)
+                processes.start(
+                    harness,
+                    folder,
+                    recipient,
+                    *("connector", "run", recipient, *sink),
+                    **connector_env(recipient),
+                )
             )
         yield started
     except BaseException:
