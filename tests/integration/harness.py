@@ -27,10 +27,10 @@ from consent.model import ConsentState, Evidence
 from hub.bootstrap import App, KafkaConnection
 from hub.config.settings import AuditSettings, BrokerSettings, Settings, StoreSettings
 from hub.delivery.runner import DeliveryTotals
-from hub.model import Checkpoint, Headers
+from hub.model import Checkpoint, Headers, InboundMessage
 from hub.processing.worker import Totals
 from hub.wire.publishing import publish_event
-from hub.wire.signatures import NOTICE_CONTEXT, signed
+from hub.wire.signatures import NOTICE_CONTEXT, RECEIPT_CONTEXT, notice_digest_header, signed
 from hub.wire.topics import notify_topic
 from tests.keyring import VALID_FROM, directory_file, sign, signer, signing_directory
 from tests.watchdog import wait_until
@@ -76,6 +76,14 @@ def signed_record(record: Record, program: str | None = None) -> Record:
     signed over its bytes as they are."""
     key, value, headers = record
     return key, value, sign(key, value, headers, program)
+
+
+def inbound(record: ConsumerRecord) -> InboundMessage:
+    """A record read back from a topic, as the hub and the connectors receive it."""
+    headers = [(name, value or b"") for name, value in record.headers]
+    return InboundMessage(
+        record.topic, record.partition, record.offset, record.key, record.value, headers
+    )
 
 
 def tuned(settings: Settings, **sections: dict[str, Any]) -> Settings:
@@ -307,6 +315,27 @@ class Harness:
         the relay signs: a connector then refuses a crafted notice for what was crafted, not
         for its signature."""
         return signed(key, value, headers, self.app.notice_signer(), NOTICE_CONTEXT)
+
+    def signed_receipt(self, record: Record) -> Record:
+        """A receipt made by hand, as its recipient's connector sends it: naming the digest
+        of the notice it answers (the one of that notification on the recipient's topic) and
+        signed with the recipient's key. A receipt naming no subscribing recipient of the
+        directory is left as it is: the hub refuses it before it looks at a signature."""
+        key, value, headers = record
+        if value is None:
+            return record
+        receipt = self.decode(value)
+        recipient, notification = receipt["recipient"], receipt["notification_id"]
+        if recipient not in self.app.directory.program_ids:
+            return record
+        if not self.app.directory.program(recipient).subscriptions:
+            return record
+        for notice in self.read(notify_topic(recipient)):
+            if self.decode(notice.value).get("notification_id") == notification:
+                headers = [*headers, *notice_digest_header(inbound(notice))]
+                break
+        body = key or b""
+        return key, value, signed(body, value, headers, signer(recipient), RECEIPT_CONTEXT)
 
     def consumed(self, topic: str) -> int:
         """Records of ``topic`` the hub has committed (the offsets stored with its batches)."""

@@ -172,7 +172,8 @@ def receipt(harness: Harness, original: dict[str, Any], status: str) -> None:
         now,
         source=f"tellonce-connector/{original['recipient']}",
     )
-    harness.send(RECEIPTS_TOPIC, original["recipient"].encode(), value, headers)
+    key = original["recipient"].encode()
+    harness.send(RECEIPTS_TOPIC, *harness.signed_receipt((key, value, headers)))
 
 
 # -- the signed log on a real flow -----------------------------------------------------------

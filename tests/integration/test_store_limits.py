@@ -110,7 +110,7 @@ class World:
         headers = cloudevent_headers(
             self.next_id("r"), RECEIPT_SCHEMA, self.now, source=FROM_CONNECTOR
         )
-        return RECIPIENT.encode(), value, headers
+        return self.harness.signed_receipt((RECIPIENT.encode(), value, headers))
 
 
 LONG = 300  # past every column a value on the wire could reach

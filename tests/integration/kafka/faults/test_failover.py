@@ -23,11 +23,11 @@ from connectors.sqltable import database_url, staging_table
 from hub.bootstrap import App
 from hub.model import DecisionOutcome
 from hub.wire.topics import LIFEEVENTS_TOPIC, notify_topic
+from tests.keyring import connector_env
 from tests.watchdog import wait_until
 
 from ...conftest import fresh_postgres_database
 from ...harness import Harness
-from ...keyring import connector_env
 from ..cluster import KafkaCluster
 from . import injection, processes, topology, traffic
 from .processes import Tellonce
