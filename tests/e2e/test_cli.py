@@ -11,18 +11,21 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import TELLONCE, run
-from tests.keyring import connector_env
 
 SHIPPED = Path(__file__).resolve().parents[2] / "hub" / "config" / "resources" / "directory.toml"
 
 
-def with_entries(folder: Path, program_entry: str, hub_entry: str) -> Path:
-    """A copy of the shipped directory with what `keys new bc-service-bc` printed after that
+def with_entries(folder: Path, program_entries: dict[str, str], hub_entry: str) -> Path:
+    """A copy of the shipped directory with what `keys new PROGRAM` printed after each
     program's table and what `keys hub-entry` printed at the end, as README says."""
     text = SHIPPED.read_text(encoding="utf-8")
-    end = text.index("[[programs]]", text.index('id = "bc-service-bc"'))
+    for program, entry in program_entries.items():
+        start = text.index(f'id = "{program}"')
+        end = text.find("[[programs]]", start)
+        end = len(text) if end < 0 else end
+        text = f"{text[:end].rstrip()}\n\n{entry}\n{text[end:]}"
     path = folder / "directory.toml"
-    path.write_text(f"{text[:end]}{program_entry}\n{text[end:]}\n{hub_entry}", encoding="utf-8")
+    path.write_text(f"{text.rstrip()}\n\n{hub_entry}", encoding="utf-8")
     return path
 
 
@@ -198,8 +201,9 @@ def test_invalid_setting_is_named(sqlite_env: dict[str, str]) -> None:
 
 def test_full_flow_through_separate_commands(tmp_path: Path, sqlite_env: dict[str, str]) -> None:
     """broker, consent, publish, hub run and connector run cooperate as separate processes, with
-    the keys set up as README says: the program's key from `keys new` and the hub's from `keys
-    hub-entry` added to a directory file, and `publish --key`."""
+    the keys set up as README says: the publisher's and the connector's keys from `keys new`
+    and the hub's from `keys hub-entry` added to a directory file, `publish --key`, and the
+    connector's key file in TELLONCE_CONNECTOR__SIGNING_KEY; the signed receipt is recorded."""
     broker = subprocess.Popen(
         [TELLONCE, "broker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -215,10 +219,14 @@ def test_full_flow_through_separate_commands(tmp_path: Path, sqlite_env: dict[st
         key = tmp_path / "service-bc.pem"
         made = run("keys", "new", "bc-service-bc", "--out", str(key), env=env)
         assert made.returncode == 0, made.stderr
+        msp_key = tmp_path / "msp-connector.pem"
+        msp = run("keys", "new", "bc-msp", "--out", str(msp_key), env=env)
+        assert msp.returncode == 0, msp.stderr
         assert run("audit", "keygen", env=env).returncode == 0
         hub_entry = run("keys", "hub-entry", env=env)
         assert hub_entry.returncode == 0, hub_entry.stderr
-        env["TELLONCE_DIRECTORY_PATH"] = str(with_entries(tmp_path, made.stdout, hub_entry.stdout))
+        entries = {"bc-service-bc": made.stdout, "bc-msp": msp.stdout}
+        env["TELLONCE_DIRECTORY_PATH"] = str(with_entries(tmp_path, entries, hub_entry.stdout))
         payload = {
             "subject_id": "SBC-42",
             "effective_date": "2026-11-01",
@@ -254,14 +262,21 @@ def test_full_flow_through_separate_commands(tmp_path: Path, sqlite_env: dict[st
             f"directory={inbox}",
             "--idle-exit",
             "3",
-            env=env | connector_env("bc-msp"),
+            env=env | {"TELLONCE_CONNECTOR__SIGNING_KEY": str(msp_key)},
         )
         assert delivered.returncode == 0, delivered.stderr
+        assert "receipts go unsigned" not in delivered.stderr
         (file,) = inbox.glob("*.json")
         body = json.loads(file.read_text())
         assert body["subject_id"] == "MSP-42"
         assert set(body["fields"]) == {"effective_date", "new_address"}
         assert body["fields"]["new_address"]["postal_code"] == "V8W 1A1"
+        # The hub takes the connector's signed receipt (signed receipts are required).
+        assert run("hub", "run", "--idle-exit", "3", env=env).returncode == 0
+        status = run("connector", "status", "bc-msp", "--json", env=env)
+        assert status.returncode == 0, status.stderr
+        (row,) = json.loads(status.stdout)
+        assert (row["delivered"], row["awaiting_receipt"]) == (1, 0)
     finally:
         broker.send_signal(signal.SIGTERM)
         broker.communicate(timeout=10)  # also closes the pipes
