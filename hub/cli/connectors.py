@@ -166,7 +166,10 @@ def register(commands: Commands) -> None:
         "sink. Each notice's signature is checked against the hub keys the directory lists "
         "(hub_keys; 'tellonce keys hub-entry' prints the entry); a notice without one is "
         "dead-lettered, and a directory without hub keys stops the connector at its start "
-        "(exit 2), unless TELLONCE_CONNECTOR__REQUIRE_SIGNED_NOTICES is false.",
+        "(exit 2), unless TELLONCE_CONNECTOR__REQUIRE_SIGNED_NOTICES is false. Each receipt "
+        "is signed with the connector's key (TELLONCE_CONNECTOR__SIGNING_KEY, from 'tellonce "
+        "keys new RECIPIENT', listed for the recipient); without one, a hub that requires "
+        "signed receipts (its default) refuses them and publishes the notice again.",
     )
     run.add_argument("recipient", help="recipient program id from the directory")
     run.add_argument(
