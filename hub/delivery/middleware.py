@@ -182,6 +182,18 @@ def unverified(exc: RejectedEvent) -> DeliveryResult:
     return DeliveryResult(Outcome.FAILED, f"{exc.reason}: {exc.detail}", "NoticeSignatureError")
 
 
+def misdirected() -> DeliveryResult:
+    """The dead-letter outcome of a notice made for another recipient than this connector's
+    (copied onto its topic): the recipient it names is not quoted, it may be anything."""
+    return DeliveryResult(
+        Outcome.FAILED,
+        "misdirected: the notice names another recipient than this connector's; it was "
+        "copied onto this topic, and delivering it would disclose it to a program the client "
+        "did not consent to",
+        "MisdirectedNotice",
+    )
+
+
 def unread_id(message: InboundMessage) -> str:
     """How logs and errors name a record that could not be read: its ce_id when that is a
     notification id the hub minted (a UUID), else its position. A record's other text came

@@ -36,6 +36,7 @@ from hub.delivery.middleware import (
     DeadLetters,
     Middleware,
     Retries,
+    misdirected,
     unread_id,
     unreadable,
     unverified,
@@ -232,6 +233,11 @@ class ConnectorRunner:
                 # Not a notice this connector can read: no retry can fix it. Whatever it made
                 # the connector raise, it is dead-lettered and the next notice goes on.
                 self._give_up(message, None, unreadable(exc), attempts=1)
+                continue
+            if notification.recipient != self.recipient:
+                # The hub's notice for another recipient, signature and all: the signature
+                # binds the recipient in the value, and this is the check that reads it.
+                self._give_up(message, None, misdirected(), attempts=1)
                 continue
             if not self._deliver_one(message, notification, answers, stop):
                 complete = False

@@ -138,10 +138,14 @@ class Topic:
         self.raw(value, key=subject.encode(), ce_id=nid, partition=partition, subject=subject)
         return self
 
-    def signed_notice(self, nid: str, by: RecordKey, context: str = NOTICE_CONTEXT) -> Topic:
-        """A notice signed by ``by`` (the hub's key, or anyone's), over ``context``."""
+    def signed_notice(
+        self, nid: str, by: RecordKey, context: str = NOTICE_CONTEXT, recipient: str = RECIPIENT
+    ) -> Topic:
+        """A notice for ``recipient`` signed by ``by`` (the hub's key, or anyone's), over
+        ``context``."""
         subject = "MSP-90210-QX"
-        value = self.codec.encode(NOTICE, notice_record(nid, subject))
+        record = notice_record(nid, subject) | {"recipient": recipient}
+        value = self.codec.encode(NOTICE, record)
         headers = cloudevent_headers(nid, NOTICE, T0, subject=subject)
         headers = signed(subject.encode(), value, headers, by, context)
         offset = len(self.messages)
@@ -418,6 +422,29 @@ def test_only_notices_signed_by_a_listed_hub_key_are_delivered(
     )
     assert (totals.failed, totals.delivered) == (3, 1)
     assert r.source.committed == 4
+
+
+def test_the_hubs_notice_for_another_recipient_copied_onto_this_topic_is_not_delivered(
+    codec: AvroCodec, topic: Topic
+) -> None:
+    """A notice the hub signed for cra-individual, copied onto bc-msp's topic (by a broker
+    operator, say), passes the signature check but is dead-lettered as misdirected: no
+    delivery to bc-msp's back office, no receipt; the next notice is delivered."""
+    hub = RecordKey.generate()
+    topic.signed_notice("n-cra", hub, recipient="cra-individual").signed_notice("n-msp", hub)
+    notices = NoticeSignatures(
+        (hub.directory_entry(datetime(2025, 1, 1, tzinfo=UTC)),),
+        SignaturePolicy(verify_ed25519, required=True),
+    )
+    r = rig(codec, topic, notices=notices)
+    totals = r.run()
+    assert r.sink.calls == ["n-msp"]
+    assert [rec["notification_id"] for rec in r.receipts()] == ["n-msp"]
+    (letter,) = r.dead()
+    assert (letter.header(dead_letters.MESSAGE) or "").startswith("misdirected:")
+    assert letter.header(dead_letters.CLASS) == "MisdirectedNotice"
+    assert "cra-individual" not in (letter.header(dead_letters.MESSAGE) or "")
+    assert (totals.failed, totals.delivered) == (1, 1)
 
 
 def test_unsigned_notices_are_delivered_while_signed_notices_are_not_required(
