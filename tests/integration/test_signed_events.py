@@ -17,7 +17,13 @@ from hub.delivery import dead_letters
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.publishing import event_message
 from hub.wire.signatures import NOTICE_CONTEXT, signed
-from hub.wire.topics import LIFEEVENTS_TOPIC, REJECTED_TOPIC, dlq_topic, notify_topic
+from hub.wire.topics import (
+    LIFEEVENTS_TOPIC,
+    RECEIPTS_TOPIC,
+    REJECTED_TOPIC,
+    dlq_topic,
+    notify_topic,
+)
 
 from .harness import PUBLISHER, Harness, Record, address_payload, send_all
 
@@ -150,3 +156,33 @@ def test_connectors_deliver_only_the_hubs_signed_notices(harness: Harness, tmp_p
     letters = harness.read(dlq_topic("cra-individual"))
     reasons = sorted(dict(r.headers)[dead_letters.MESSAGE].decode().split(":")[0] for r in letters)
     assert reasons == ["unknown_key", "unsigned"]
+
+
+def test_the_hubs_notice_copied_onto_another_recipients_topic_is_not_delivered(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The hub's genuine, signed notice for cra-individual copied byte for byte onto bc-msp's
+    topic (as a broker operator could): bc-msp's connector dead-letters it as misdirected,
+    delivers nothing and sends no receipt, while cra-individual's connector delivers it."""
+    harness.client({PUBLISHER: "SBC-2", "cra-individual": "CRA-2"}, consents=["cra-individual"])
+    harness.publish([address_payload("SBC-2")])
+    harness.run_worker(records=1)
+    (notice,) = harness.read(notify_topic("cra-individual"))
+    send_all(harness, notify_topic("bc-msp"), [(notice.key, notice.value, list(notice.headers))])
+
+    cra, msp = tmp_path / "cra", tmp_path / "msp"
+    totals = harness.run_connectors(
+        {
+            "cra-individual": ("filedrop", {"directory": str(cra)}),
+            "bc-msp": ("filedrop", {"directory": str(msp)}),
+        }
+    )
+
+    assert (totals["bc-msp"].delivered, totals["bc-msp"].failed) == (0, 1)
+    assert not list(msp.glob("*.json"))
+    (letter,) = harness.read(dlq_topic("bc-msp"))
+    assert dict(letter.headers)[dead_letters.CLASS] == b"MisdirectedNotice"
+    assert dict(letter.headers)[dead_letters.MESSAGE].startswith(b"misdirected:")
+    assert (totals["cra-individual"].delivered, len(list(cra.glob("*.json")))) == (1, 1)
+    receipts = [harness.decode(r.value)["recipient"] for r in harness.read(RECEIPTS_TOPIC)]
+    assert receipts == ["cra-individual"]
