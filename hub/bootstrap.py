@@ -344,9 +344,9 @@ class App:
         return self.signer()
 
     def hub_key_entry(self, valid_from: datetime) -> ProgramKey:
-        """The directory entry (``hub_keys``) of the hub's key, for the connectors."""
-        self.signer()  # creates the key when the settings allow it
-        return RecordKey.load(self.settings.audit.signing_key).directory_entry(valid_from)
+        """The directory entry (``hub_keys``) of the hub's key, for the connectors (the key is
+        created when the settings allow it)."""
+        return self.signer().directory_entry(valid_from)
 
     def notice_signatures(self) -> NoticeSignatures | None:
         """What a connector checks on each notice before delivering it: the hub's keys the

@@ -12,7 +12,8 @@ Error messages name the file and the fix, never key material.
 
 from __future__ import annotations
 
-import hashlib
+import base64
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -20,10 +21,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from hub.adapters.secret_file import NoTempFile, write_private
+from hub.config.signing_keys import ProgramKey, key_id_of
 from hub.errors import ConfigError, SignerError, VerificationError
 from hub.ports import SignatureCheck
 
-KEY_ID_PREFIX = "ed25519:"
 _MISSING_FIX = (
     "run `tellonce audit keygen` or set TELLONCE_AUDIT__SIGNING_KEY to an existing key file"
 )
@@ -47,8 +48,11 @@ def load_public_key(public_key_pem: str) -> Ed25519PublicKey:
 
 
 def _key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return KEY_ID_PREFIX + hashlib.sha256(raw).hexdigest()[:16]
+    return key_id_of(_raw(public_key))
+
+
+def _raw(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def _public_pem(public_key: Ed25519PublicKey) -> str:
@@ -123,31 +127,31 @@ class FileSigner:
         self._cached: tuple[tuple[int, int, int, int], Ed25519PrivateKey] | None = None
         if create and not path.exists():
             create_key(path, exist_ok=True)  # another worker may be creating it right now
-        public_key = self._load().public_key()
-        self._key_id = _key_id(public_key)
-        self._public_key_pem = _public_pem(public_key)
+        self._public_key = self._read().public_key()
+        self._key_id = _key_id(self._public_key)
 
     @property
     def key_id(self) -> str:
         return self._key_id
 
     def public_key_pem(self) -> str:
-        return self._public_key_pem
+        return _public_pem(self._public_key)
+
+    def directory_entry(self, valid_from: datetime) -> ProgramKey:
+        """The ``hub_keys`` entry of this key, for the connectors that check notices."""
+        return ProgramKey(
+            id=self._key_id,
+            public_key=base64.b64encode(_raw(self._public_key)).decode("ascii"),
+            valid_from=valid_from,
+        )
 
     def sign(self, message: bytes) -> bytes:
-        key = self._load()
-        found = _key_id(key.public_key())
-        if found != self._key_id:
-            raise SignerError(
-                f"signing key changed: key id {self._key_id} expected, {found} found in "
-                f"{self._path}; put the original key back, or restart the hub to adopt the new "
-                "key and publish its public key to verifiers"
-            )
-        return key.sign(message)
+        return self._load().sign(message)
 
     def _load(self) -> Ed25519PrivateKey:
         # The file is looked at on every call (a missing or replaced key is noticed at once),
-        # but read and parsed again only when it changed: the hub signs every notice with it.
+        # but read, parsed and checked again only when it changed: the hub signs every notice
+        # with it. A key that is not this signer's is never kept, so every call refuses it.
         try:
             seen = self._path.stat()
         except OSError as exc:
@@ -156,6 +160,13 @@ class FileSigner:
         if self._cached is not None and self._cached[0] == stamp:
             return self._cached[1]
         key = self._read()
+        found = _key_id(key.public_key())
+        if found != self._key_id:
+            raise SignerError(
+                f"signing key changed: key id {self._key_id} expected, {found} found in "
+                f"{self._path}; put the original key back, or restart the hub to adopt the new "
+                "key and publish its public key to verifiers"
+            )
         self._cached = (stamp, key)
         return key
 

@@ -168,8 +168,10 @@ def test_removed_key_fails_then_recovers(key_path: Path) -> None:
 
 
 def test_replaced_key_is_refused(key_path: Path, tmp_path: Path) -> None:
-    """A key file now holding another key: SignerError naming both key ids."""
+    """A key file now holding another key: SignerError naming both key ids, on every call
+    (the other key is never adopted), until the original is back."""
     signer = FileSigner(key_path)
+    original = key_path.read_bytes()
     other = tmp_path / "other.pem"
     create_key(other)
     key_path.write_bytes(other.read_bytes())
@@ -177,6 +179,10 @@ def test_replaced_key_is_refused(key_path: Path, tmp_path: Path) -> None:
         signer.sign(b"checkpoint")
     assert signer.key_id in str(info.value)
     assert FileSigner(other).key_id in str(info.value)
+    with pytest.raises(SignerError, match="signing key changed"):
+        signer.sign(b"checkpoint")
+    key_path.write_bytes(original)
+    assert public_key_check(signer.public_key_pem())(b"m", signer.sign(b"m"))
 
 
 @pytest.mark.parametrize(
