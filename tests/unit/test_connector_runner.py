@@ -167,6 +167,14 @@ class Topic:
         return self
 
 
+def hub_notices(hub: RecordKey, *, required: bool) -> NoticeSignatures:
+    """What a connector checks notices against: ``hub`` listed as the hub's key."""
+    return NoticeSignatures(
+        (hub.directory_entry(datetime(2025, 1, 1, tzinfo=UTC)),),
+        SignaturePolicy(verify_ed25519, required=required),
+    )
+
+
 @dataclass
 class Rig:
     """One runner on in-memory ports, and everything it touched."""
@@ -405,11 +413,7 @@ def test_only_notices_signed_by_a_listed_hub_key_are_delivered(
     hub, stranger = RecordKey.generate(), RecordKey.generate()
     topic.notice("n-unsigned").signed_notice("n-stranger", stranger)
     topic.signed_notice("n-as-event", hub, EVENT_CONTEXT).signed_notice("n-good", hub)
-    notices = NoticeSignatures(
-        (hub.directory_entry(datetime(2025, 1, 1, tzinfo=UTC)),),
-        SignaturePolicy(verify_ed25519, required=True),
-    )
-    r = rig(codec, topic, notices=notices)
+    r = rig(codec, topic, notices=hub_notices(hub, required=True))
     totals = r.run()
     assert r.sink.calls == ["n-good"]
     assert [rec["notification_id"] for rec in r.receipts()] == ["n-good"]
@@ -432,11 +436,7 @@ def test_the_hubs_notice_for_another_recipient_copied_onto_this_topic_is_not_del
     delivery to bc-msp's back office, no receipt; the next notice is delivered."""
     hub = RecordKey.generate()
     topic.signed_notice("n-cra", hub, recipient="cra-individual").signed_notice("n-msp", hub)
-    notices = NoticeSignatures(
-        (hub.directory_entry(datetime(2025, 1, 1, tzinfo=UTC)),),
-        SignaturePolicy(verify_ed25519, required=True),
-    )
-    r = rig(codec, topic, notices=notices)
+    r = rig(codec, topic, notices=hub_notices(hub, required=True))
     totals = r.run()
     assert r.sink.calls == ["n-msp"]
     assert [rec["notification_id"] for rec in r.receipts()] == ["n-msp"]
@@ -454,11 +454,7 @@ def test_unsigned_notices_are_delivered_while_signed_notices_are_not_required(
     delivered, and a signed one is still checked."""
     hub = RecordKey.generate()
     topic.notice("n-unsigned").signed_notice("n-stranger", RecordKey.generate())
-    notices = NoticeSignatures(
-        (hub.directory_entry(datetime(2025, 1, 1, tzinfo=UTC)),),
-        SignaturePolicy(verify_ed25519, required=False),
-    )
-    r = rig(codec, topic, notices=notices)
+    r = rig(codec, topic, notices=hub_notices(hub, required=False))
     r.run()
     assert r.sink.calls == ["n-unsigned"]
     assert len(r.dead()) == 1
