@@ -93,16 +93,23 @@ def directory_file(path: Path, *hub: ProgramKey) -> Path:
     """Write at ``path`` the shipped directory with each program's key entry added after its
     program's table and the hub's entries (``hub``) at the end, as a user adds what
     'tellonce keys new' and 'tellonce keys hub-entry' print; returns ``path``."""
+    programs = {
+        program: _entry("programs.keys", signer(program).directory_entry(VALID_FROM))
+        for program in load_directory(SHIPPED).program_ids
+    }
+    return write_directory(path, programs, "\n".join(_entry("hub_keys", key) for key in hub))
+
+
+def write_directory(path: Path, programs: dict[str, str], hub: str) -> Path:
+    """Write at ``path`` the shipped directory with the TOML text ``programs[P]`` added after
+    program P's table and ``hub`` at the end; returns ``path``."""
     text = SHIPPED.read_text(encoding="utf-8")
-    for program in load_directory(SHIPPED).program_ids:
+    for program, entry in programs.items():
         start = text.index(f'id = "{program}"')
         end = text.find("[[programs]]", start)
         end = len(text) if end < 0 else end
-        entry = _entry("programs.keys", signer(program).directory_entry(VALID_FROM))
         text = f"{text[:end].rstrip()}\n\n{entry}\n{text[end:]}"
-    entries = "\n".join(_entry("hub_keys", key) for key in hub)
-    text = f"{text.rstrip()}\n\n{entries}"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(f"{text.rstrip()}\n\n{hub}", encoding="utf-8")
     return path
 
 

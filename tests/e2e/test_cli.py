@@ -11,23 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import TELLONCE, run
-
-SHIPPED = Path(__file__).resolve().parents[2] / "hub" / "config" / "resources" / "directory.toml"
-
-
-def with_entries(folder: Path, program_entries: dict[str, str], hub_entry: str) -> Path:
-    """A copy of the shipped directory with what `keys new PROGRAM` printed after each
-    program's table and what `keys hub-entry` printed at the end, as README says."""
-    text = SHIPPED.read_text(encoding="utf-8")
-    for program, entry in program_entries.items():
-        start = text.index(f'id = "{program}"')
-        end = text.find("[[programs]]", start)
-        end = len(text) if end < 0 else end
-        text = f"{text[:end].rstrip()}\n\n{entry}\n{text[end:]}"
-    path = folder / "directory.toml"
-    path.write_text(f"{text.rstrip()}\n\n{hub_entry}", encoding="utf-8")
-    return path
-
+from tests.keyring import write_directory
 
 pytestmark = pytest.mark.e2e
 
@@ -225,8 +209,10 @@ def test_full_flow_through_separate_commands(tmp_path: Path, sqlite_env: dict[st
         assert run("audit", "keygen", env=env).returncode == 0
         hub_entry = run("keys", "hub-entry", env=env)
         assert hub_entry.returncode == 0, hub_entry.stderr
+        # What `keys new` printed after each program's table, `keys hub-entry`'s at the end.
         entries = {"bc-service-bc": made.stdout, "bc-msp": msp.stdout}
-        env["TELLONCE_DIRECTORY_PATH"] = str(with_entries(tmp_path, entries, hub_entry.stdout))
+        directory = write_directory(tmp_path / "directory.toml", entries, hub_entry.stdout)
+        env["TELLONCE_DIRECTORY_PATH"] = str(directory)
         payload = {
             "subject_id": "SBC-42",
             "effective_date": "2026-11-01",

@@ -14,7 +14,7 @@ import pytest
 
 from hub.adapters.record_keys import RecordKey
 from hub.audit.oversight import reconcile
-from hub.model import InboundMessage, notification_id
+from hub.model import notification_id
 from hub.wire.cloudevents import cloudevent_headers
 from hub.wire.schemas import RECEIPT_SCHEMA
 from hub.wire.signatures import (
@@ -26,7 +26,7 @@ from hub.wire.signatures import (
 )
 from hub.wire.topics import RECEIPTS_TOPIC, connector_source, notify_topic
 
-from .harness import PUBLISHER, Harness, Record, address_payload, send_all, tuned
+from .harness import PUBLISHER, Harness, Record, address_payload, inbound, send_all, tuned
 
 pytestmark = pytest.mark.integration
 
@@ -85,10 +85,7 @@ def test_forged_receipts_are_refused_and_the_notice_is_republished_until_truly_d
     (notice,) = harness.read(notify_topic(RECIPIENT))
     nid = notification_id(PUBLISHER, event_id, RECIPIENT)  # anyone can compute it
     assert harness.decode(notice.value)["notification_id"] == nid
-    as_received = InboundMessage(
-        notice.topic, notice.partition, notice.offset, notice.key, notice.value, notice.headers
-    )
-    right = event_digest_of(as_received, NOTICE_CONTEXT)  # anyone who reads the topic can
+    right = event_digest_of(inbound(notice), NOTICE_CONTEXT)  # anyone who reads the topic can
     another = hashlib.sha256(b"another notice").digest()
 
     send_all(
